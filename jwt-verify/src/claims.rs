@@ -1,0 +1,508 @@
+//! Claims: deserialized into the caller's type and checked in the same single JSON pass.
+//!
+//! The caller's `Deserialize` impl is fed through an intercepting map: every member name
+//! is checked for duplicates, and the registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`,
+//! `iat`, `jti`) are captured as raw JSON on the way through, so their JSON types can be
+//! checked strictly (no `"exp": "123"`, no `"iss": ["a"]`) whatever the caller's type says.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserializer;
+use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::error::{Error, ErrorKind};
+use crate::json::{JsonStr, SeenNames};
+use crate::policy::Policy;
+
+/// Deserializes `payload` into `C` and validates the registered claims against `policy` at
+/// `now` (Unix seconds). Returns the claims and their `exp`.
+pub(crate) fn decode_claims<C: DeserializeOwned>(
+    payload: &[u8],
+    policy: &Policy,
+    now: u64,
+) -> Result<(C, u64), Error> {
+    if payload.trim_ascii_start().first() != Some(&b'{') {
+        return Err(Error::new(
+            ErrorKind::Malformed,
+            "claims are not a json object",
+        ));
+    }
+    let mut registered = Registered::default();
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let result = C::deserialize(Intercept {
+        inner: &mut de,
+        registered: &mut registered,
+    });
+    if registered.duplicate {
+        return Err(Error::new(ErrorKind::Malformed, "duplicate claim name"));
+    }
+    let Ok(claims) = result else {
+        registered.check_types()?;
+        return Err(Error::new(
+            ErrorKind::Claims,
+            "claims do not deserialize into the requested type",
+        ));
+    };
+    de.end()
+        .map_err(|_| Error::new(ErrorKind::Malformed, "trailing data after the claims"))?;
+    if !registered.finished {
+        return Err(Error::new(
+            ErrorKind::Claims,
+            "claims type did not read the whole claims object",
+        ));
+    }
+    let exp = registered.validate(policy, now)?;
+    Ok((claims, exp))
+}
+
+#[derive(Default)]
+struct Registered<'de> {
+    iss: Option<&'de RawValue>,
+    sub: Option<&'de RawValue>,
+    aud: Option<&'de RawValue>,
+    exp: Option<&'de RawValue>,
+    nbf: Option<&'de RawValue>,
+    iat: Option<&'de RawValue>,
+    jti: Option<&'de RawValue>,
+    seen: SeenNames<'de>,
+    finished: bool,
+    duplicate: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Field {
+    Iss,
+    Sub,
+    Aud,
+    Exp,
+    Nbf,
+    Iat,
+    Jti,
+}
+
+impl Field {
+    fn from_name(name: &str) -> Option<Field> {
+        Some(match name {
+            "iss" => Field::Iss,
+            "sub" => Field::Sub,
+            "aud" => Field::Aud,
+            "exp" => Field::Exp,
+            "nbf" => Field::Nbf,
+            "iat" => Field::Iat,
+            "jti" => Field::Jti,
+            _ => return None,
+        })
+    }
+}
+
+fn invalid(detail: &'static str) -> Error {
+    Error::new(ErrorKind::InvalidClaim, detail)
+}
+
+impl<'de> Registered<'de> {
+    fn slot(&mut self, field: Field) -> &mut Option<&'de RawValue> {
+        match field {
+            Field::Iss => &mut self.iss,
+            Field::Sub => &mut self.sub,
+            Field::Aud => &mut self.aud,
+            Field::Exp => &mut self.exp,
+            Field::Nbf => &mut self.nbf,
+            Field::Iat => &mut self.iat,
+            Field::Jti => &mut self.jti,
+        }
+    }
+
+    /// JSON type checks for every registered claim that is present.
+    fn check_types(&self) -> Result<(), Error> {
+        if let Some(iss) = self.iss {
+            json_string(iss).ok_or(invalid("iss is not a string"))?;
+        }
+        if let Some(aud) = self.aud {
+            audiences(aud)?;
+        }
+        if let Some(exp) = self.exp {
+            numeric_date(exp).ok_or(invalid("exp is not a non-negative integer"))?;
+        }
+        if let Some(nbf) = self.nbf {
+            numeric_date(nbf).ok_or(invalid("nbf is not a non-negative integer"))?;
+        }
+        if let Some(iat) = self.iat {
+            numeric_date(iat).ok_or(invalid("iat is not a non-negative integer"))?;
+        }
+        if let Some(sub) = self.sub {
+            json_string(sub).ok_or(invalid("sub is not a string"))?;
+        }
+        if let Some(jti) = self.jti {
+            json_string(jti).ok_or(invalid("jti is not a string"))?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self, policy: &Policy, now: u64) -> Result<u64, Error> {
+        self.check_types()?;
+        let missing = |detail| Error::new(ErrorKind::MissingClaim, detail);
+
+        let iss = self
+            .iss
+            .and_then(json_string)
+            .ok_or(missing("token has no iss"))?;
+        if !policy.issuers.iter().any(|accepted| *accepted == *iss) {
+            return Err(Error::new(
+                ErrorKind::WrongIssuer,
+                "iss is not an accepted issuer",
+            ));
+        }
+
+        if policy.check_audience {
+            let aud = self.aud.ok_or(missing("token has no aud"))?;
+            let found = audiences(aud)?
+                .iter()
+                .any(|a| policy.audiences.iter().any(|accepted| *accepted == **a));
+            if !found {
+                return Err(Error::new(
+                    ErrorKind::WrongAudience,
+                    "aud holds no accepted audience",
+                ));
+            }
+        }
+
+        let leeway = policy.leeway_secs;
+        let exp = self
+            .exp
+            .and_then(numeric_date)
+            .ok_or(missing("token has no exp"))?;
+        if now >= exp.saturating_add(leeway) {
+            return Err(Error::new(ErrorKind::Expired, "token expired"));
+        }
+        if let Some(nbf) = self.nbf.and_then(numeric_date)
+            && nbf > now.saturating_add(leeway)
+        {
+            return Err(Error::new(
+                ErrorKind::NotYetValid,
+                "token not valid yet (nbf)",
+            ));
+        }
+        if let Some(iat) = self.iat.and_then(numeric_date)
+            && iat > now.saturating_add(leeway)
+        {
+            return Err(Error::new(
+                ErrorKind::IssuedInFuture,
+                "token issued in the future (iat)",
+            ));
+        }
+        Ok(exp)
+    }
+}
+
+fn json_string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    serde_json::from_str::<JsonStr<'_>>(raw.get())
+        .ok()
+        .map(|s| s.0)
+}
+
+/// `aud`: a string, or a non-empty array of strings.
+fn audiences(raw: &RawValue) -> Result<Vec<Cow<'_, str>>, Error> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        return json_string(raw)
+            .map(|s| vec![s])
+            .ok_or(invalid("aud is not a string"));
+    }
+    let list: Vec<JsonStr<'_>> = serde_json::from_str(text)
+        .map_err(|_| invalid("aud is neither a string nor an array of strings"))?;
+    if list.is_empty() {
+        return Err(invalid("aud is an empty array"));
+    }
+    Ok(list.into_iter().map(|s| s.0).collect())
+}
+
+/// RFC 7519 NumericDate, restricted to what real issuers send: a non-negative integer
+/// (no string, no fraction, no exponent, no sign) below 10^19.
+fn numeric_date(raw: &RawValue) -> Option<u64> {
+    let text = raw.get();
+    if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// A `Deserializer` that hands the caller's visitor an intercepting map.
+struct Intercept<'a, 'de, D> {
+    inner: D,
+    registered: &'a mut Registered<'de>,
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Intercept<'_, 'de, D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.inner.deserialize_map(InterceptVisitor {
+            visitor,
+            registered: self.registered,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+struct InterceptVisitor<'a, 'de, V> {
+    visitor: V,
+    registered: &'a mut Registered<'de>,
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for InterceptVisitor<'_, 'de, V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a json object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.visitor.visit_map(InterceptMap {
+            map,
+            registered: self.registered,
+            pending: None,
+        })
+    }
+}
+
+struct InterceptMap<'a, 'de, A> {
+    map: A,
+    registered: &'a mut Registered<'de>,
+    pending: Option<Field>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for InterceptMap<'_, 'de, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let Some(JsonStr(name)) = self.map.next_key::<JsonStr<'de>>()? else {
+            self.registered.finished = true;
+            return Ok(None);
+        };
+        if !self.registered.seen.insert(name.clone()) {
+            self.registered.duplicate = true;
+            return Err(de::Error::custom("duplicate claim name"));
+        }
+        self.pending = Field::from_name(&name);
+        match name {
+            Cow::Borrowed(name) => seed.deserialize(BorrowedStrDeserializer::new(name)),
+            Cow::Owned(name) => seed.deserialize(StringDeserializer::new(name)),
+        }
+        .map(Some)
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
+        let Some(field) = self.pending.take() else {
+            return self.map.next_value_seed(seed);
+        };
+        let raw: &'de RawValue = self.map.next_value()?;
+        *self.registered.slot(field) = Some(raw);
+        seed.deserialize(raw).map_err(de::Error::custom)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+
+    #[derive(Debug, Deserialize)]
+    struct Claims {
+        sub: String,
+        #[serde(default)]
+        scope: Option<String>,
+    }
+
+    fn policy() -> Policy {
+        Policy::new("https://issuer.example", "api")
+    }
+
+    fn decode(json: &str) -> Result<(Claims, u64), Error> {
+        decode_claims(json.as_bytes(), &policy(), NOW)
+    }
+
+    fn kind(json: &str) -> ErrorKind {
+        decode(json).unwrap_err().kind()
+    }
+
+    #[test]
+    fn valid_claims() {
+        let (claims, exp) = decode(
+            r#"{"iss":"https://issuer.example","sub":"u1","aud":["x","api"],"exp":1700000100,"iat":1699999990,"scope":"a b"}"#,
+        )
+        .unwrap();
+        assert_eq!(claims.sub, "u1");
+        assert_eq!(claims.scope.as_deref(), Some("a b"));
+        assert_eq!(exp, 1_700_000_100);
+    }
+
+    #[test]
+    fn works_with_untyped_claims() {
+        let (value, _) = decode_claims::<serde_json::Value>(
+            br#"{"iss":"https://issuer.example","aud":"api","exp":1700000100,"x":{"y":[1,2]}}"#,
+            &policy(),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(value["x"]["y"][1], 2);
+        assert_eq!(value["exp"], 1_700_000_100);
+    }
+
+    #[test]
+    fn required_claims() {
+        assert_eq!(
+            kind(r#"{"sub":"u","aud":"api","exp":1700000100}"#),
+            ErrorKind::MissingClaim
+        );
+        assert_eq!(
+            kind(r#"{"iss":"https://issuer.example","sub":"u","exp":1700000100}"#),
+            ErrorKind::MissingClaim
+        );
+        assert_eq!(
+            kind(r#"{"iss":"https://issuer.example","sub":"u","aud":"api"}"#),
+            ErrorKind::MissingClaim
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_invalid_claims() {
+        let cases = [
+            r#"{"iss":["https://issuer.example"],"sub":"u","aud":"api","exp":1700000100}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":"api","exp":"1700000100"}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":"api","exp":1700000100.5}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":"api","exp":1.7e9}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":"api","exp":-1}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":"api","exp":99999999999999999999}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":"api","exp":1700000100,"nbf":"0"}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":"api","exp":1700000100,"iat":null}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":[],"exp":1700000100}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":["api",1],"exp":1700000100}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":{"a":"api"},"exp":1700000100}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":"api","exp":1700000100,"jti":5}"#,
+        ];
+        for json in cases {
+            assert_eq!(kind(json), ErrorKind::InvalidClaim, "{json}");
+        }
+        // A `sub` of the wrong type fails the caller's type and is reported as invalid too.
+        assert_eq!(
+            kind(r#"{"iss":"https://issuer.example","sub":7,"aud":"api","exp":1700000100}"#),
+            ErrorKind::InvalidClaim
+        );
+    }
+
+    #[test]
+    fn duplicate_claims_are_refused_even_if_unknown() {
+        for json in [
+            r#"{"iss":"https://issuer.example","sub":"u","aud":"api","exp":1700000100,"exp":9999999999}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":"api","exp":1700000100,"x":1,"x":2}"#,
+            r#"{"iss":"https://issuer.example","sub":"u","aud":"api","exp":1700000100,"s\u0075b":"admin"}"#,
+        ] {
+            assert_eq!(kind(json), ErrorKind::Malformed, "{json}");
+        }
+    }
+
+    #[test]
+    fn time_checks_with_leeway() {
+        let base = r#""iss":"https://issuer.example","sub":"u","aud":"api""#;
+        // Leeway is 30 s: exp 29 s ago still passes, 30 s ago does not.
+        assert!(decode(&format!("{{{base},\"exp\":{}}}", NOW - 29)).is_ok());
+        assert_eq!(
+            kind(&format!("{{{base},\"exp\":{}}}", NOW - 30)),
+            ErrorKind::Expired
+        );
+        assert_eq!(kind(&format!("{{{base},\"exp\":0}}")), ErrorKind::Expired);
+        let exp = NOW + 600;
+        assert!(decode(&format!("{{{base},\"exp\":{exp},\"nbf\":{}}}", NOW + 30)).is_ok());
+        assert_eq!(
+            kind(&format!("{{{base},\"exp\":{exp},\"nbf\":{}}}", NOW + 31)),
+            ErrorKind::NotYetValid
+        );
+        assert_eq!(
+            kind(&format!("{{{base},\"exp\":{exp},\"iat\":{}}}", NOW + 31)),
+            ErrorKind::IssuedInFuture
+        );
+    }
+
+    #[test]
+    fn issuer_and_audience_are_exact() {
+        let with = |iss: &str, aud: &str| {
+            format!(
+                r#"{{"iss":"{iss}","sub":"u","aud":"{aud}","exp":{}}}"#,
+                NOW + 60
+            )
+        };
+        assert_eq!(
+            kind(&with("https://issuer.example/", "api")),
+            ErrorKind::WrongIssuer
+        );
+        assert_eq!(
+            kind(&with("https://ISSUER.example", "api")),
+            ErrorKind::WrongIssuer
+        );
+        assert_eq!(
+            kind(&with("https://issuer.example", "api2")),
+            ErrorKind::WrongAudience
+        );
+        assert_eq!(
+            kind(&with("https://issuer.example", "API")),
+            ErrorKind::WrongAudience
+        );
+    }
+
+    #[test]
+    fn audience_check_can_be_skipped_explicitly() {
+        let p = policy().insecure_skip_audience_check();
+        let json = format!(
+            r#"{{"iss":"https://issuer.example","sub":"u","exp":{}}}"#,
+            NOW + 60
+        );
+        assert!(decode_claims::<Claims>(json.as_bytes(), &p, NOW).is_ok());
+    }
+
+    #[test]
+    fn not_an_object() {
+        assert_eq!(kind("[1,2]"), ErrorKind::Malformed);
+        assert_eq!(kind("\"x\""), ErrorKind::Malformed);
+        assert_eq!(kind(""), ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn callers_type_mismatch_is_a_claims_error() {
+        let json = format!(
+            r#"{{"iss":"https://issuer.example","aud":"api","exp":{}}}"#,
+            NOW + 60
+        );
+        assert_eq!(
+            kind(&json),
+            ErrorKind::Claims,
+            "sub missing for the caller's type"
+        );
+    }
+
+    #[test]
+    fn trailing_garbage_is_refused() {
+        let json = format!(
+            r#"{{"iss":"https://issuer.example","sub":"u","aud":"api","exp":{}}}x"#,
+            NOW + 60
+        );
+        assert_eq!(kind(&json), ErrorKind::Malformed);
+    }
+}

@@ -1,0 +1,176 @@
+//! The tokio task that drives a [`JwksCache`]: it sleeps until the cache wants a fetch
+//! (or a caller asks for one), fetches with a timeout, and publishes new keys.
+//!
+//! The state machine sits behind a `std` mutex held only for state transitions, never
+//! across I/O. Verifications read keys from an `ArcSwap` and never touch the mutex unless
+//! they need keys they do not have.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+
+use super::cache::{Action, Demand, DemandOutcome, FetchKind, JwksCache, Update};
+use super::fetch::{FetchError, FetchRequest, HttpFetcher};
+use crate::verifier::Shared;
+
+/// The remote half of a verifier's shared state.
+pub(crate) struct Remote {
+    state: Mutex<JwksCache>,
+    wake: Arc<Notify>,
+    /// Counts finished fetch rounds (a key set loaded, or a failure), for waiters.
+    rounds: watch::Sender<u64>,
+    nudged: AtomicBool,
+    wait_limit: Duration,
+    max_body_bytes: usize,
+    fetch_timeout: Duration,
+}
+
+impl Remote {
+    pub(crate) fn new(cache: JwksCache) -> Self {
+        let config = cache.config().clone();
+        Remote {
+            state: Mutex::new(cache),
+            wake: Arc::new(Notify::new()),
+            rounds: watch::Sender::new(0),
+            nudged: AtomicBool::new(false),
+            // Discovery and JWKS may both be needed: two fetches, plus slack.
+            wait_limit: config.fetch_timeout * 2 + Duration::from_secs(1),
+            max_body_bytes: config.max_body_bytes,
+            fetch_timeout: config.fetch_timeout,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, JwksCache> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The key set is past its TTL: make sure the driver is awake (once per load).
+    pub(crate) fn nudge(&self) {
+        if !self.nudged.swap(true, Ordering::Relaxed) {
+            self.wake.notify_one();
+        }
+    }
+
+    pub(crate) fn request(&self, now: Instant, demand: Demand) -> DemandOutcome {
+        let outcome = self.state().request(now, demand);
+        if outcome == DemandOutcome::Started {
+            self.wake.notify_one();
+        }
+        outcome
+    }
+
+    /// Asks for a fetch and, if one starts or is running, waits for it to finish.
+    pub(crate) async fn wait_for_fetch(&self, now: Instant, demand: Demand) {
+        let mut rounds = self.rounds.subscribe();
+        if self.request(now, demand).should_wait() {
+            // Timing out here only means the caller gets its answer from the keys it has.
+            let _ = tokio::time::timeout(self.wait_limit, rounds.changed()).await;
+        }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // Wake the driver so it sees the verifier is gone and exits.
+        self.wake.notify_one();
+    }
+}
+
+/// Starts the driver task for `shared` on `handle`.
+pub(crate) fn spawn(
+    shared: &Arc<Shared>,
+    fetcher: Arc<dyn HttpFetcher>,
+    handle: &tokio::runtime::Handle,
+) {
+    let Some(remote) = &shared.remote else { return };
+    let wake = Arc::clone(&remote.wake);
+    handle.spawn(run(Arc::downgrade(shared), wake, fetcher));
+}
+
+async fn run(weak: Weak<Shared>, wake: Arc<Notify>, fetcher: Arc<dyn HttpFetcher>) {
+    loop {
+        let (action, now) = {
+            let Some(shared) = weak.upgrade() else { return };
+            let Some(remote) = &shared.remote else { return };
+            let now = shared.clock.now();
+            (remote.state().poll(now), now)
+        };
+        match action {
+            Action::Fetch(kind, uri) => {
+                let Some(shared) = weak.upgrade() else { return };
+                fetch_once(&shared, fetcher.as_ref(), kind, uri).await;
+            }
+            Action::WaitUntil(deadline) => {
+                let sleep = tokio::time::sleep(deadline.saturating_duration_since(now));
+                tokio::select! {
+                    () = sleep => {}
+                    () = wake.notified() => {}
+                }
+            }
+            Action::AwaitResponse => wake.notified().await,
+        }
+    }
+}
+
+async fn fetch_once(shared: &Shared, fetcher: &dyn HttpFetcher, kind: FetchKind, uri: http::Uri) {
+    let Some(remote) = &shared.remote else { return };
+    let request = FetchRequest {
+        uri: uri.clone(),
+        max_body_bytes: remote.max_body_bytes,
+    };
+    shared.metrics.jwks_fetches.fetch_add(1, Ordering::Relaxed);
+    let response = tokio::time::timeout(remote.fetch_timeout, fetcher.get(request))
+        .await
+        .unwrap_or(Err(FetchError::Timeout));
+    let now = shared.clock.now();
+    let (update, loaded) = {
+        let mut state = remote.state();
+        let update = state.on_response(now, kind, response);
+        (update, state.loaded().cloned())
+    };
+    match update {
+        Update::Discovered => {
+            tracing::debug!(%uri, "discovery document loaded");
+            return;
+        }
+        Update::Loaded { changed } => {
+            if let Some(loaded) = loaded {
+                for skipped in loaded.key_set.skipped() {
+                    tracing::warn!(%uri, kid = ?skipped.kid, reason = %skipped.reason, "jwk skipped");
+                }
+                tracing::debug!(%uri, keys = loaded.key_set.len(), changed, "jwks loaded");
+                shared
+                    .metrics
+                    .keys_in_use
+                    .store(loaded.key_set.len(), Ordering::Relaxed);
+                *shared
+                    .metrics
+                    .key_set_loaded_at
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(loaded.fetched_at);
+                if changed {
+                    tracing::info!(%uri, keys = loaded.key_set.len(), "new key set in use");
+                }
+                shared.keys.store(Some(Arc::new(loaded)));
+                if changed && let Some(cache) = &shared.token_cache {
+                    cache.clear();
+                }
+            }
+            remote.nudged.store(false, Ordering::Relaxed);
+        }
+        Update::Failed(error) => {
+            shared
+                .metrics
+                .jwks_fetch_failures
+                .fetch_add(1, Ordering::Relaxed);
+            let kind = match kind {
+                FetchKind::Discovery => "discovery",
+                FetchKind::Jwks => "jwks",
+            };
+            tracing::warn!(%uri, kind, %error, "key source fetch failed; keeping the last good keys");
+        }
+    }
+    remote.rounds.send_modify(|n| *n += 1);
+}

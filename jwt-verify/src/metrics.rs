@@ -1,0 +1,158 @@
+//! Counters a user can read. Hot-path counters are striped per thread so two cores never
+//! fight over one cache line.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::ErrorKind;
+
+const STRIPES: usize = 8;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded(AtomicU64);
+
+/// A counter spread over cache-line-padded stripes, one picked per thread.
+#[derive(Default)]
+struct StripedCounter {
+    stripes: [Padded; STRIPES],
+}
+
+fn stripe_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    INDEX.with(|i| *i)
+}
+
+impl StripedCounter {
+    fn increment(&self) {
+        self.stripes[stripe_index()]
+            .0
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sum(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// Live counters of one verifier.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    verified: StripedCounter,
+    token_cache_hits: StripedCounter,
+    rejected: [AtomicU64; ErrorKind::ALL.len()],
+    pub(crate) jwks_fetches: AtomicU64,
+    pub(crate) jwks_fetch_failures: AtomicU64,
+    pub(crate) keys_in_use: AtomicUsize,
+    pub(crate) key_set_loaded_at: Mutex<Option<Instant>>,
+}
+
+impl Metrics {
+    pub(crate) fn record<T, E: HasKind>(&self, result: &Result<T, E>) {
+        match result {
+            Ok(_) => self.verified.increment(),
+            Err(e) => {
+                self.rejected[e.error_kind().index()].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn token_cache_hit(&self) {
+        self.token_cache_hits.increment();
+    }
+
+    pub(crate) fn snapshot(&self, now: Instant) -> MetricsSnapshot {
+        let loaded_at = *self
+            .key_set_loaded_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        MetricsSnapshot {
+            verified: self.verified.sum(),
+            rejected: ErrorKind::ALL
+                .iter()
+                .map(|k| (*k, self.rejected[k.index()].load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            token_cache_hits: self.token_cache_hits.sum(),
+            jwks_fetches: self.jwks_fetches.load(Ordering::Relaxed),
+            jwks_fetch_failures: self.jwks_fetch_failures.load(Ordering::Relaxed),
+            keys_in_use: self.keys_in_use.load(Ordering::Relaxed),
+            key_set_age: loaded_at.map(|t| now.saturating_duration_since(t)),
+        }
+    }
+}
+
+pub(crate) trait HasKind {
+    fn error_kind(&self) -> ErrorKind;
+}
+
+impl HasKind for crate::Error {
+    fn error_kind(&self) -> ErrorKind {
+        self.kind()
+    }
+}
+
+/// A point-in-time copy of a verifier's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// Tokens accepted (including verified-token cache hits).
+    pub verified: u64,
+    /// Tokens refused, by reason (reasons with a zero count are left out).
+    pub rejected: Vec<(ErrorKind, u64)>,
+    /// Tokens accepted from the verified-token cache without signature work.
+    pub token_cache_hits: u64,
+    /// HTTP fetches of the JWKS and discovery documents.
+    pub jwks_fetches: u64,
+    /// Fetches that failed (network, status, body or parse).
+    pub jwks_fetch_failures: u64,
+    /// Keys (JWKs) in the current key set.
+    pub keys_in_use: usize,
+    /// Time since the current key set was fetched (or loaded, for static keys).
+    pub key_set_age: Option<Duration>,
+}
+
+impl MetricsSnapshot {
+    /// Refusals of one kind.
+    pub fn rejected(&self, kind: ErrorKind) -> u64 {
+        self.rejected
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    #[test]
+    fn counts_by_outcome_across_threads() {
+        let m = Metrics::default();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        m.record::<(), Error>(&Ok(()));
+                    }
+                });
+            }
+        });
+        m.record::<(), _>(&Err(Error::new(ErrorKind::Expired, "token expired")));
+        m.token_cache_hit();
+        let snap = m.snapshot(Instant::now());
+        assert_eq!(snap.verified, 4000);
+        assert_eq!(snap.rejected(ErrorKind::Expired), 1);
+        assert_eq!(snap.rejected(ErrorKind::Malformed), 0);
+        assert_eq!(snap.token_cache_hits, 1);
+        assert_eq!(snap.key_set_age, None);
+    }
+}

@@ -1,0 +1,738 @@
+//! The verifier: policy + key source + optional verified-token cache + counters.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use serde::de::DeserializeOwned;
+
+use crate::base64url;
+use crate::claims::decode_claims;
+use crate::clock::{Clock, SystemClock};
+use crate::error::{BuildError, Error, ErrorKind};
+use crate::jwk::KeySet;
+use crate::jwks::{Demand, JwksCacheConfig, Loaded};
+use crate::jws::{self, HeaderBytes, MAX_SIGNATURE_BYTES};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::policy::{Algorithm, Policy};
+use crate::token_cache::{self, TokenCache};
+
+/// Default number of entries in the verified-token cache.
+pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 4096;
+
+/// Verifies bearer JWTs. Cheap to clone: clones share keys, caches and counters.
+///
+/// Build one per issuer and audience with [`Verifier::builder`] and keep it for the life of
+/// the process. Remote key sources are refreshed by a background tokio task that ends when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct Verifier {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) policy: Policy,
+    pub(crate) keys: ArcSwapOption<Loaded>,
+    pub(crate) token_cache: Option<TokenCache>,
+    pub(crate) metrics: Metrics,
+    pub(crate) clock: Arc<dyn Clock>,
+    #[cfg(feature = "runtime")]
+    pub(crate) remote: Option<crate::jwks::driver::Remote>,
+}
+
+/// A verified token: its claims (by `Deref`) and what it was verified with.
+pub struct Verified<C> {
+    inner: Arc<VerifiedInner<C>>,
+}
+
+struct VerifiedInner<C> {
+    claims: C,
+    expires_at: u64,
+    algorithm: Algorithm,
+    key_id: Option<Arc<str>>,
+}
+
+impl<C> Verified<C> {
+    /// The claims.
+    pub fn claims(&self) -> &C {
+        &self.inner.claims
+    }
+
+    /// The token's `exp`, in Unix seconds.
+    pub fn expires_at(&self) -> u64 {
+        self.inner.expires_at
+    }
+
+    /// The algorithm the signature was checked with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.inner.algorithm
+    }
+
+    /// The `kid` of the key that verified the signature.
+    pub fn key_id(&self) -> Option<&str> {
+        self.inner.key_id.as_deref()
+    }
+}
+
+impl<C> Deref for Verified<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.inner.claims
+    }
+}
+
+impl<C> Clone for Verified<C> {
+    fn clone(&self) -> Self {
+        Verified {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Verified<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("claims", &self.inner.claims)
+            .field("expires_at", &self.inner.expires_at)
+            .field("algorithm", &self.inner.algorithm)
+            .field("key_id", &self.inner.key_id)
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// Starts building a verifier for `policy`.
+    ///
+    /// ```
+    /// use jwt_verify::{Policy, Verifier};
+    ///
+    /// # let jwks = br#"{"keys":[{"kty":"RSA","kid":"k1","alg":"RS256","use":"sig","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB"}]}"#;
+    /// let verifier = Verifier::builder(Policy::new("https://issuer.example", "my-api"))
+    ///     .static_jwks(jwks)
+    ///     .build()?;
+    /// assert_eq!(verifier.metrics().keys_in_use, 1);
+    /// # Ok::<(), jwt_verify::BuildError>(())
+    /// ```
+    pub fn builder(policy: Policy) -> VerifierBuilder {
+        VerifierBuilder {
+            policy,
+            source: None,
+            cache_config: JwksCacheConfig::default(),
+            token_cache_entries: DEFAULT_TOKEN_CACHE_ENTRIES,
+            clock: Arc::new(SystemClock),
+            #[cfg(feature = "runtime")]
+            fetcher: None,
+        }
+    }
+
+    /// Verifies `token` and deserializes its claims into `C`.
+    ///
+    /// Once keys are loaded this never waits on the network. It waits (at most the fetch
+    /// timeout) only when there are no keys yet, or for one refresh when the token's `kid`
+    /// is unknown and no unknown-kid refresh happened within the cooldown.
+    pub async fn verify<C>(&self, token: &str) -> Result<Verified<C>, Error>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
+        let result = match self.attempt(token) {
+            Err(Refusal::NeedKeys(demand)) => self.retry_after_fetch(token, demand).await,
+            other => other.map_err(Refusal::into_error),
+        };
+        self.finish(result)
+    }
+
+    /// Verifies `token` with the keys already in memory; never waits. A missing key
+    /// schedules a refresh (within the same limits as [`verify`](Self::verify)) and fails
+    /// with [`ErrorKind::UnknownKey`] or [`ErrorKind::KeySetUnavailable`].
+    pub fn try_verify<C>(&self, token: &str) -> Result<Verified<C>, Error>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
+        let result = self.attempt(token).map_err(|refusal| {
+            if let Refusal::NeedKeys(demand) = refusal {
+                self.schedule_fetch(demand);
+            }
+            refusal.into_error()
+        });
+        self.finish(result)
+    }
+
+    /// Checks a compact JWS's size, header (algorithm allow-list, `typ`, `crit`) and
+    /// signature, and returns the payload bytes without reading them as claims.
+    ///
+    /// For JWS payloads that are not JWT claims sets. Nothing about the payload (expiry,
+    /// issuer, audience) is checked: prefer [`verify`](Self::verify) for tokens.
+    pub async fn verify_jws_payload(&self, token: &str) -> Result<Vec<u8>, Error> {
+        let result = match self.attempt_jws(token) {
+            Ok(payload) => Ok(payload),
+            Err(Refusal::Token(e)) => Err(e),
+            Err(Refusal::NeedKeys(demand)) => {
+                self.wait_for_fetch(demand).await;
+                self.attempt_jws(token).map_err(Refusal::into_error)
+            }
+        };
+        self.finish(result)
+    }
+
+    /// Waits until a key set is loaded (or the first fetch failed) and reports whether
+    /// keys are usable. Useful for readiness checks at start-up.
+    pub async fn ready(&self) -> bool {
+        if self.current_keys().is_none() {
+            self.wait_for_fetch(Demand::NoKeys).await;
+        }
+        self.current_keys().is_some()
+    }
+
+    /// A copy of the counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot(self.shared.clock.now())
+    }
+
+    /// The policy tokens are checked against.
+    pub fn policy(&self) -> &Policy {
+        &self.shared.policy
+    }
+
+    /// The key set in use, if one is loaded and not past its maximum stale age.
+    pub fn key_set(&self) -> Option<Arc<KeySet>> {
+        self.current_keys()
+            .map(|loaded| Arc::clone(&loaded.key_set))
+    }
+
+    /// Counts the outcome and passes it on.
+    pub(crate) fn finish<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        self.shared.metrics.record(&result);
+        result
+    }
+
+    fn current_keys(&self) -> Option<Arc<Loaded>> {
+        let now = self.shared.clock.now();
+        self.shared
+            .keys
+            .load_full()
+            .filter(|loaded| now < loaded.usable_until)
+    }
+
+    /// Everything up to and including the signature: structure, header, key, signature.
+    fn check_signature<'t>(
+        &self,
+        token: &'t str,
+        loaded: Option<&Loaded>,
+    ) -> Result<SignedParts<'t>, Refusal> {
+        let policy = &self.shared.policy;
+        let compact = jws::split(token)?;
+        let header_bytes = HeaderBytes::decode(compact.header)?;
+        let header = jws::parse_header(header_bytes.as_slice())?;
+        let Some(alg) =
+            Algorithm::from_name(&header.alg).filter(|a| policy.algorithms.contains(*a))
+        else {
+            return Err(refuse(
+                ErrorKind::AlgorithmNotAllowed,
+                "algorithm not allowed",
+            ));
+        };
+        if header.has_extension {
+            return Err(refuse(
+                ErrorKind::UnsupportedCritical,
+                "unsupported critical header",
+            ));
+        }
+        if !policy.typ.accepts(header.typ.as_deref()) {
+            return Err(refuse(ErrorKind::WrongType, "typ header not accepted"));
+        }
+        let Some(loaded) = loaded else {
+            return Err(Refusal::NeedKeys(Demand::NoKeys));
+        };
+        let Some(key) = loaded.key_set.find(alg, header.kid.as_deref()) else {
+            return Err(Refusal::NeedKeys(Demand::UnknownKid));
+        };
+        let mut signature = [0u8; MAX_SIGNATURE_BYTES];
+        let Some(len) = base64url::decode_into(compact.signature, &mut signature) else {
+            return Err(refuse(
+                ErrorKind::Malformed,
+                "signature is not canonical base64url",
+            ));
+        };
+        if !key.verify(compact.signing_input, &signature[..len]) {
+            return Err(refuse(
+                ErrorKind::InvalidSignature,
+                "signature does not verify",
+            ));
+        }
+        Ok(SignedParts {
+            payload: compact.payload,
+            algorithm: alg,
+            key_id: key.kid.clone(),
+        })
+    }
+
+    /// Turns "keys needed" into an error when there is no remote source to fetch from.
+    fn need_keys<T>(&self, demand: Demand) -> Result<T, Refusal> {
+        if self.has_remote() {
+            Err(Refusal::NeedKeys(demand))
+        } else {
+            Err(Refusal::Token(demand_error(demand)))
+        }
+    }
+
+    /// One verification with the keys in memory; never waits.
+    pub(crate) fn attempt<C>(&self, token: &str) -> Result<Verified<C>, Refusal>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
+        let shared = &*self.shared;
+        let policy = &shared.policy;
+        if token.len() > policy.max_token_bytes {
+            return Err(refuse(
+                ErrorKind::TooLarge,
+                "token longer than the maximum size",
+            ));
+        }
+        let loaded_guard = shared.keys.load();
+        let now_mono = shared.clock.now();
+        let loaded = loaded_guard
+            .as_deref()
+            .filter(|loaded| now_mono < loaded.usable_until);
+        if let Some(loaded) = loaded
+            && now_mono >= loaded.refresh_at
+        {
+            self.nudge_refresh();
+        }
+        let now = shared.clock.unix_time();
+
+        let hash = shared
+            .token_cache
+            .as_ref()
+            .map(|_| token_cache::hash_token(token));
+        if let (Some(cache), Some(hash), Some(loaded)) = (&shared.token_cache, &hash, loaded)
+            && let Some(value) = cache.get(hash, loaded.generation, now)
+            && let Ok(inner) = value.downcast::<VerifiedInner<C>>()
+        {
+            shared.metrics.token_cache_hit();
+            return Ok(Verified { inner });
+        }
+
+        let parts = match self.check_signature(token, loaded) {
+            Err(Refusal::NeedKeys(demand)) => return self.need_keys(demand),
+            other => other?,
+        };
+        let payload = base64url::decode_to_vec(parts.payload).ok_or(refuse(
+            ErrorKind::Malformed,
+            "payload is not canonical base64url",
+        ))?;
+        let (claims, expires_at) = decode_claims::<C>(&payload, policy, now)?;
+        let inner = Arc::new(VerifiedInner {
+            claims,
+            expires_at,
+            algorithm: parts.algorithm,
+            key_id: parts.key_id,
+        });
+        if let (Some(cache), Some(hash), Some(loaded)) = (&shared.token_cache, hash, loaded) {
+            cache.insert(hash, expires_at, loaded.generation, inner.clone(), now);
+        }
+        Ok(Verified { inner })
+    }
+
+    fn attempt_jws(&self, token: &str) -> Result<Vec<u8>, Refusal> {
+        if token.len() > self.shared.policy.max_token_bytes {
+            return Err(refuse(
+                ErrorKind::TooLarge,
+                "token longer than the maximum size",
+            ));
+        }
+        let loaded = self.current_keys();
+        let parts = match self.check_signature(token, loaded.as_deref()) {
+            Err(Refusal::NeedKeys(demand)) => return self.need_keys(demand),
+            other => other?,
+        };
+        base64url::decode_to_vec(parts.payload).ok_or(refuse(
+            ErrorKind::Malformed,
+            "payload is not canonical base64url",
+        ))
+    }
+
+    pub(crate) async fn retry_after_fetch<C>(
+        &self,
+        token: &str,
+        demand: Demand,
+    ) -> Result<Verified<C>, Error>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.wait_for_fetch(demand).await;
+        self.attempt(token).map_err(Refusal::into_error)
+    }
+
+    fn has_remote(&self) -> bool {
+        #[cfg(feature = "runtime")]
+        {
+            self.shared.remote.is_some()
+        }
+        #[cfg(not(feature = "runtime"))]
+        {
+            false
+        }
+    }
+
+    fn nudge_refresh(&self) {
+        #[cfg(feature = "runtime")]
+        if let Some(remote) = &self.shared.remote {
+            remote.nudge();
+        }
+    }
+
+    fn schedule_fetch(&self, demand: Demand) {
+        #[cfg(feature = "runtime")]
+        if let Some(remote) = &self.shared.remote {
+            remote.request(self.shared.clock.now(), demand);
+        }
+        #[cfg(not(feature = "runtime"))]
+        let _ = demand;
+    }
+
+    async fn wait_for_fetch(&self, demand: Demand) {
+        #[cfg(feature = "runtime")]
+        if let Some(remote) = &self.shared.remote {
+            remote.wait_for_fetch(self.shared.clock.now(), demand).await;
+        }
+        #[cfg(not(feature = "runtime"))]
+        let _ = demand;
+    }
+}
+
+/// Why an attempt stopped short of a verified token.
+pub(crate) enum Refusal {
+    /// The token is refused.
+    Token(Error),
+    /// The answer depends on keys we do not have yet.
+    NeedKeys(Demand),
+}
+
+impl Refusal {
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            Refusal::Token(e) => e,
+            Refusal::NeedKeys(demand) => demand_error(demand),
+        }
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Refusal::Token(e)
+    }
+}
+
+fn refuse(kind: ErrorKind, detail: &'static str) -> Refusal {
+    Refusal::Token(Error::new(kind, detail))
+}
+
+struct SignedParts<'t> {
+    payload: &'t [u8],
+    algorithm: Algorithm,
+    key_id: Option<Arc<str>>,
+}
+
+pub(crate) fn demand_error(demand: Demand) -> Error {
+    match demand {
+        Demand::NoKeys => Error::new(ErrorKind::KeySetUnavailable, "no usable key set"),
+        Demand::UnknownKid => Error::new(
+            ErrorKind::UnknownKey,
+            "no key matches the token's kid and alg",
+        ),
+    }
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("policy", &self.shared.policy)
+            .field("token_cache", &self.shared.token_cache.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Source {
+    Static(Vec<u8>),
+    #[cfg(feature = "runtime")]
+    Discover,
+    #[cfg(feature = "runtime")]
+    JwksUrl(String),
+}
+
+/// Configures a [`Verifier`].
+#[must_use]
+pub struct VerifierBuilder {
+    policy: Policy,
+    source: Option<Source>,
+    cache_config: JwksCacheConfig,
+    token_cache_entries: usize,
+    clock: Arc<dyn Clock>,
+    #[cfg(feature = "runtime")]
+    fetcher: Option<Arc<dyn crate::jwks::HttpFetcher>>,
+}
+
+impl VerifierBuilder {
+    /// Keys from the issuer's discovery document (`{issuer}/.well-known/openid-configuration`,
+    /// whose `issuer` must equal the policy's first issuer exactly) and its `jwks_uri`.
+    #[cfg(feature = "runtime")]
+    pub fn discover(mut self) -> Self {
+        self.source = Some(Source::Discover);
+        self
+    }
+
+    /// Keys from this JWKS URL (`https`, or `http` to a loopback host).
+    #[cfg(feature = "runtime")]
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.source = Some(Source::JwksUrl(url.into()));
+        self
+    }
+
+    /// Keys from a JWK Set document held in memory; never refreshed.
+    pub fn static_jwks(mut self, jwks_json: impl AsRef<[u8]>) -> Self {
+        self.source = Some(Source::Static(jwks_json.as_ref().to_vec()));
+        self
+    }
+
+    /// Cache timing and limits for remote key sources.
+    pub fn jwks_cache(mut self, config: JwksCacheConfig) -> Self {
+        self.cache_config = config;
+        self
+    }
+
+    /// Size of the verified-token cache (default 4096 entries; 0 turns it off).
+    pub fn token_cache_entries(mut self, entries: usize) -> Self {
+        self.token_cache_entries = entries;
+        self
+    }
+
+    /// The clock (default: the system clocks).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The HTTP client for remote key sources (default: the built-in hyper client, with the
+    /// `hyper-client` feature).
+    #[cfg(feature = "runtime")]
+    pub fn http_fetcher(mut self, fetcher: impl crate::jwks::HttpFetcher) -> Self {
+        self.fetcher = Some(Arc::new(fetcher));
+        self
+    }
+
+    /// Builds the verifier. A remote key source starts fetching at once on a background
+    /// task of the current tokio runtime.
+    pub fn build(self) -> Result<Verifier, BuildError> {
+        let policy = self.policy;
+        if policy.issuers.iter().any(String::is_empty)
+            || (policy.check_audience && policy.audiences.iter().any(String::is_empty))
+        {
+            return Err(BuildError::IncompletePolicy);
+        }
+        if policy.algorithms.is_empty() {
+            return Err(BuildError::NoAlgorithms);
+        }
+        let token_cache =
+            (self.token_cache_entries > 0).then(|| TokenCache::new(self.token_cache_entries));
+        let metrics = Metrics::default();
+        let keys = ArcSwapOption::empty();
+        let source = self.source.ok_or(BuildError::NoKeySource)?;
+        #[cfg(feature = "runtime")]
+        let mut remote_cache = None;
+        match source {
+            Source::Static(json) => {
+                let key_set = KeySet::from_jwks(&json, policy.algorithms)
+                    .map_err(|e| BuildError::StaticJwks(e.to_string()))?;
+                let now = self.clock.now();
+                metrics
+                    .keys_in_use
+                    .store(key_set.len(), std::sync::atomic::Ordering::Relaxed);
+                *metrics
+                    .key_set_loaded_at
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
+                let far = now + std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+                keys.store(Some(Arc::new(Loaded {
+                    key_set: Arc::new(key_set),
+                    generation: 1,
+                    fetched_at: now,
+                    refresh_at: far,
+                    usable_until: far,
+                })));
+            }
+            #[cfg(feature = "runtime")]
+            Source::Discover => {
+                let issuer = policy.issuers.first().ok_or(BuildError::IncompletePolicy)?;
+                remote_cache = Some(crate::jwks::JwksCache::for_issuer(
+                    issuer,
+                    policy.algorithms,
+                    self.cache_config.clone(),
+                    self.clock.now(),
+                )?);
+            }
+            #[cfg(feature = "runtime")]
+            Source::JwksUrl(url) => {
+                remote_cache = Some(crate::jwks::JwksCache::for_jwks_url(
+                    &url,
+                    policy.algorithms,
+                    self.cache_config.clone(),
+                    self.clock.now(),
+                )?);
+            }
+        }
+        #[cfg(feature = "runtime")]
+        let remote = match remote_cache {
+            None => None,
+            Some(cache) => {
+                let fetcher = match self.fetcher {
+                    Some(fetcher) => fetcher,
+                    None => default_fetcher()?,
+                };
+                let handle =
+                    tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+                Some((crate::jwks::driver::Remote::new(cache), fetcher, handle))
+            }
+        };
+        #[cfg(feature = "runtime")]
+        let (remote, start) = match remote {
+            None => (None, None),
+            Some((remote, fetcher, handle)) => (Some(remote), Some((fetcher, handle))),
+        };
+        let verifier = Verifier {
+            shared: Arc::new(Shared {
+                policy,
+                keys,
+                token_cache,
+                metrics,
+                clock: self.clock,
+                #[cfg(feature = "runtime")]
+                remote,
+            }),
+        };
+        #[cfg(feature = "runtime")]
+        if let Some((fetcher, handle)) = start {
+            crate::jwks::driver::spawn(&verifier.shared, fetcher, &handle);
+        }
+        Ok(verifier)
+    }
+}
+
+#[cfg(feature = "hyper-client")]
+fn default_fetcher() -> Result<Arc<dyn crate::jwks::HttpFetcher>, BuildError> {
+    Ok(Arc::new(crate::jwks::HyperFetcher::new()))
+}
+
+#[cfg(all(feature = "runtime", not(feature = "hyper-client")))]
+fn default_fetcher() -> Result<Arc<dyn crate::jwks::HttpFetcher>, BuildError> {
+    Err(BuildError::NoRuntime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::test_keys;
+
+    const NOW: u64 = 1_700_000_000;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Claims {
+        sub: String,
+    }
+
+    fn verifier(entries: usize) -> (Verifier, ManualClock) {
+        let clock = ManualClock::at_unix(NOW);
+        let jwks = test_keys::jwks(&[test_keys::rsa_jwk("k1")]);
+        let v = Verifier::builder(Policy::new("https://issuer.example", "api"))
+            .static_jwks(jwks)
+            .token_cache_entries(entries)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        (v, clock)
+    }
+
+    fn token(exp: u64) -> String {
+        test_keys::sign(
+            &serde_json::json!({"alg": "RS256", "kid": "k1"}),
+            &serde_json::json!({"iss": "https://issuer.example", "aud": "api", "sub": "alice", "exp": exp}),
+        )
+    }
+
+    #[test]
+    fn verifies_and_counts() {
+        let (v, _) = verifier(0);
+        let verified = v.try_verify::<Claims>(&token(NOW + 60)).unwrap();
+        assert_eq!(verified.sub, "alice");
+        assert_eq!(verified.key_id(), Some("k1"));
+        assert_eq!(verified.algorithm(), Algorithm::RS256);
+        assert_eq!(verified.expires_at(), NOW + 60);
+        let err = v.try_verify::<Claims>("a.b.c").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Malformed);
+        let m = v.metrics();
+        assert_eq!(m.verified, 1);
+        assert_eq!(m.rejected(ErrorKind::Malformed), 1);
+        assert_eq!(m.keys_in_use, 1);
+    }
+
+    #[test]
+    fn token_cache_hits_and_respects_exp() {
+        let (v, clock) = verifier(64);
+        let t = token(NOW + 60);
+        for _ in 0..3 {
+            v.try_verify::<Claims>(&t).unwrap();
+        }
+        assert_eq!(v.metrics().token_cache_hits, 2);
+        clock.advance(std::time::Duration::from_secs(60));
+        // At exp the cache no longer serves it; full verification applies the leeway.
+        v.try_verify::<Claims>(&t).unwrap();
+        assert_eq!(v.metrics().token_cache_hits, 2);
+        clock.advance(std::time::Duration::from_secs(30));
+        assert_eq!(
+            v.try_verify::<Claims>(&t).unwrap_err().kind(),
+            ErrorKind::Expired
+        );
+    }
+
+    #[test]
+    fn token_cache_is_per_claims_type() {
+        let (v, _) = verifier(64);
+        let t = token(NOW + 60);
+        v.try_verify::<Claims>(&t).unwrap();
+        let value = v.try_verify::<serde_json::Value>(&t).unwrap();
+        assert_eq!(value["sub"], "alice");
+    }
+
+    #[test]
+    fn static_unknown_kid_fails_without_waiting() {
+        let (v, _) = verifier(0);
+        let t = test_keys::sign(
+            &serde_json::json!({"alg": "RS256", "kid": "other"}),
+            &serde_json::json!({"iss": "https://issuer.example", "aud": "api", "sub": "a", "exp": NOW + 60}),
+        );
+        assert_eq!(
+            v.try_verify::<Claims>(&t).unwrap_err().kind(),
+            ErrorKind::UnknownKey
+        );
+    }
+
+    #[test]
+    fn builder_refuses_incomplete_configuration() {
+        let no_source = Verifier::builder(Policy::new("https://i", "a")).build();
+        assert_eq!(no_source.unwrap_err(), BuildError::NoKeySource);
+        let empty = Verifier::builder(Policy::new("", "a"))
+            .static_jwks("{}")
+            .build();
+        assert_eq!(empty.unwrap_err(), BuildError::IncompletePolicy);
+        let no_algs = Verifier::builder(Policy::new("https://i", "a").algorithms([]))
+            .static_jwks("{}")
+            .build();
+        assert_eq!(no_algs.unwrap_err(), BuildError::NoAlgorithms);
+        let bad_jwks = Verifier::builder(Policy::new("https://i", "a"))
+            .static_jwks("{}")
+            .build();
+        assert!(matches!(bad_jwks.unwrap_err(), BuildError::StaticJwks(_)));
+    }
+}
