@@ -40,7 +40,9 @@ pub(crate) fn decode_claims<C: DeserializeOwned>(
         return Err(Error::new(ErrorKind::Malformed, "duplicate claim name"));
     }
     let Ok(claims) = result else {
-        registered.check_types()?;
+        // The caller's type stopped early: rescan for the registered claims alone, so a
+        // missing or mistyped `iss`/`exp`/… is reported as such rather than as a type error.
+        decode_claims::<de::IgnoredAny>(payload, policy, now)?;
         return Err(Error::new(
             ErrorKind::Claims,
             "claims do not deserialize into the requested type",

@@ -179,7 +179,7 @@ impl KeySet {
                         alg,
                         jwk_index: index,
                         key,
-                    }))
+                    }));
                 }
                 Err(reason) => skipped.push(SkippedKey {
                     kid: kid_of(raw),
@@ -228,6 +228,21 @@ impl KeySet {
                 None
             }
         })
+    }
+
+    /// Checks a raw signature over `message` with the key the set would use for a token with
+    /// this `alg` and `kid` (see [`Verifier`](crate::Verifier) for the token-level API).
+    ///
+    /// For detached signatures and test vectors; tokens should go through the verifier.
+    pub fn verify_signature(
+        &self,
+        alg: Algorithm,
+        kid: Option<&str>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        self.find(alg, kid)
+            .is_some_and(|key| key.verify(message, signature))
     }
 
     /// A digest of the loaded keys: equal fingerprints mean the same keys.

@@ -246,7 +246,9 @@ impl Verifier {
             return Err(Refusal::NeedKeys(Demand::NoKeys));
         };
         let Some(key) = loaded.key_set.find(alg, header.kid.as_deref()) else {
-            return Err(Refusal::NeedKeys(Demand::UnknownKid));
+            return Err(Refusal::NeedKeys(Demand::UnknownKid {
+                seen_generation: loaded.generation,
+            }));
         };
         let mut signature = [0u8; MAX_SIGNATURE_BYTES];
         let Some(len) = base64url::decode_into(compact.signature, &mut signature) else {
@@ -386,7 +388,7 @@ impl Verifier {
     fn schedule_fetch(&self, demand: Demand) {
         #[cfg(feature = "runtime")]
         if let Some(remote) = &self.shared.remote {
-            remote.request(self.shared.clock.now(), demand);
+            let _ = remote.request(self.shared.clock.now(), demand);
         }
         #[cfg(not(feature = "runtime"))]
         let _ = demand;
@@ -438,7 +440,7 @@ struct SignedParts<'t> {
 pub(crate) fn demand_error(demand: Demand) -> Error {
     match demand {
         Demand::NoKeys => Error::new(ErrorKind::KeySetUnavailable, "no usable key set"),
-        Demand::UnknownKid => Error::new(
+        Demand::UnknownKid { .. } => Error::new(
             ErrorKind::UnknownKey,
             "no key matches the token's kid and alg",
         ),

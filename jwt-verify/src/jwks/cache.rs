@@ -80,7 +80,10 @@ pub enum Demand {
     /// There is no usable key set at all.
     NoKeys,
     /// The token's `kid` is not in the key set (perhaps rotated).
-    UnknownKid,
+    UnknownKid {
+        /// The generation of the key set the caller looked in.
+        seen_generation: u64,
+    },
 }
 
 /// The answer to a [`Demand`].
@@ -94,6 +97,8 @@ pub enum DemandOutcome {
     CoolingDown,
     /// Recent fetches failed and the retry delay has not passed: answer now.
     BackingOff,
+    /// Keys newer than the caller saw are already loaded: try again now, no fetch needed.
+    Ready,
 }
 
 impl DemandOutcome {
@@ -170,6 +175,7 @@ pub struct JwksCache {
     failures: u32,
     last_unknown_kid_fetch: Option<Instant>,
     generation: u64,
+    completed_rounds: u64,
 }
 
 /// After this many failed JWKS fetches in a row, discovery is run again in case the
@@ -217,6 +223,7 @@ impl JwksCache {
             failures: 0,
             last_unknown_kid_fetch: None,
             generation: 0,
+            completed_rounds: 0,
         }
     }
 
@@ -228,6 +235,12 @@ impl JwksCache {
     /// The key set in use, if any (it may be past `usable_until`; the caller checks).
     pub fn loaded(&self) -> Option<&Loaded> {
         self.loaded.as_ref()
+    }
+
+    /// How many fetch rounds have finished (a key set loaded, or a failure). A caller told
+    /// to wait by [`request`](Self::request) waits until this exceeds its value at that time.
+    pub fn completed_rounds(&self) -> u64 {
+        self.completed_rounds
     }
 
     /// What to do at `now`.
@@ -252,13 +265,23 @@ impl JwksCache {
     /// A caller needs keys it does not have. Decides whether a fetch should happen (the
     /// driver is then woken and calls [`poll`](Self::poll)).
     pub fn request(&mut self, now: Instant, demand: Demand) -> DemandOutcome {
+        let answered = match (demand, &self.loaded) {
+            (Demand::NoKeys, Some(loaded)) => now < loaded.usable_until,
+            (Demand::UnknownKid { seen_generation }, Some(loaded)) => {
+                loaded.generation != seen_generation
+            }
+            (_, None) => false,
+        };
+        if answered {
+            return DemandOutcome::Ready;
+        }
         if self.in_flight {
             return DemandOutcome::Joined;
         }
         if self.failures > 0 && now < self.next_fetch_at {
             return DemandOutcome::BackingOff;
         }
-        if demand == Demand::UnknownKid {
+        if matches!(demand, Demand::UnknownKid { .. }) {
             if self
                 .last_unknown_kid_fetch
                 .is_some_and(|last| now < last + self.config.unknown_kid_cooldown)
@@ -295,12 +318,14 @@ impl JwksCache {
                 if matches!(update, Update::Loaded { .. }) {
                     self.demand = false;
                     self.failures = 0;
+                    self.completed_rounds += 1;
                 } else {
                     self.next_fetch_at = now;
                 }
                 update
             }
             Err(error) => {
+                self.completed_rounds += 1;
                 self.failures = self.failures.saturating_add(1);
                 self.demand = false;
                 self.next_fetch_at = now + self.retry_delay();
@@ -471,11 +496,14 @@ mod tests {
 
         let t1 = t0 + 100 * SEC;
         assert_eq!(
-            cache.request(t1, Demand::UnknownKid),
+            cache.request(t1, Demand::UnknownKid { seen_generation: 1 }),
             DemandOutcome::Started
         );
         assert_eq!(fetch(&mut cache, t1), FetchKind::Jwks);
-        assert_eq!(cache.request(t1, Demand::UnknownKid), DemandOutcome::Joined);
+        assert_eq!(
+            cache.request(t1, Demand::UnknownKid { seen_generation: 1 }),
+            DemandOutcome::Joined
+        );
         let update = cache.on_response(t1, FetchKind::Jwks, jwks_response(&["k1", "k2"], None));
         assert!(matches!(update, Update::Loaded { changed: true }));
         assert_eq!(cache.loaded().unwrap().generation, 2);
@@ -483,14 +511,33 @@ mod tests {
         // Within the cooldown, more unknown kids cause no fetch.
         for s in [0, 1, 29] {
             assert_eq!(
-                cache.request(t1 + s * SEC, Demand::UnknownKid),
+                cache.request(t1 + s * SEC, Demand::UnknownKid { seen_generation: 2 }),
                 DemandOutcome::CoolingDown
             );
         }
         assert!(matches!(cache.poll(t1 + 29 * SEC), Action::WaitUntil(_)));
         assert_eq!(
-            cache.request(t1 + 30 * SEC, Demand::UnknownKid),
+            cache.request(t1 + 30 * SEC, Demand::UnknownKid { seen_generation: 2 }),
             DemandOutcome::Started
+        );
+    }
+
+    #[test]
+    fn demand_answered_by_keys_loaded_meanwhile_needs_no_fetch() {
+        let t0 = Instant::now();
+        let mut cache = direct(t0);
+        assert_eq!(cache.request(t0, Demand::NoKeys), DemandOutcome::Started);
+        fetch(&mut cache, t0);
+        cache.on_response(t0, FetchKind::Jwks, jwks_response(&["k1"], None));
+        // A caller that looked before the keys arrived is told to look again.
+        assert_eq!(cache.request(t0, Demand::NoKeys), DemandOutcome::Ready);
+        assert_eq!(
+            cache.request(t0, Demand::UnknownKid { seen_generation: 0 }),
+            DemandOutcome::Ready
+        );
+        assert!(
+            matches!(cache.poll(t0), Action::WaitUntil(_)),
+            "no second fetch"
         );
     }
 
@@ -534,7 +581,10 @@ mod tests {
                 panic!()
             };
             delays.push((next - t).as_secs());
-            assert_eq!(cache.request(t, Demand::NoKeys), DemandOutcome::BackingOff);
+            assert_eq!(
+                cache.request(t, Demand::UnknownKid { seen_generation: 1 }),
+                DemandOutcome::BackingOff
+            );
             t = next;
         }
         assert_eq!(delays, [1, 2, 4, 8]);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
-use super::cache::{Action, Demand, DemandOutcome, FetchKind, JwksCache, Update};
+use super::cache::{Action, Demand, DemandOutcome, FetchKind, JwksCache, Loaded, Update};
 use super::fetch::{FetchError, FetchRequest, HttpFetcher};
 use crate::verifier::Shared;
 
@@ -19,7 +19,7 @@ use crate::verifier::Shared;
 pub(crate) struct Remote {
     state: Mutex<JwksCache>,
     wake: Arc<Notify>,
-    /// Counts finished fetch rounds (a key set loaded, or a failure), for waiters.
+    /// Mirrors [`JwksCache::completed_rounds`], for waiters.
     rounds: watch::Sender<u64>,
     nudged: AtomicBool,
     wait_limit: Duration,
@@ -53,20 +53,26 @@ impl Remote {
         }
     }
 
-    pub(crate) fn request(&self, now: Instant, demand: Demand) -> DemandOutcome {
-        let outcome = self.state().request(now, demand);
+    /// Asks for a fetch; returns the outcome and the round count a waiter must see exceeded.
+    pub(crate) fn request(&self, now: Instant, demand: Demand) -> (DemandOutcome, u64) {
+        let (outcome, rounds) = {
+            let mut state = self.state();
+            (state.request(now, demand), state.completed_rounds())
+        };
         if outcome == DemandOutcome::Started {
             self.wake.notify_one();
         }
-        outcome
+        (outcome, rounds)
     }
 
     /// Asks for a fetch and, if one starts or is running, waits for it to finish.
     pub(crate) async fn wait_for_fetch(&self, now: Instant, demand: Demand) {
-        let mut rounds = self.rounds.subscribe();
-        if self.request(now, demand).should_wait() {
+        let (outcome, rounds_before) = self.request(now, demand);
+        if outcome.should_wait() {
+            let mut rounds = self.rounds.subscribe();
             // Timing out here only means the caller gets its answer from the keys it has.
-            let _ = tokio::time::timeout(self.wait_limit, rounds.changed()).await;
+            let _ = tokio::time::timeout(self.wait_limit, rounds.wait_for(|r| *r > rounds_before))
+                .await;
         }
     }
 }
@@ -125,22 +131,18 @@ async fn fetch_once(shared: &Shared, fetcher: &dyn HttpFetcher, kind: FetchKind,
         .await
         .unwrap_or(Err(FetchError::Timeout));
     let now = shared.clock.now();
+    // Publish keys and counters under the state lock, before waiters are released, so no
+    // caller is told "keys are ready" (by `JwksCache::request`) before it can read them.
     let (update, loaded) = {
         let mut state = remote.state();
         let update = state.on_response(now, kind, response);
-        (update, state.loaded().cloned())
-    };
-    match update {
-        Update::Discovered => {
-            tracing::debug!(%uri, "discovery document loaded");
-            return;
-        }
-        Update::Loaded { changed } => {
-            if let Some(loaded) = loaded {
-                for skipped in loaded.key_set.skipped() {
-                    tracing::warn!(%uri, kid = ?skipped.kid, reason = %skipped.reason, "jwk skipped");
+        let loaded = state.loaded().cloned();
+        match (&update, &loaded) {
+            (Update::Loaded { changed }, Some(loaded)) => {
+                shared.keys.store(Some(Arc::new(loaded.clone())));
+                if *changed && let Some(cache) = &shared.token_cache {
+                    cache.clear();
                 }
-                tracing::debug!(%uri, keys = loaded.key_set.len(), changed, "jwks loaded");
                 shared
                     .metrics
                     .keys_in_use
@@ -150,21 +152,37 @@ async fn fetch_once(shared: &Shared, fetcher: &dyn HttpFetcher, kind: FetchKind,
                     .key_set_loaded_at
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Some(loaded.fetched_at);
-                if changed {
-                    tracing::info!(%uri, keys = loaded.key_set.len(), "new key set in use");
-                }
-                shared.keys.store(Some(Arc::new(loaded)));
-                if changed && let Some(cache) = &shared.token_cache {
-                    cache.clear();
-                }
+                remote.nudged.store(false, Ordering::Relaxed);
             }
-            remote.nudged.store(false, Ordering::Relaxed);
+            (Update::Failed(_), _) => {
+                shared
+                    .metrics
+                    .jwks_fetch_failures
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        remote.rounds.send_replace(state.completed_rounds());
+        (update, loaded)
+    };
+    log_update(&uri, kind, &update, loaded.as_ref());
+}
+
+fn log_update(uri: &http::Uri, kind: FetchKind, update: &Update, loaded: Option<&Loaded>) {
+    match update {
+        Update::Discovered => tracing::debug!(%uri, "discovery document loaded"),
+        Update::Loaded { changed } => {
+            let Some(loaded) = loaded else { return };
+            for skipped in loaded.key_set.skipped() {
+                tracing::warn!(%uri, kid = ?skipped.kid, reason = %skipped.reason, "jwk skipped");
+            }
+            if *changed {
+                tracing::info!(%uri, keys = loaded.key_set.len(), "new key set in use");
+            } else {
+                tracing::debug!(%uri, keys = loaded.key_set.len(), "key set refreshed, unchanged");
+            }
         }
         Update::Failed(error) => {
-            shared
-                .metrics
-                .jwks_fetch_failures
-                .fetch_add(1, Ordering::Relaxed);
             let kind = match kind {
                 FetchKind::Discovery => "discovery",
                 FetchKind::Jwks => "jwks",
@@ -172,5 +190,4 @@ async fn fetch_once(shared: &Shared, fetcher: &dyn HttpFetcher, kind: FetchKind,
             tracing::warn!(%uri, kind, %error, "key source fetch failed; keeping the last good keys");
         }
     }
-    remote.rounds.send_modify(|n| *n += 1);
 }
