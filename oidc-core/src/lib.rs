@@ -1,1 +1,93 @@
-//! Work in progress.
+//! Protocol and crypto primitives of an OpenID Connect provider, with no I/O.
+//!
+//! Time is always passed in as `now` (Unix seconds) and randomness comes from an injected
+//! [`aws_lc_rs::rand::SecureRandom`], so everything here runs on a virtual clock with
+//! deterministic inputs in tests. HTTP, storage and scheduling live in other crates.
+//!
+//! # Modules
+//!
+//! - [`types`]: identifiers that can only hold valid values — [`Issuer`](types::Issuer),
+//!   [`ClientId`](types::ClientId), [`Subject`](types::Subject), [`Scope`](types::Scope)
+//!   and [`ResourceIndicator`](types::ResourceIndicator).
+//! - [`redirect`]: [`RedirectUri`](redirect::RedirectUri) registration rules and the exact
+//!   matching used at the authorization endpoint (loopback ports may vary, RFC 8252 §7.3).
+//! - [`pkce`]: RFC 7636 with `S256` only; `plain` and a missing method are refused.
+//! - [`secret`]: 256-bit bearer secrets (client secrets, codes, refresh tokens) that are
+//!   stored as SHA-256 and compared in constant time.
+//! - [`keys`]: RSA [`SigningKey`](keys::SigningKey)s (aws-lc-rs; RFC 7638 `kid`) and the
+//!   [`KeyRing`](keys::KeyRing) that rotates them on a schedule driven by `now`, publishes
+//!   them before they sign and keeps them until every token they signed has expired.
+//! - [`jwt`]: RS256 compact JWS encoding, RFC 9068 access tokens (`typ: at+jwt`) and ID
+//!   tokens (`typ: JWT`).
+//! - [`discovery`]: the provider metadata document, served at both well-known paths.
+//!
+//! # Security properties
+//!
+//! - Values are parsed once into types that cannot hold invalid values; comparisons of
+//!   issuers, redirect URIs, client ids and resources are exact string comparisons.
+//! - Secrets (PKCE verifiers, generated secrets, private keys) have redacted `Debug`, are
+//!   zeroed on drop and are not `Clone`. Error messages never contain them.
+//! - Verifier and secret checks are constant-time (`subtle`).
+//! - Private keys are parsed once; the JWK Set carries public members only.
+//!
+//! # Example
+//!
+//! ```
+//! use aws_lc_rs::rand::SystemRandom;
+//! use oidc_core::jwt::{AccessTokenClaims, encode_access_token, generate_jti};
+//! use oidc_core::keys::{KeyRing, KeySize, RotationPolicy};
+//! use oidc_core::types::{ClientId, Issuer, ResourceIndicator, Scope, Subject};
+//!
+//! let now = 1_700_000_000;
+//! let mut ring = KeyRing::new(RotationPolicy::default())?;
+//! ring.advance(now, &KeySize::Rsa2048)?;
+//!
+//! let claims = AccessTokenClaims {
+//!     iss: Issuer::parse("https://auth.example.com")?,
+//!     sub: Subject::parse("u-123")?,
+//!     aud: ResourceIndicator::parse("https://mcp.example.com/mcp")?,
+//!     client_id: ClientId::parse("https://app.example/client.json")?,
+//!     iat: now,
+//!     exp: now + 900,
+//!     jti: generate_jti(&SystemRandom::new())?,
+//!     scope: Scope::parse("memories:read")?,
+//! };
+//! let signer = ring.signer(now).ok_or("no signing key")?;
+//! let access_token = encode_access_token(signer, &claims)?;
+//! let jwks = ring.jwks(); // serve at jwks_uri
+//! # assert!(jwks.contains(signer.kid()) && !access_token.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#[macro_use]
+mod macros;
+
+mod base64url;
+mod error;
+mod uri;
+
+pub mod discovery;
+pub mod jwt;
+pub mod keys;
+pub mod pkce;
+pub mod redirect;
+pub mod secret;
+pub mod types;
+
+pub use error::{InvalidValue, InvalidValueKind, RandomError};
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<crate::keys::KeyRing>();
+        assert_send_sync::<crate::keys::SigningKey>();
+        assert_send_sync::<crate::keys::KeyRecord>();
+        assert_send_sync::<crate::secret::Secret>();
+        assert_send_sync::<crate::pkce::CodeVerifier>();
+        assert_send_sync::<crate::redirect::RedirectUri>();
+        assert_send_sync::<crate::discovery::ProviderMetadata>();
+    }
+}

@@ -1,0 +1,526 @@
+//! [`SqliteStore`]: the [`MemoryStore`] over an embedded SQLite file.
+//!
+//! The design notes are on [`SqliteStore`]; the schema is in `schema_v1.sql`.
+
+mod fts;
+mod pool;
+mod read;
+mod row;
+mod schema;
+mod write;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use serde_json::{Map, Value};
+
+use self::pool::{ReadPool, WriteQueue, Writer};
+use self::row::{DbResult, SetupError};
+use super::limits::check_access;
+use super::{
+    Access, AccessLogEntry, Clock, ErrorKind, Limits, ListQuery, Memory, MemoryId, MemoryState,
+    MemoryStore, NewMemory, Owner, Page, SearchHit, SearchQuery, Stats, StoreError, SystemClock,
+};
+
+/// How many prepared statements each connection keeps.
+const STATEMENT_CACHE_CAPACITY: usize = 64;
+
+/// How a [`SqliteStore`] is opened: limits, clock, pool size, busy timeout.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use mcp_api::store::{Limits, SqliteOptions};
+///
+/// let options = SqliteOptions::new()
+///     .with_limits(Limits::default())
+///     .with_clock(|| 1_700_000_000_000)
+///     .with_read_connections(2)
+///     .with_busy_timeout(Duration::from_secs(2));
+/// assert_eq!(options.read_connections(), 2);
+/// ```
+#[derive(Clone)]
+pub struct SqliteOptions {
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+    read_connections: usize,
+    busy_timeout: Duration,
+}
+
+impl SqliteOptions {
+    /// Default limits, the system clock, 4 read connections, a 5 s busy timeout.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+            read_connections: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets the input limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets where timestamps (and the time part of ids) come from.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets how many read-only connections to keep; at least 1.
+    #[must_use]
+    pub fn with_read_connections(mut self, read_connections: usize) -> Self {
+        self.read_connections = read_connections.max(1);
+        self
+    }
+
+    /// Sets how long a statement waits for a lock held by another process
+    /// before failing with [`ErrorKind::Busy`].
+    #[must_use]
+    pub fn with_busy_timeout(mut self, busy_timeout: Duration) -> Self {
+        self.busy_timeout = busy_timeout;
+        self
+    }
+
+    /// The input limits.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// How many read-only connections the store keeps.
+    #[must_use]
+    pub fn read_connections(&self) -> usize {
+        self.read_connections
+    }
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for SqliteOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteOptions")
+            .field("limits", &self.limits)
+            .field("read_connections", &self.read_connections)
+            .field("busy_timeout", &self.busy_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`MemoryStore`] in one SQLite database file.
+///
+/// Cloning is cheap and shares the connections. The connections close when
+/// the last clone is dropped. Methods must be awaited inside a Tokio runtime
+/// (any flavour); outside one they fail with [`ErrorKind::Unavailable`]. A
+/// write whose future is dropped mid-way still completes or rolls back as a
+/// whole.
+///
+/// # Design
+///
+/// - **Durability**: WAL journal with `synchronous=FULL`, so a write that
+///   returned `Ok` survives `kill -9` and power loss. SQLite's
+///   `secure_delete` and FTS5's `secure-delete` are on, so a deleted memory's
+///   text is overwritten in the file and its words leave the index pages at
+///   once, instead of lingering in free pages or behind delete markers.
+/// - **Concurrency**: one write connection behind an async mutex (SQLite has
+///   a single writer anyway) and a small pool of read-only connections that
+///   WAL lets read while the writer writes. All SQLite work runs on Tokio's
+///   blocking pool; waiting for a connection never blocks a thread. `get`
+///   writes an access-log row, so it runs on the writer.
+/// - **Owner scoping**: each owner gets a row id; every table carries it,
+///   every index a query uses starts with it, and every statement names it.
+///   The full-text index stores it as a column that each search matches, so
+///   a search for one owner skips other owners' documents inside the index
+///   rather than filtering them afterwards. Composite foreign keys and
+///   triggers make it impossible to attach a category or access-log row to
+///   another owner's memory or to move a memory to another owner.
+/// - **Search**: FTS5 with `porter unicode61 remove_diacritics 2` and BM25;
+///   user text is reduced to quoted words before it reaches `MATCH`, so it is
+///   never parsed as FTS5 query syntax.
+///
+/// # Known limitation
+///
+/// BM25's statistics (how many documents contain a word, average length) are
+/// taken over the whole index, all owners together. The hits are always the
+/// owner's own, but their scores, and so rarely their order, move slightly
+/// as other owners write. A caller who sees scores can thus learn coarse,
+/// aggregate word frequencies across all owners. Where that matters, give
+/// each tenant its own database file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+/// Fields drop in order: the readers close before the writer, so the writer
+/// is the last connection and checkpoints and removes the WAL file on close.
+struct Shared {
+    reads: ReadPool,
+    writes: WriteQueue,
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("limits", &self.shared.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` with the given
+    /// limits and default [`SqliteOptions`], and migrates its schema.
+    ///
+    /// This does blocking file I/O; call it at startup or from
+    /// `spawn_blocking`.
+    ///
+    /// ```
+    /// use mcp_api::store::{Limits, MemoryStore, NewMemory, Owner, SqliteStore};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let store = SqliteStore::open(dir.path().join("memories.db"), Limits::default())?;
+    ///
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// let owner = Owner::new("user-1")?;
+    /// let added = runtime.block_on(store.add(
+    ///     &owner,
+    ///     vec![NewMemory::new("Likes green tea", "client-a")],
+    /// ))?;
+    /// assert_eq!(added[0].text, "Likes green tea");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Backend`] if the file cannot be opened or switched to WAL
+    /// mode, [`ErrorKind::UnsupportedSchema`] if a newer version wrote it.
+    pub fn open(path: impl AsRef<Path>, limits: Limits) -> Result<Self, StoreError> {
+        Self::open_with_options(path, SqliteOptions::new().with_limits(limits))
+    }
+
+    /// Opens (creating if needed) the database at `path` with `options`, and
+    /// migrates its schema.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_with_options(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let mut writer = open_writer(path, options.busy_timeout)?;
+        schema::migrate(&mut writer)?;
+        let readers = (0..options.read_connections)
+            .map(|_| open_reader(path, options.busy_timeout))
+            .collect::<Result<Vec<_>, _>>()?;
+        tracing::debug!(
+            read_connections = readers.len(),
+            "opened the memory database"
+        );
+        Ok(Self {
+            shared: Arc::new(Shared {
+                reads: ReadPool::new(readers),
+                writes: WriteQueue::new(Writer::new(writer)),
+                limits: options.limits,
+                clock: options.clock,
+            }),
+        })
+    }
+
+    /// The limits this store enforces.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.shared.clock)
+    }
+}
+
+/// The read-write connection: WAL, full sync, foreign keys, secure delete.
+fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags).db()?;
+    configure(&connection, busy_timeout)?;
+    let journal_mode: String = connection
+        .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
+        .db()?;
+    if !journal_mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::with_source(
+            ErrorKind::Backend,
+            SetupError("the database cannot use write-ahead logging"),
+        ));
+    }
+    connection.pragma_update(None, "synchronous", "FULL").db()?;
+    connection.pragma_update(None, "secure_delete", true).db()?;
+    Ok(connection)
+}
+
+/// A read-only connection; `query_only` on top, so a bug cannot write through it.
+fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags).db()?;
+    configure(&connection, busy_timeout)?;
+    connection.pragma_update(None, "query_only", true).db()?;
+    Ok(connection)
+}
+
+/// Settings every connection needs.
+fn configure(connection: &Connection, busy_timeout: Duration) -> Result<(), StoreError> {
+    connection.busy_timeout(busy_timeout).db()?;
+    connection.pragma_update(None, "foreign_keys", true).db()?;
+    connection
+        .pragma_update(None, "trusted_schema", false)
+        .db()?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    Ok(())
+}
+
+impl MemoryStore for SqliteStore {
+    async fn add(
+        &self,
+        owner: &Owner,
+        memories: Vec<NewMemory>,
+    ) -> Result<Vec<Memory>, StoreError> {
+        let memories = self.shared.limits.check_new_memories(memories)?;
+        if memories.is_empty() {
+            return Ok(Vec::new());
+        }
+        let owner = owner.clone();
+        let clock = self.clock();
+        let added = self
+            .shared
+            .writes
+            .run(move |transaction, ids| {
+                write::add(transaction, ids, clock.now_unix_ms(), &owner, memories)
+            })
+            .await?;
+        tracing::debug!(count = added.len(), "added memories");
+        Ok(added)
+    }
+
+    async fn get(
+        &self,
+        owner: &Owner,
+        id: MemoryId,
+        access: &Access,
+    ) -> Result<Option<Memory>, StoreError> {
+        let access = check_access(access)?;
+        let owner = owner.clone();
+        let clock = self.clock();
+        self.shared
+            .writes
+            .run(move |transaction, _| {
+                write::get(transaction, clock.now_unix_ms(), &owner, id, &access)
+            })
+            .await
+    }
+
+    async fn update_text(
+        &self,
+        owner: &Owner,
+        id: MemoryId,
+        text: String,
+        metadata: Option<Map<String, Value>>,
+    ) -> Result<Option<Memory>, StoreError> {
+        let limits = &self.shared.limits;
+        limits.check_text(&text)?;
+        let metadata_json = metadata
+            .as_ref()
+            .map(|metadata| limits.check_metadata(metadata))
+            .transpose()?;
+        let owner = owner.clone();
+        let clock = self.clock();
+        self.shared
+            .writes
+            .run(move |transaction, _| {
+                write::update_text(
+                    transaction,
+                    clock.now_unix_ms(),
+                    &owner,
+                    id,
+                    &text,
+                    metadata_json.as_deref(),
+                )
+            })
+            .await
+    }
+
+    async fn set_state(
+        &self,
+        owner: &Owner,
+        ids: &[MemoryId],
+        state: MemoryState,
+    ) -> Result<u64, StoreError> {
+        if state == MemoryState::Deleted {
+            return Err(StoreError::invalid_input(
+                "state",
+                "use delete to delete memories",
+            ));
+        }
+        self.shared.limits.check_ids(ids)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let (owner, ids, clock) = (owner.clone(), ids.to_vec(), self.clock());
+        let changed = self
+            .shared
+            .writes
+            .run(move |transaction, _| {
+                write::set_state(transaction, clock.now_unix_ms(), &owner, &ids, state)
+            })
+            .await?;
+        tracing::debug!(count = changed, %state, "changed memory states");
+        Ok(changed)
+    }
+
+    async fn delete(&self, owner: &Owner, ids: &[MemoryId]) -> Result<u64, StoreError> {
+        self.shared.limits.check_ids(ids)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let (owner, ids, clock) = (owner.clone(), ids.to_vec(), self.clock());
+        let deleted = self
+            .shared
+            .writes
+            .run(move |transaction, _| {
+                write::delete(transaction, clock.now_unix_ms(), &owner, &ids)
+            })
+            .await?;
+        tracing::debug!(count = deleted, "deleted memories");
+        Ok(deleted)
+    }
+
+    async fn delete_all(&self, owner: &Owner) -> Result<u64, StoreError> {
+        let (owner, clock) = (owner.clone(), self.clock());
+        let deleted = self
+            .shared
+            .writes
+            .run(move |transaction, _| write::delete_all(transaction, clock.now_unix_ms(), &owner))
+            .await?;
+        tracing::debug!(count = deleted, "deleted all memories of an owner");
+        Ok(deleted)
+    }
+
+    async fn list(&self, owner: &Owner, query: &ListQuery) -> Result<Page<Memory>, StoreError> {
+        let query = self.shared.limits.check_list_query(query)?;
+        let owner = owner.clone();
+        self.shared
+            .reads
+            .run(move |transaction| read::list(transaction, &owner, &query))
+            .await
+    }
+
+    async fn search(
+        &self,
+        owner: &Owner,
+        query: &SearchQuery,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        let query = self.shared.limits.check_search_query(query)?;
+        let owner = owner.clone();
+        let hits = self
+            .shared
+            .reads
+            .run(move |transaction| read::search(transaction, &owner, &query))
+            .await?;
+        tracing::debug!(count = hits.len(), "searched memories");
+        Ok(hits)
+    }
+
+    async fn categories(&self, owner: &Owner) -> Result<Vec<(String, u64)>, StoreError> {
+        let owner = owner.clone();
+        self.shared
+            .reads
+            .run(move |transaction| read::categories(transaction, &owner))
+            .await
+    }
+
+    async fn access_log(
+        &self,
+        owner: &Owner,
+        id: MemoryId,
+        page: u32,
+        size: u32,
+    ) -> Result<Option<Page<AccessLogEntry>>, StoreError> {
+        self.shared.limits.check_page(page, size)?;
+        let owner = owner.clone();
+        self.shared
+            .reads
+            .run(move |transaction| read::access_log(transaction, &owner, id, page, size))
+            .await
+    }
+
+    async fn record_access(
+        &self,
+        owner: &Owner,
+        ids: &[MemoryId],
+        access: &Access,
+    ) -> Result<u64, StoreError> {
+        let access = check_access(access)?;
+        self.shared.limits.check_ids(ids)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let (owner, ids, clock) = (owner.clone(), ids.to_vec(), self.clock());
+        self.shared
+            .writes
+            .run(move |transaction, _| {
+                write::record_access(transaction, clock.now_unix_ms(), &owner, &ids, &access)
+            })
+            .await
+    }
+
+    async fn related(
+        &self,
+        owner: &Owner,
+        id: MemoryId,
+        limit: u32,
+    ) -> Result<Option<Vec<Memory>>, StoreError> {
+        self.shared.limits.check_search_limit(limit)?;
+        let owner = owner.clone();
+        self.shared
+            .reads
+            .run(move |transaction| read::related(transaction, &owner, id, limit))
+            .await
+    }
+
+    async fn stats(&self, owner: &Owner) -> Result<Stats, StoreError> {
+        let owner = owner.clone();
+        self.shared
+            .reads
+            .run(move |transaction| read::stats(transaction, &owner))
+            .await
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        self.shared
+            .reads
+            .run(|transaction| {
+                transaction
+                    .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+                    .db()
+                    .map(drop)
+            })
+            .await
+    }
+}

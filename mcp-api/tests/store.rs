@@ -1,0 +1,1740 @@
+//! Behaviour of `SqliteStore` over real SQLite files in temporary directories,
+//! on a fixed clock: the memory lifecycle, listing, search, limits, owner
+//! isolation (one test per attack), FTS injection, durability and scale.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use mcp_api::store::{
+    Access, ErrorKind, Limits, ListQuery, Memory, MemoryId, MemoryState, MemoryStore, NewMemory,
+    Owner, SearchQuery, SortColumn, SortDirection, SqliteOptions, SqliteStore, StoreError,
+};
+use serde_json::{Map, Value, json};
+use tempfile::TempDir;
+
+const T0: i64 = 1_700_000_000_000;
+
+/// A store in a fresh temporary directory, on a clock the test moves.
+struct Fixture {
+    dir: TempDir,
+    store: SqliteStore,
+    now: Arc<AtomicI64>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Arc::new(AtomicI64::new(T0));
+        let store = open(&dir.path().join("memories.db"), &now);
+        Self { dir, store, now }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("memories.db")
+    }
+
+    fn advance(&self, millis: i64) {
+        self.now.fetch_add(millis, Ordering::SeqCst);
+    }
+
+    /// Closes the store (all connections) and opens the same file again.
+    fn reopen(self) -> Self {
+        let Self { dir, store, now } = self;
+        drop(store);
+        let store = open(&dir.path().join("memories.db"), &now);
+        Self { dir, store, now }
+    }
+
+    async fn add(&self, owner: &Owner, text: &str, categories: &[&str]) -> Memory {
+        self.add_from(owner, text, categories, "app-a").await
+    }
+
+    async fn add_from(&self, owner: &Owner, text: &str, categories: &[&str], app: &str) -> Memory {
+        let memory = NewMemory::new(text, app).with_categories(categories.iter().copied());
+        let mut added = self.store.add(owner, vec![memory]).await.unwrap();
+        self.advance(1);
+        added.pop().unwrap()
+    }
+
+    /// Every non-deleted memory of the owner, read without touching the access log.
+    async fn all(&self, owner: &Owner) -> Vec<Memory> {
+        let query = ListQuery::new()
+            .with_states([
+                MemoryState::Active,
+                MemoryState::Paused,
+                MemoryState::Archived,
+            ])
+            .with_sort(SortColumn::CreatedAt, SortDirection::Ascending)
+            .with_page(1, 100);
+        self.store.list(owner, &query).await.unwrap().items
+    }
+
+    async fn count(&self, owner: &Owner) -> u64 {
+        self.store.stats(owner).await.unwrap().total_memories
+    }
+
+    async fn search_texts(&self, owner: &Owner, query: &str) -> Vec<String> {
+        self.store
+            .search(owner, &SearchQuery::new(query).with_limit(50))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|hit| hit.memory.text)
+            .collect()
+    }
+}
+
+fn open(path: &Path, now: &Arc<AtomicI64>) -> SqliteStore {
+    let now = Arc::clone(now);
+    let options = SqliteOptions::new()
+        .with_clock(move || now.load(Ordering::SeqCst))
+        .with_read_connections(2);
+    SqliteStore::open_with_options(path, options).unwrap()
+}
+
+fn alice() -> Owner {
+    Owner::new("auth0|alice").unwrap()
+}
+
+fn bob() -> Owner {
+    Owner::new("auth0|bob").unwrap()
+}
+
+fn reader() -> Access {
+    Access::new("app-a", "mcp:fetch")
+}
+
+fn metadata(value: Value) -> Map<String, Value> {
+    let Value::Object(map) = value else {
+        panic!("metadata must be a JSON object");
+    };
+    map
+}
+
+fn invalid_field(error: &StoreError) -> &'static str {
+    match error.kind() {
+        ErrorKind::InvalidInput { field, .. } => field,
+        other => panic!("expected invalid input, got {other:?}"),
+    }
+}
+
+/// Opens the file directly and runs SQLite's own checks, including that the
+/// full-text index agrees exactly with the non-deleted memories.
+fn assert_database_consistent(path: &Path) {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let integrity: String = connection
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let violations = connection
+        .prepare("PRAGMA foreign_key_check")
+        .unwrap()
+        .query_map([], |_| Ok(()))
+        .unwrap()
+        .count();
+    assert_eq!(violations, 0);
+    connection
+        .execute(
+            "INSERT INTO memories_fts (memories_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )
+        .unwrap();
+}
+
+mod lifecycle {
+    use super::*;
+
+    #[tokio::test]
+    async fn add_assigns_ids_timestamps_and_normalises_categories() {
+        let fixture = Fixture::new();
+        let new = NewMemory::new("Prefers window seats", "client-1")
+            .with_metadata(metadata(json!({"source": "chat", "n": 1})))
+            .with_categories([" Travel ", "TRAVEL", "preferences"]);
+        let added = fixture.store.add(&alice(), vec![new]).await.unwrap();
+
+        assert_eq!(added.len(), 1);
+        let memory = &added[0];
+        assert_eq!(memory.id.as_uuid().get_version_num(), 7);
+        assert_eq!(memory.owner, alice());
+        assert_eq!(memory.text, "Prefers window seats");
+        assert_eq!(memory.metadata, metadata(json!({"source": "chat", "n": 1})));
+        assert_eq!(memory.categories, ["preferences", "travel"]);
+        assert_eq!(memory.app, "client-1");
+        assert_eq!(memory.state, MemoryState::Active);
+        assert_eq!((memory.created_at, memory.updated_at), (T0, T0));
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_returned_in_input_order_with_increasing_ids() {
+        let fixture = Fixture::new();
+        let batch = (0..5)
+            .map(|n| NewMemory::new(format!("memory {n}"), "app-a"))
+            .collect();
+        let added = fixture.store.add(&alice(), batch).await.unwrap();
+        let texts: Vec<_> = added.iter().map(|memory| memory.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["memory 0", "memory 1", "memory 2", "memory 3", "memory 4"]
+        );
+        // Same millisecond, yet the ids still sort in creation order.
+        assert!(added.windows(2).all(|pair| pair[0].id < pair[1].id));
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_adds_nothing() {
+        let fixture = Fixture::new();
+        assert!(
+            fixture
+                .store
+                .add(&alice(), Vec::new())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(fixture.count(&alice()).await, 0);
+    }
+
+    #[tokio::test]
+    async fn get_returns_the_stored_memory() {
+        let fixture = Fixture::new();
+        let added = fixture
+            .add(&alice(), "Has a cat named Miso", &["pets"])
+            .await;
+        let fetched = fixture
+            .store
+            .get(&alice(), added.id, &reader())
+            .await
+            .unwrap();
+        assert_eq!(fetched, Some(added));
+    }
+
+    #[tokio::test]
+    async fn get_of_an_unknown_id_is_none() {
+        let fixture = Fixture::new();
+        fixture.add(&alice(), "something", &[]).await;
+        let unknown: MemoryId = "01890a5d-ac96-774b-bcce-b302099a8057".parse().unwrap();
+        assert_eq!(
+            fixture
+                .store
+                .get(&alice(), unknown, &reader())
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn update_text_replaces_text_and_reindexes_search() {
+        let fixture = Fixture::new();
+        let added = fixture.add(&alice(), "Drives a red bicycle", &[]).await;
+        fixture.advance(1000);
+        let updated = fixture
+            .store
+            .update_text(&alice(), added.id, "Drives a blue scooter".into(), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.text, "Drives a blue scooter");
+        assert_eq!(updated.created_at, added.created_at);
+        assert_eq!(updated.updated_at, added.created_at + 1001);
+        assert!(fixture.search_texts(&alice(), "bicycle").await.is_empty());
+        assert_eq!(
+            fixture.search_texts(&alice(), "scooter").await,
+            ["Drives a blue scooter"]
+        );
+        assert_database_consistent(&fixture.path());
+    }
+
+    #[tokio::test]
+    async fn update_text_keeps_metadata_unless_given() {
+        let fixture = Fixture::new();
+        let new = NewMemory::new("v1", "app-a").with_metadata(metadata(json!({"k": 1})));
+        let added = fixture
+            .store
+            .add(&alice(), vec![new])
+            .await
+            .unwrap()
+            .remove(0);
+        let kept = fixture
+            .store
+            .update_text(&alice(), added.id, "v2".into(), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.metadata, metadata(json!({"k": 1})));
+        let replaced = fixture
+            .store
+            .update_text(
+                &alice(),
+                added.id,
+                "v3".into(),
+                Some(metadata(json!({"k": 2}))),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(replaced.metadata, metadata(json!({"k": 2})));
+    }
+
+    #[tokio::test]
+    async fn state_transitions_count_only_real_changes() {
+        let fixture = Fixture::new();
+        let first = fixture.add(&alice(), "first", &[]).await;
+        let second = fixture.add(&alice(), "second", &[]).await;
+        let both = [first.id, second.id];
+
+        assert_eq!(
+            fixture
+                .store
+                .set_state(&alice(), &both, MemoryState::Paused)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            fixture
+                .store
+                .set_state(&alice(), &both, MemoryState::Paused)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            fixture
+                .store
+                .set_state(&alice(), &[first.id], MemoryState::Archived)
+                .await
+                .unwrap(),
+            1
+        );
+        let states: Vec<_> = fixture
+            .all(&alice())
+            .await
+            .iter()
+            .map(|m| m.state)
+            .collect();
+        assert_eq!(states, [MemoryState::Archived, MemoryState::Paused]);
+
+        fixture.advance(500);
+        assert_eq!(
+            fixture
+                .store
+                .set_state(&alice(), &both, MemoryState::Active)
+                .await
+                .unwrap(),
+            2
+        );
+        let resumed = fixture.all(&alice()).await;
+        assert!(
+            resumed
+                .iter()
+                .all(|memory| memory.state == MemoryState::Active)
+        );
+        assert!(
+            resumed
+                .iter()
+                .all(|memory| memory.updated_at == T0 + 2 + 500)
+        );
+    }
+
+    #[tokio::test]
+    async fn paused_and_archived_memories_leave_default_search() {
+        let fixture = Fixture::new();
+        let paused = fixture.add(&alice(), "paused kiwi", &[]).await;
+        let archived = fixture.add(&alice(), "archived kiwi", &[]).await;
+        fixture.add(&alice(), "active kiwi", &[]).await;
+        fixture
+            .store
+            .set_state(&alice(), &[paused.id], MemoryState::Paused)
+            .await
+            .unwrap();
+        fixture
+            .store
+            .set_state(&alice(), &[archived.id], MemoryState::Archived)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            fixture.search_texts(&alice(), "kiwi").await,
+            ["active kiwi"]
+        );
+        let all_states = SearchQuery::new("kiwi").with_states([
+            MemoryState::Active,
+            MemoryState::Paused,
+            MemoryState::Archived,
+        ]);
+        assert_eq!(
+            fixture
+                .store
+                .search(&alice(), &all_states)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        // Archived memories are still fetchable by id.
+        assert!(
+            fixture
+                .store
+                .get(&alice(), archived.id, &reader())
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn set_state_cannot_delete() {
+        let fixture = Fixture::new();
+        let memory = fixture.add(&alice(), "keep me", &[]).await;
+        let error = fixture
+            .store
+            .set_state(&alice(), &[memory.id], MemoryState::Deleted)
+            .await
+            .unwrap_err();
+        assert_eq!(invalid_field(&error), "state");
+        assert_eq!(fixture.all(&alice()).await, [memory]);
+    }
+
+    #[tokio::test]
+    async fn delete_wipes_the_memory_and_removes_it_from_search() {
+        let fixture = Fixture::new();
+        let doomed = fixture
+            .add(&alice(), "The safe code is zanzibar", &["secrets"])
+            .await;
+        let kept = fixture
+            .add(&alice(), "The zanzibar trip was fun", &["travel"])
+            .await;
+        fixture
+            .store
+            .get(&alice(), doomed.id, &reader())
+            .await
+            .unwrap();
+
+        assert_eq!(
+            fixture
+                .store
+                .delete(&alice(), &[doomed.id, doomed.id])
+                .await
+                .unwrap(),
+            1
+        );
+
+        assert_eq!(
+            fixture
+                .store
+                .get(&alice(), doomed.id, &reader())
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            fixture.search_texts(&alice(), "safe code zanzibar").await,
+            std::slice::from_ref(&kept.text)
+        );
+        assert_eq!(fixture.all(&alice()).await, [kept]);
+        assert_eq!(
+            fixture
+                .store
+                .access_log(&alice(), doomed.id, 1, 10)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            fixture.store.related(&alice(), doomed.id, 5).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            fixture.store.categories(&alice()).await.unwrap(),
+            [("travel".to_owned(), 1)]
+        );
+        // Deletion is final.
+        let resurrected = fixture
+            .store
+            .set_state(&alice(), &[doomed.id], MemoryState::Active)
+            .await;
+        assert_eq!(resurrected.unwrap(), 0);
+        let rewritten = fixture
+            .store
+            .update_text(&alice(), doomed.id, "back".into(), None)
+            .await;
+        assert_eq!(rewritten.unwrap(), None);
+        assert_eq!(
+            fixture.store.delete(&alice(), &[doomed.id]).await.unwrap(),
+            0
+        );
+
+        let connection = rusqlite::Connection::open(fixture.path()).unwrap();
+        let (text, metadata, state): (String, String, String) = connection
+            .query_row(
+                "SELECT text, metadata, state FROM memories WHERE id = ?1",
+                [doomed.id.as_bytes()],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (text.as_str(), metadata.as_str(), state.as_str()),
+            ("", "{}", "deleted")
+        );
+        let leftovers: i64 = connection
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM memory_categories c JOIN memories m ON m.seq = c.memory_seq WHERE m.id = ?1)
+                      + (SELECT COUNT(*) FROM access_log a JOIN memories m ON m.seq = a.memory_seq WHERE m.id = ?1)",
+                [doomed.id.as_bytes()],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(leftovers, 0);
+        drop(connection);
+        assert_database_consistent(&fixture.path());
+    }
+
+    #[tokio::test]
+    async fn deleted_text_does_not_remain_in_the_database_files() {
+        let fixture = Fixture::new();
+        for n in 0..50 {
+            fixture
+                .add(&alice(), &format!("filler memory number {n}"), &[])
+                .await;
+        }
+        let secret = fixture
+            .add(&alice(), "password is quixoticpangolin", &[])
+            .await;
+        fixture.store.delete(&alice(), &[secret.id]).await.unwrap();
+        let path = fixture.path();
+        drop(fixture.store);
+
+        for file in std::fs::read_dir(fixture.dir.path()).unwrap() {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            let found = bytes.windows(8).any(|window| window == b"pangolin");
+            assert!(!found, "deleted text left in the database files");
+        }
+        assert_database_consistent(&path);
+    }
+
+    #[tokio::test]
+    async fn delete_all_deletes_every_memory_of_the_owner_only() {
+        let fixture = Fixture::new();
+        for n in 0..3 {
+            fixture.add(&alice(), &format!("alice {n}"), &["a"]).await;
+        }
+        let bobs = fixture.add(&bob(), "bob keeps this", &["b"]).await;
+        assert_eq!(fixture.store.delete_all(&alice()).await.unwrap(), 3);
+        assert_eq!(fixture.store.delete_all(&alice()).await.unwrap(), 0);
+        assert_eq!(fixture.count(&alice()).await, 0);
+        assert!(fixture.search_texts(&alice(), "alice").await.is_empty());
+        assert_eq!(fixture.all(&bob()).await, [bobs]);
+        assert_database_consistent(&fixture.path());
+    }
+
+    #[tokio::test]
+    async fn data_survives_closing_and_reopening_the_file() {
+        let fixture = Fixture::new();
+        let kept = fixture
+            .add(&alice(), "Birthday is in March", &["dates"])
+            .await;
+        let paused = fixture
+            .add(&alice(), "Paused memory about March", &[])
+            .await;
+        let deleted = fixture.add(&alice(), "Deleted March memory", &[]).await;
+        fixture
+            .store
+            .set_state(&alice(), &[paused.id], MemoryState::Paused)
+            .await
+            .unwrap();
+        fixture.store.delete(&alice(), &[deleted.id]).await.unwrap();
+        fixture
+            .store
+            .get(&alice(), kept.id, &reader())
+            .await
+            .unwrap();
+        let before = fixture.all(&alice()).await;
+
+        let fixture = fixture.reopen();
+
+        assert_eq!(fixture.all(&alice()).await, before);
+        assert_eq!(
+            fixture.search_texts(&alice(), "march").await,
+            ["Birthday is in March"]
+        );
+        let log = fixture
+            .store
+            .access_log(&alice(), kept.id, 1, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(log.total, 1);
+        // New ids after reopening still sort after the old ones.
+        let later = fixture.add(&alice(), "Added after reopening", &[]).await;
+        assert!(later.id > kept.id);
+    }
+
+    #[tokio::test]
+    async fn health_answers() {
+        let fixture = Fixture::new();
+        fixture.store.health().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_and_readers_all_succeed() {
+        let fixture = Fixture::new();
+        let mut tasks = Vec::new();
+        for task in 0..8 {
+            let store = fixture.store.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in 0..10 {
+                    let text = format!("task {task} note {n} concurrency");
+                    store
+                        .add(&alice(), vec![NewMemory::new(text, "app-a")])
+                        .await?;
+                    store
+                        .search(&alice(), &SearchQuery::new("concurrency"))
+                        .await?;
+                    store.list(&alice(), &ListQuery::new()).await?;
+                }
+                Ok::<_, StoreError>(())
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(fixture.count(&alice()).await, 80);
+        assert_database_consistent(&fixture.path());
+    }
+
+    #[test]
+    fn methods_outside_a_tokio_runtime_fail_instead_of_panicking() {
+        use std::future::Future;
+        use std::pin::pin;
+        use std::task::{Context, Poll, Waker};
+
+        let fixture = Fixture::new();
+        let mut health = pin!(fixture.store.health());
+        let mut context = Context::from_waker(Waker::noop());
+        let Poll::Ready(result) = health.as_mut().poll(&mut context) else {
+            panic!("expected an immediate answer");
+        };
+        assert_eq!(result.unwrap_err().kind(), &ErrorKind::Unavailable);
+    }
+}
+
+mod listing {
+    use super::*;
+
+    #[tokio::test]
+    async fn defaults_to_active_and_paused_newest_first() {
+        let fixture = Fixture::new();
+        let old = fixture.add(&alice(), "old", &[]).await;
+        let paused = fixture.add(&alice(), "paused", &[]).await;
+        let archived = fixture.add(&alice(), "archived", &[]).await;
+        fixture
+            .store
+            .set_state(&alice(), &[paused.id], MemoryState::Paused)
+            .await
+            .unwrap();
+        fixture
+            .store
+            .set_state(&alice(), &[archived.id], MemoryState::Archived)
+            .await
+            .unwrap();
+
+        let page = fixture
+            .store
+            .list(&alice(), &ListQuery::new())
+            .await
+            .unwrap();
+        let texts: Vec<_> = page
+            .items
+            .iter()
+            .map(|memory| memory.text.as_str())
+            .collect();
+        assert_eq!(texts, ["paused", "old"]);
+        assert_eq!(
+            (page.total, page.page, page.size, page.pages),
+            (2, 1, 20, 1)
+        );
+        assert_eq!(page.items[1], old);
+
+        let archived_only = ListQuery::new().with_states([MemoryState::Archived]);
+        let page = fixture.store.list(&alice(), &archived_only).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].id, archived.id);
+    }
+
+    #[tokio::test]
+    async fn paginates_with_totals() {
+        let fixture = Fixture::new();
+        for n in 0..25 {
+            fixture.add(&alice(), &format!("note {n:02}"), &[]).await;
+        }
+        let page = |number| {
+            ListQuery::new()
+                .with_sort(SortColumn::CreatedAt, SortDirection::Ascending)
+                .with_page(number, 10)
+        };
+        let first = fixture.store.list(&alice(), &page(1)).await.unwrap();
+        assert_eq!((first.total, first.pages, first.items.len()), (25, 3, 10));
+        assert_eq!(first.items[0].text, "note 00");
+        let third = fixture.store.list(&alice(), &page(3)).await.unwrap();
+        let texts: Vec<_> = third
+            .items
+            .iter()
+            .map(|memory| memory.text.as_str())
+            .collect();
+        assert_eq!(
+            texts,
+            ["note 20", "note 21", "note 22", "note 23", "note 24"]
+        );
+        let beyond = fixture.store.list(&alice(), &page(4)).await.unwrap();
+        assert!(beyond.items.is_empty());
+        assert_eq!(beyond.total, 25);
+    }
+
+    #[tokio::test]
+    async fn sorts_by_text_app_and_update_time_in_both_directions() {
+        let fixture = Fixture::new();
+        let banana = fixture.add_from(&alice(), "banana", &[], "zeta").await;
+        let apple = fixture.add_from(&alice(), "Apple", &[], "alpha").await;
+        let cherry = fixture.add_from(&alice(), "cherry", &[], "mu").await;
+        fixture.advance(100);
+        fixture
+            .store
+            .update_text(&alice(), banana.id, "banana".into(), None)
+            .await
+            .unwrap();
+
+        let store = &fixture.store;
+        let order = |sort, direction| async move {
+            let query = ListQuery::new().with_sort(sort, direction);
+            let page = store.list(&alice(), &query).await.unwrap();
+            page.items
+                .into_iter()
+                .map(|memory| memory.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            order(SortColumn::Text, SortDirection::Ascending).await,
+            [apple.id, banana.id, cherry.id]
+        );
+        assert_eq!(
+            order(SortColumn::App, SortDirection::Descending).await,
+            [banana.id, cherry.id, apple.id]
+        );
+        assert_eq!(
+            order(SortColumn::UpdatedAt, SortDirection::Descending).await,
+            [banana.id, cherry.id, apple.id]
+        );
+        assert_eq!(
+            order(SortColumn::CreatedAt, SortDirection::Descending).await,
+            [cherry.id, apple.id, banana.id]
+        );
+    }
+
+    #[tokio::test]
+    async fn filters_by_any_of_the_categories() {
+        let fixture = Fixture::new();
+        let work = fixture.add(&alice(), "work", &["work"]).await;
+        let both = fixture.add(&alice(), "both", &["work", "health"]).await;
+        fixture.add(&alice(), "music", &["music"]).await;
+        fixture.add(&alice(), "none", &[]).await;
+
+        let query = ListQuery::new()
+            .with_categories([" WORK", "health"])
+            .with_sort(SortColumn::CreatedAt, SortDirection::Ascending);
+        let page = fixture.store.list(&alice(), &query).await.unwrap();
+        assert_eq!(page.items, [work, both]);
+        assert_eq!(page.total, 2);
+    }
+
+    #[tokio::test]
+    async fn filters_by_app_and_creation_time() {
+        let fixture = Fixture::new();
+        fixture.add_from(&alice(), "early a", &[], "app-a").await;
+        fixture.advance(1000);
+        let middle = fixture.add_from(&alice(), "middle a", &[], "app-a").await;
+        fixture.add_from(&alice(), "middle b", &[], "app-b").await;
+        fixture.advance(1000);
+        fixture.add_from(&alice(), "late a", &[], "app-a").await;
+
+        let query = ListQuery::new()
+            .with_app("app-a")
+            .with_created_between(Some(T0 + 500), Some(T0 + 1500));
+        let page = fixture.store.list(&alice(), &query).await.unwrap();
+        assert_eq!(page.items, [middle]);
+
+        let inverted = ListQuery::new().with_created_between(Some(T0 + 1), Some(T0));
+        let error = fixture.store.list(&alice(), &inverted).await.unwrap_err();
+        assert_eq!(invalid_field(&error), "from");
+    }
+
+    #[tokio::test]
+    async fn text_contains_ignores_case_and_treats_wildcards_literally() {
+        let fixture = Fixture::new();
+        fixture.add(&alice(), "Battery at 100% today", &[]).await;
+        fixture.add(&alice(), "Battery at 1000 mAh", &[]).await;
+        fixture.add(&alice(), "file_name.txt", &[]).await;
+        fixture.add(&alice(), "filename.txt", &[]).await;
+        fixture.add(&alice(), r"path C:\temp", &[]).await;
+
+        let store = &fixture.store;
+        let texts = |needle: &'static str| async move {
+            let query = ListQuery::new().with_text_contains(needle);
+            let page = store.list(&alice(), &query).await.unwrap();
+            page.items
+                .into_iter()
+                .map(|memory| memory.text)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(texts("100%").await, ["Battery at 100% today"]);
+        assert_eq!(texts("FILE_").await, ["file_name.txt"]);
+        assert_eq!(texts(r"c:\t").await, [r"path C:\temp"]);
+        assert_eq!(texts("battery").await.len(), 2);
+        assert_eq!(texts("%").await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn categories_are_counted_most_used_first() {
+        let fixture = Fixture::new();
+        fixture.add(&alice(), "one", &["work", "health"]).await;
+        fixture.add(&alice(), "two", &["work"]).await;
+        fixture.add(&alice(), "three", &["Work", "art"]).await;
+        fixture.add(&bob(), "bob", &["work", "bobs"]).await;
+        let categories = fixture.store.categories(&alice()).await.unwrap();
+        assert_eq!(
+            categories,
+            [
+                ("work".to_owned(), 3),
+                ("art".to_owned(), 1),
+                ("health".to_owned(), 1)
+            ]
+        );
+    }
+}
+
+mod search {
+    use super::*;
+
+    #[tokio::test]
+    async fn more_matching_terms_rank_first() {
+        let fixture = Fixture::new();
+        fixture
+            .add(&alice(), "I enjoy hiking on weekends", &[])
+            .await;
+        fixture
+            .add(
+                &alice(),
+                "Hiking in the mountains with my dog on weekends",
+                &[],
+            )
+            .await;
+        fixture.add(&alice(), "My dog is a beagle", &[]).await;
+        fixture.add(&alice(), "Nothing relevant here", &[]).await;
+
+        let hits = fixture
+            .store
+            .search(
+                &alice(),
+                &SearchQuery::new("hiking with my dog in the mountains"),
+            )
+            .await
+            .unwrap();
+        let texts: Vec<_> = hits.iter().map(|hit| hit.memory.text.as_str()).collect();
+        assert_eq!(texts.len(), 3);
+        assert_eq!(texts[0], "Hiking in the mountains with my dog on weekends");
+        assert!(hits.windows(2).all(|pair| pair[0].score >= pair[1].score));
+        assert!(hits.iter().all(|hit| hit.score > 0.0));
+    }
+
+    #[tokio::test]
+    async fn snippets_highlight_matched_terms() {
+        let fixture = Fixture::new();
+        let long = format!(
+            "{} The user is allergic to shellfish and peanuts. {}",
+            "Lorem ipsum dolor sit amet. ".repeat(10),
+            "Consectetur adipiscing elit. ".repeat(10)
+        );
+        fixture.add(&alice(), &long, &[]).await;
+        let hits = fixture
+            .store
+            .search(&alice(), &SearchQuery::new("PEANUTS, shellfish!"))
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+        let snippet = &hits[0].snippet;
+        assert!(snippet.contains("**shellfish**"), "{snippet}");
+        assert!(snippet.contains("**peanuts**"), "{snippet}");
+        assert!(snippet.contains('…'), "{snippet}");
+        assert!(snippet.len() < long.len());
+    }
+
+    #[tokio::test]
+    async fn stemming_and_diacritics_help_recall() {
+        let fixture = Fixture::new();
+        fixture.add(&alice(), "Went running at the café", &[]).await;
+        assert_eq!(fixture.search_texts(&alice(), "run").await.len(), 1);
+        assert_eq!(fixture.search_texts(&alice(), "cafe").await.len(), 1);
+        assert_eq!(fixture.search_texts(&alice(), "RUNS").await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_query_without_words_finds_nothing() {
+        let fixture = Fixture::new();
+        fixture.add(&alice(), "anything at all", &[]).await;
+        for query in ["", "   ", "!!! ??? ...", "\"\"", "*"] {
+            assert!(
+                fixture.search_texts(&alice(), query).await.is_empty(),
+                "{query:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn filters_by_category_and_app() {
+        let fixture = Fixture::new();
+        fixture
+            .add_from(&alice(), "lemon tart recipe", &["food"], "app-a")
+            .await;
+        fixture
+            .add_from(&alice(), "lemon tree care", &["garden"], "app-b")
+            .await;
+        let food = SearchQuery::new("lemon").with_categories(["Food"]);
+        let hits = fixture.store.search(&alice(), &food).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].memory.text, "lemon tart recipe");
+        let from_b = SearchQuery::new("lemon").with_app("app-b");
+        let hits = fixture.store.search(&alice(), &from_b).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].memory.text, "lemon tree care");
+    }
+
+    #[tokio::test]
+    async fn respects_the_limit() {
+        let fixture = Fixture::new();
+        for n in 0..12 {
+            fixture
+                .add(&alice(), &format!("orange number {n}"), &[])
+                .await;
+        }
+        let hits = fixture
+            .store
+            .search(&alice(), &SearchQuery::new("orange").with_limit(5))
+            .await;
+        assert_eq!(hits.unwrap().len(), 5);
+    }
+
+    /// FTS5 query syntax in user text: never an error, never another owner's data.
+    #[tokio::test]
+    async fn fts_syntax_in_the_query_is_never_interpreted() {
+        let fixture = Fixture::new();
+        let mine = fixture.add(&alice(), "my note about gardens", &[]).await;
+        fixture
+            .add(
+                &bob(),
+                "bob secret owner id text NEAR OR AND NOT gardens",
+                &[],
+            )
+            .await;
+        // Bob's owner row id is 2; these try to reach it or widen the match.
+        let payloads = [
+            "\"",
+            "\"\"\"",
+            "garden\"s",
+            "*",
+            "garden*",
+            "NEAR(",
+            "NEAR(secret gardens, 10)",
+            "OR",
+            "gardens OR secret",
+            "AND",
+            "NOT gardens",
+            "-gardens",
+            "- secret",
+            ":",
+            "owner_id:2",
+            "owner_id : \"2\"",
+            "owner_id:2 OR owner_id:1",
+            "{owner_id text}: secret",
+            "text:secret",
+            "secret) OR (owner_id:2",
+            "(((",
+            ")))",
+            "(gardens",
+            "gardens)",
+            "^secret",
+            "secret + bob",
+            "'; DROP TABLE memories; --",
+            "\\\"secret",
+            "%_%",
+            "\u{0}",
+        ];
+        for payload in payloads {
+            let hits = fixture
+                .store
+                .search(&alice(), &SearchQuery::new(payload).with_limit(50))
+                .await
+                .unwrap_or_else(|error| panic!("{payload:?} failed: {error}"));
+            for hit in &hits {
+                assert_eq!(hit.memory.owner, alice(), "{payload:?}");
+                assert_eq!(hit.memory.id, mine.id, "{payload:?}");
+            }
+        }
+        let long = "\"(".repeat(512);
+        assert!(fixture.search_texts(&alice(), &long).await.is_empty());
+        // Words only Bob has never find anything for Alice.
+        assert!(
+            fixture
+                .search_texts(&alice(), "secret bob NEAR")
+                .await
+                .is_empty()
+        );
+        assert_eq!(fixture.search_texts(&bob(), "secret").await.len(), 1);
+        assert_database_consistent(&fixture.path());
+    }
+
+    /// 10,000 memories for one owner among 10,000 of other owners: search
+    /// still returns exactly the right ones. (Speed belongs in a benchmark.)
+    #[test]
+    fn finds_the_right_memories_among_ten_thousand_and_other_owners() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let fixture = Fixture::new();
+            let others: Vec<Owner> = (0..20)
+                .map(|n| Owner::new(format!("other-{n}")).unwrap())
+                .collect();
+            for batch in 0..100 {
+                let memories = (0..100)
+                    .map(|n| {
+                        let i = batch * 100 + n;
+                        let needle = if i % 1000 == 7 { " aurora" } else { "" };
+                        NewMemory::new(
+                            format!("note {i} about topic{} gardens{needle}", i % 50),
+                            "app-a",
+                        )
+                    })
+                    .collect();
+                fixture.store.add(&alice(), memories).await.unwrap();
+            }
+            for (n, other) in others.iter().enumerate() {
+                for _ in 0..5 {
+                    let memories = (0..100)
+                        .map(|i| {
+                            NewMemory::new(format!("other {n} {i} aurora gardens topic7"), "app-x")
+                        })
+                        .collect();
+                    fixture.store.add(other, memories).await.unwrap();
+                }
+            }
+            assert_eq!(fixture.count(&alice()).await, 10_000);
+
+            let hits = fixture
+                .store
+                .search(&alice(), &SearchQuery::new("aurora").with_limit(50))
+                .await
+                .unwrap();
+            let mut texts: Vec<_> = hits.iter().map(|hit| hit.memory.text.clone()).collect();
+            texts.sort();
+            let mut expected: Vec<_> = (0..10)
+                .map(|k| {
+                    let i = k * 1000 + 7;
+                    format!("note {i} about topic{} gardens aurora", i % 50)
+                })
+                .collect();
+            expected.sort();
+            assert_eq!(texts, expected);
+
+            let hits = fixture
+                .store
+                .search(&alice(), &SearchQuery::new("topic7 aurora").with_limit(50))
+                .await
+                .unwrap();
+            assert_eq!(hits.len(), 50);
+            assert!(hits.iter().all(|hit| hit.memory.owner == alice()));
+            // The ten with both words rank above those with one.
+            assert!(
+                hits[..10]
+                    .iter()
+                    .all(|hit| hit.memory.text.contains("aurora"))
+            );
+            assert!(
+                hits[10..]
+                    .iter()
+                    .all(|hit| !hit.memory.text.contains("aurora"))
+            );
+
+            let other = &others[3];
+            let theirs = fixture
+                .store
+                .search(other, &SearchQuery::new("gardens").with_limit(50))
+                .await
+                .unwrap();
+            assert_eq!(theirs.len(), 50);
+            assert!(theirs.iter().all(|hit| hit.memory.owner == *other));
+        });
+    }
+}
+
+mod related {
+    use super::*;
+
+    #[tokio::test]
+    async fn most_shared_categories_first_then_newest() {
+        let fixture = Fixture::new();
+        let subject = fixture.add(&alice(), "subject", &["a", "b", "c"]).await;
+        let one_old = fixture.add(&alice(), "one shared, older", &["a"]).await;
+        let two = fixture.add(&alice(), "two shared", &["a", "b", "x"]).await;
+        let one_new = fixture.add(&alice(), "one shared, newer", &["c"]).await;
+        fixture.add(&alice(), "unrelated", &["x"]).await;
+        let archived = fixture
+            .add(&alice(), "archived, three shared", &["a", "b", "c"])
+            .await;
+        fixture
+            .store
+            .set_state(&alice(), &[archived.id], MemoryState::Archived)
+            .await
+            .unwrap();
+        fixture
+            .add(&bob(), "bob, three shared", &["a", "b", "c"])
+            .await;
+
+        let related = fixture
+            .store
+            .related(&alice(), subject.id, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        let ids: Vec<_> = related.iter().map(|memory| memory.id).collect();
+        assert_eq!(ids, [two.id, one_new.id, one_old.id]);
+
+        let limited = fixture
+            .store
+            .related(&alice(), subject.id, 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(limited.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn without_categories_falls_back_to_similar_text() {
+        let fixture = Fixture::new();
+        let subject = fixture
+            .add(&alice(), "Learning to play the cello", &[])
+            .await;
+        let similar = fixture
+            .add(&alice(), "Cello lessons on Tuesdays", &["music"])
+            .await;
+        fixture.add(&alice(), "Bought new shoes", &[]).await;
+        fixture.add(&bob(), "Bob plays the cello too", &[]).await;
+
+        let related = fixture
+            .store
+            .related(&alice(), subject.id, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(related, [similar]);
+    }
+
+    #[tokio::test]
+    async fn unknown_id_is_none() {
+        let fixture = Fixture::new();
+        fixture.add(&alice(), "x", &[]).await;
+        let unknown: MemoryId = "01890a5d-ac96-774b-bcce-b302099a8057".parse().unwrap();
+        assert_eq!(
+            fixture.store.related(&alice(), unknown, 5).await.unwrap(),
+            None
+        );
+    }
+}
+
+mod access_and_stats {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_are_logged_and_paged_newest_first() {
+        let fixture = Fixture::new();
+        let memory = fixture.add(&alice(), "logged", &[]).await;
+        for (app, via) in [
+            ("app-a", "mcp:fetch"),
+            ("app-b", "rest:get"),
+            ("app-c", "mcp:fetch"),
+        ] {
+            fixture.advance(10);
+            fixture
+                .store
+                .get(&alice(), memory.id, &Access::new(app, via))
+                .await
+                .unwrap();
+        }
+        let first = fixture
+            .store
+            .access_log(&alice(), memory.id, 1, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((first.total, first.pages), (3, 2));
+        let apps: Vec<_> = first.items.iter().map(|entry| entry.app.as_str()).collect();
+        assert_eq!(apps, ["app-c", "app-b"]);
+        assert_eq!(first.items[0].accessed_at, T0 + 1 + 30);
+        assert_eq!(first.items[1].via, "rest:get");
+        assert!(first.items.iter().all(|entry| entry.memory_id == memory.id));
+        let second = fixture
+            .store
+            .access_log(&alice(), memory.id, 2, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.items.len(), 1);
+        assert_eq!(second.items[0].app, "app-a");
+    }
+
+    #[tokio::test]
+    async fn record_access_skips_unknown_foreign_and_deleted_ids() {
+        let fixture = Fixture::new();
+        let mine = fixture.add(&alice(), "mine", &[]).await;
+        let deleted = fixture.add(&alice(), "deleted", &[]).await;
+        let theirs = fixture.add(&bob(), "theirs", &[]).await;
+        fixture.store.delete(&alice(), &[deleted.id]).await.unwrap();
+        let unknown: MemoryId = "01890a5d-ac96-774b-bcce-b302099a8057".parse().unwrap();
+
+        let access = Access::new("app-s", "mcp:search");
+        let recorded = fixture
+            .store
+            .record_access(
+                &alice(),
+                &[mine.id, deleted.id, theirs.id, unknown],
+                &access,
+            )
+            .await
+            .unwrap();
+        assert_eq!(recorded, 1);
+        let log = fixture
+            .store
+            .access_log(&alice(), mine.id, 1, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(log.items[0].via, "mcp:search");
+        let bobs_log = fixture
+            .store
+            .access_log(&bob(), theirs.id, 1, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(bobs_log.total, 0);
+    }
+
+    #[tokio::test]
+    async fn stats_count_created_and_accessed_memories_per_app() {
+        let fixture = Fixture::new();
+        let a1 = fixture.add_from(&alice(), "a1", &[], "app-a").await;
+        let a2 = fixture.add_from(&alice(), "a2", &[], "app-a").await;
+        let b1 = fixture.add_from(&alice(), "b1", &[], "app-b").await;
+        let gone = fixture.add_from(&alice(), "gone", &[], "app-b").await;
+        fixture.add_from(&bob(), "bob", &[], "app-a").await;
+        let reader_c = Access::new("app-c", "rest:get");
+        fixture.store.get(&alice(), a1.id, &reader_c).await.unwrap();
+        fixture.store.get(&alice(), a1.id, &reader_c).await.unwrap();
+        fixture.store.get(&alice(), b1.id, &reader_c).await.unwrap();
+        fixture.store.get(&alice(), a2.id, &reader()).await.unwrap();
+        fixture
+            .store
+            .get(&alice(), gone.id, &reader())
+            .await
+            .unwrap();
+        fixture.store.delete(&alice(), &[gone.id]).await.unwrap();
+
+        let stats = fixture.store.stats(&alice()).await.unwrap();
+        assert_eq!(stats.total_memories, 3);
+        assert_eq!(stats.total_apps, 3);
+        let rows: Vec<_> = stats
+            .apps
+            .iter()
+            .map(|app| {
+                (
+                    app.app.as_str(),
+                    app.memories_created,
+                    app.memories_accessed,
+                )
+            })
+            .collect();
+        assert_eq!(rows, [("app-a", 2, 1), ("app-b", 1, 0), ("app-c", 0, 2)]);
+
+        let nobody = Owner::new("never-wrote").unwrap();
+        let empty = fixture.store.stats(&nobody).await.unwrap();
+        assert_eq!((empty.total_memories, empty.total_apps), (0, 0));
+    }
+}
+
+/// Every limit: an `InvalidInput` naming the field, and nothing written.
+mod limits {
+    use super::*;
+
+    async fn assert_rejected_without_writes(
+        fixture: &Fixture,
+        memories: Vec<NewMemory>,
+        field: &str,
+    ) {
+        let before = fixture.all(&alice()).await;
+        let error = fixture.store.add(&alice(), memories).await.unwrap_err();
+        assert_eq!(invalid_field(&error), field);
+        assert_eq!(fixture.all(&alice()).await, before);
+    }
+
+    fn valid(n: usize) -> NewMemory {
+        NewMemory::new(format!("valid memory {n}"), "app-a")
+    }
+
+    #[tokio::test]
+    async fn one_bad_memory_rejects_the_whole_batch() {
+        let fixture = Fixture::new();
+        fixture.add(&alice(), "existing", &[]).await;
+        let limits = Limits::default();
+        let oversized = [
+            (
+                NewMemory::new("x".repeat(limits.max_text_bytes + 1), "app-a"),
+                "text",
+            ),
+            (NewMemory::new("   ", "app-a"), "text"),
+            (NewMemory::new("nul\0byte", "app-a"), "text"),
+            (
+                valid(9).with_metadata(metadata(
+                    json!({"blob": "x".repeat(limits.max_metadata_bytes)}),
+                )),
+                "metadata",
+            ),
+            (
+                valid(9).with_categories((0..=limits.max_categories).map(|n| format!("c{n}"))),
+                "categories",
+            ),
+            (
+                valid(9).with_categories(["x".repeat(limits.max_category_chars + 1)]),
+                "categories",
+            ),
+            (valid(9).with_categories([" "]), "categories"),
+            (NewMemory::new("bad app", ""), "app"),
+            (NewMemory::new("bad app", "client\nid"), "app"),
+            (NewMemory::new("bad app", "c".repeat(256)), "app"),
+        ];
+        for (bad, field) in oversized {
+            assert_rejected_without_writes(&fixture, vec![valid(1), bad, valid(2)], field).await;
+        }
+        assert_eq!(fixture.count(&alice()).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_over_the_limit_writes_nothing() {
+        let fixture = Fixture::new();
+        let too_many = (0..=Limits::default().max_batch).map(valid).collect();
+        assert_rejected_without_writes(&fixture, too_many, "memories").await;
+        assert_eq!(fixture.count(&alice()).await, 0);
+        let just_enough = (0..Limits::default().max_batch).map(valid).collect();
+        assert_eq!(
+            fixture
+                .store
+                .add(&alice(), just_enough)
+                .await
+                .unwrap()
+                .len(),
+            100
+        );
+    }
+
+    #[tokio::test]
+    async fn id_batches_over_the_limit_change_nothing() {
+        let fixture = Fixture::new();
+        let memory = fixture.add(&alice(), "stays active", &[]).await;
+        let ids = vec![memory.id; Limits::default().max_batch + 1];
+
+        let error = fixture.store.delete(&alice(), &ids).await.unwrap_err();
+        assert_eq!(invalid_field(&error), "ids");
+        let error = fixture
+            .store
+            .set_state(&alice(), &ids, MemoryState::Paused)
+            .await
+            .unwrap_err();
+        assert_eq!(invalid_field(&error), "ids");
+        let error = fixture
+            .store
+            .record_access(&alice(), &ids, &reader())
+            .await
+            .unwrap_err();
+        assert_eq!(invalid_field(&error), "ids");
+
+        assert_eq!(fixture.all(&alice()).await, std::slice::from_ref(&memory));
+        let log = fixture
+            .store
+            .access_log(&alice(), memory.id, 1, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(log.total, 0);
+    }
+
+    #[tokio::test]
+    async fn oversized_updates_change_nothing() {
+        let fixture = Fixture::new();
+        let memory = fixture.add(&alice(), "original", &[]).await;
+        let limits = Limits::default();
+        let error = fixture
+            .store
+            .update_text(
+                &alice(),
+                memory.id,
+                "x".repeat(limits.max_text_bytes + 1),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(invalid_field(&error), "text");
+        let big = metadata(json!({"blob": "x".repeat(limits.max_metadata_bytes)}));
+        let error = fixture
+            .store
+            .update_text(&alice(), memory.id, "fine".into(), Some(big))
+            .await
+            .unwrap_err();
+        assert_eq!(invalid_field(&error), "metadata");
+        assert_eq!(fixture.all(&alice()).await, [memory]);
+    }
+
+    #[tokio::test]
+    async fn list_and_search_parameters_are_bounded() {
+        let fixture = Fixture::new();
+        let store = &fixture.store;
+        let owner = alice();
+        let list_error = |query: ListQuery| async move {
+            invalid_field(&store.list(&alice(), &query).await.unwrap_err())
+        };
+        assert_eq!(list_error(ListQuery::new().with_page(0, 10)).await, "page");
+        assert_eq!(list_error(ListQuery::new().with_page(1, 0)).await, "size");
+        assert_eq!(list_error(ListQuery::new().with_page(1, 101)).await, "size");
+        assert_eq!(list_error(ListQuery::new().with_states([])).await, "states");
+        assert_eq!(
+            list_error(ListQuery::new().with_states([MemoryState::Deleted])).await,
+            "states"
+        );
+        assert_eq!(
+            list_error(ListQuery::new().with_text_contains("x".repeat(1025))).await,
+            "text_contains"
+        );
+        assert_eq!(
+            list_error(ListQuery::new().with_categories((0..33).map(|n| n.to_string()))).await,
+            "categories"
+        );
+        assert!(
+            store
+                .list(&owner, &ListQuery::new().with_page(1, 100))
+                .await
+                .is_ok()
+        );
+
+        let search_error = |query: SearchQuery| async move {
+            invalid_field(&store.search(&alice(), &query).await.unwrap_err())
+        };
+        assert_eq!(
+            search_error(SearchQuery::new("x".repeat(1025))).await,
+            "query"
+        );
+        assert_eq!(
+            search_error(SearchQuery::new("x").with_limit(0)).await,
+            "limit"
+        );
+        assert_eq!(
+            search_error(SearchQuery::new("x").with_limit(51)).await,
+            "limit"
+        );
+        assert_eq!(
+            search_error(SearchQuery::new("x").with_states([MemoryState::Deleted])).await,
+            "states"
+        );
+        assert!(
+            store
+                .search(&owner, &SearchQuery::new("x".repeat(1024)).with_limit(50))
+                .await
+                .is_ok()
+        );
+
+        let memory = fixture.add(&owner, "m", &[]).await;
+        let error = store
+            .access_log(&owner, memory.id, 1, 101)
+            .await
+            .unwrap_err();
+        assert_eq!(invalid_field(&error), "size");
+        let error = store.related(&owner, memory.id, 51).await.unwrap_err();
+        assert_eq!(invalid_field(&error), "limit");
+        let error = store
+            .get(&owner, memory.id, &Access::new("app", "not ascii é"))
+            .await
+            .unwrap_err();
+        assert_eq!(invalid_field(&error), "via");
+        let log = store
+            .access_log(&owner, memory.id, 1, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(log.total, 0);
+    }
+
+    #[tokio::test]
+    async fn custom_limits_are_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut limits = Limits::default();
+        limits.max_text_bytes = 10;
+        let store = SqliteStore::open(dir.path().join("small.db"), limits).unwrap();
+        assert_eq!(store.limits().max_text_bytes, 10);
+        let error = store
+            .add(&alice(), vec![NewMemory::new("eleven byte", "app-a")])
+            .await
+            .unwrap_err();
+        assert_eq!(invalid_field(&error), "text");
+        assert!(
+            store
+                .add(&alice(), vec![NewMemory::new("ten bytes!", "app-a")])
+                .await
+                .is_ok()
+        );
+    }
+}
+
+/// Owner B attacking owner A's memory through every method. After each
+/// attack, A's memory, categories, search and access log are unchanged.
+mod isolation {
+    use super::*;
+
+    struct Victim {
+        fixture: Fixture,
+        memory: Memory,
+    }
+
+    async fn victim() -> Victim {
+        let fixture = Fixture::new();
+        let memory = fixture
+            .add(&alice(), "Alice's bank PIN is 4921", &["secrets"])
+            .await;
+        fixture
+            .add(&bob(), "Bob's own note about secrets", &["secrets"])
+            .await;
+        Victim { fixture, memory }
+    }
+
+    impl Victim {
+        async fn assert_untouched(&self) {
+            let store = &self.fixture.store;
+            assert_eq!(
+                self.fixture.all(&alice()).await,
+                std::slice::from_ref(&self.memory)
+            );
+            assert_eq!(
+                self.fixture.search_texts(&alice(), "bank pin").await,
+                std::slice::from_ref(&self.memory.text)
+            );
+            let log = store
+                .access_log(&alice(), self.memory.id, 1, 10)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(log.total, 0);
+            assert_eq!(
+                store.categories(&alice()).await.unwrap(),
+                [("secrets".to_owned(), 1)]
+            );
+            assert_database_consistent(&self.fixture.path());
+        }
+    }
+
+    #[tokio::test]
+    async fn owner_b_cannot_fetch_owner_a_memory_by_id() {
+        let victim = victim().await;
+        let fetched = victim
+            .fixture
+            .store
+            .get(&bob(), victim.memory.id, &reader())
+            .await;
+        assert_eq!(fetched.unwrap(), None);
+        victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn owner_b_cannot_list_owner_a_memories() {
+        let victim = victim().await;
+        let query = ListQuery::new()
+            .with_states([
+                MemoryState::Active,
+                MemoryState::Paused,
+                MemoryState::Archived,
+            ])
+            .with_text_contains("PIN");
+        let page = victim.fixture.store.list(&bob(), &query).await.unwrap();
+        assert_eq!(page.total, 0);
+        assert!(page.items.is_empty());
+        victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn owner_b_cannot_find_owner_a_memory_by_search() {
+        let victim = victim().await;
+        let hits = victim
+            .fixture
+            .store
+            .search(&bob(), &SearchQuery::new("alice bank PIN 4921"))
+            .await;
+        assert!(hits.unwrap().is_empty());
+        victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn owner_b_cannot_update_owner_a_memory() {
+        let victim = victim().await;
+        let updated = victim
+            .fixture
+            .store
+            .update_text(&bob(), victim.memory.id, "hacked".into(), Some(Map::new()))
+            .await;
+        assert_eq!(updated.unwrap(), None);
+        victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn owner_b_cannot_pause_or_archive_owner_a_memory() {
+        let victim = victim().await;
+        for state in [MemoryState::Paused, MemoryState::Archived] {
+            let changed = victim
+                .fixture
+                .store
+                .set_state(&bob(), &[victim.memory.id], state)
+                .await;
+            assert_eq!(changed.unwrap(), 0);
+        }
+        victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn owner_b_cannot_delete_owner_a_memory() {
+        let victim = victim().await;
+        let deleted = victim
+            .fixture
+            .store
+            .delete(&bob(), &[victim.memory.id])
+            .await;
+        assert_eq!(deleted.unwrap(), 0);
+        victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn owner_b_delete_all_does_not_reach_owner_a() {
+        let victim = victim().await;
+        assert_eq!(victim.fixture.store.delete_all(&bob()).await.unwrap(), 1);
+        victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn owner_b_cannot_read_owner_a_access_log() {
+        let victim = victim().await;
+        let log = victim
+            .fixture
+            .store
+            .access_log(&bob(), victim.memory.id, 1, 10)
+            .await;
+        assert_eq!(log.unwrap(), None);
+        victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn owner_b_cannot_write_into_owner_a_access_log() {
+        let victim = victim().await;
+        let recorded = victim
+            .fixture
+            .store
+            .record_access(&bob(), &[victim.memory.id], &reader())
+            .await;
+        assert_eq!(recorded.unwrap(), 0);
+        victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn owner_b_cannot_get_related_of_owner_a_memory() {
+        let victim = victim().await;
+        let related = victim
+            .fixture
+            .store
+            .related(&bob(), victim.memory.id, 10)
+            .await;
+        assert_eq!(related.unwrap(), None);
+        victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn owner_b_related_never_includes_owner_a_memories() {
+        let victim = victim().await;
+        let bobs = victim.fixture.all(&bob()).await.remove(0);
+        let related = victim
+            .fixture
+            .store
+            .related(&bob(), bobs.id, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(related.is_empty());
+        let bob_plain = victim
+            .fixture
+            .add(&bob(), "what is the bank PIN", &[])
+            .await;
+        let related = victim
+            .fixture
+            .store
+            .related(&bob(), bob_plain.id, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(related.iter().all(|memory| memory.owner == bob()));
+        assert!(related.iter().all(|memory| memory.id != victim.memory.id));
+        victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn owner_b_cannot_see_owner_a_categories_or_stats() {
+        let victim = victim().await;
+        let store = &victim.fixture.store;
+        assert_eq!(
+            store.categories(&bob()).await.unwrap(),
+            [("secrets".to_owned(), 1)]
+        );
+        let stats = store.stats(&bob()).await.unwrap();
+        assert_eq!(stats.total_memories, 1);
+        victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn look_alike_subjects_are_different_owners() {
+        let victim = victim().await;
+        for subject in [
+            "auth0|Alice",
+            "auth0|alice ",
+            " auth0|alice",
+            "auth0|alicé",
+            "auth0",
+        ] {
+            let impostor = Owner::new(subject).unwrap();
+            let fetched = victim
+                .fixture
+                .store
+                .get(&impostor, victim.memory.id, &reader())
+                .await;
+            assert_eq!(fetched.unwrap(), None, "{subject:?}");
+            assert!(
+                victim
+                    .fixture
+                    .search_texts(&impostor, "bank pin")
+                    .await
+                    .is_empty()
+            );
+        }
+        victim.assert_untouched().await;
+    }
+}
