@@ -117,40 +117,32 @@ impl<'de> Registered<'de> {
         }
     }
 
-    /// JSON type checks for every registered claim that is present.
-    fn check_types(&self) -> Result<(), Error> {
-        if let Some(iss) = self.iss {
-            json_string(iss).ok_or(invalid("iss is not a string"))?;
-        }
-        if let Some(aud) = self.aud {
-            audiences(aud)?;
-        }
-        if let Some(exp) = self.exp {
-            numeric_date(exp).ok_or(invalid("exp is not a non-negative integer"))?;
-        }
-        if let Some(nbf) = self.nbf {
-            numeric_date(nbf).ok_or(invalid("nbf is not a non-negative integer"))?;
-        }
-        if let Some(iat) = self.iat {
-            numeric_date(iat).ok_or(invalid("iat is not a non-negative integer"))?;
-        }
-        if let Some(sub) = self.sub {
-            json_string(sub).ok_or(invalid("sub is not a string"))?;
-        }
-        if let Some(jti) = self.jti {
-            json_string(jti).ok_or(invalid("jti is not a string"))?;
-        }
-        Ok(())
+    /// Parses every registered claim that is present, checking its JSON type, once.
+    fn check_types(&self) -> Result<Checked<'de>, Error> {
+        let string = |raw: Option<&'de RawValue>, detail| {
+            raw.map(|r| json_string(r).ok_or(invalid(detail)))
+                .transpose()
+        };
+        let date = |raw: Option<&'de RawValue>, detail| {
+            raw.map(|r| numeric_date(r).ok_or(invalid(detail)))
+                .transpose()
+        };
+        Ok(Checked {
+            iss: string(self.iss, "iss is not a string")?,
+            aud: self.aud.map(audiences).transpose()?,
+            exp: date(self.exp, "exp is not a non-negative integer")?,
+            nbf: date(self.nbf, "nbf is not a non-negative integer")?,
+            iat: date(self.iat, "iat is not a non-negative integer")?,
+            _sub: string(self.sub, "sub is not a string")?,
+            _jti: string(self.jti, "jti is not a string")?,
+        })
     }
 
     fn validate(&self, policy: &Policy, now: u64) -> Result<u64, Error> {
-        self.check_types()?;
+        let claims = self.check_types()?;
         let missing = |detail| Error::new(ErrorKind::MissingClaim, detail);
 
-        let iss = self
-            .iss
-            .and_then(json_string)
-            .ok_or(missing("token has no iss"))?;
+        let iss = claims.iss.ok_or(missing("token has no iss"))?;
         if !policy.issuers.iter().any(|accepted| *accepted == *iss) {
             return Err(Error::new(
                 ErrorKind::WrongIssuer,
@@ -159,11 +151,8 @@ impl<'de> Registered<'de> {
         }
 
         if policy.check_audience {
-            let aud = self.aud.ok_or(missing("token has no aud"))?;
-            let found = audiences(aud)?
-                .iter()
-                .any(|a| policy.audiences.iter().any(|accepted| *accepted == **a));
-            if !found {
+            let aud = claims.aud.ok_or(missing("token has no aud"))?;
+            if !aud.contains_any(&policy.audiences) {
                 return Err(Error::new(
                     ErrorKind::WrongAudience,
                     "aud holds no accepted audience",
@@ -172,23 +161,22 @@ impl<'de> Registered<'de> {
         }
 
         let leeway = policy.leeway_secs;
-        let exp = self
-            .exp
-            .and_then(numeric_date)
-            .ok_or(missing("token has no exp"))?;
+        let exp = claims.exp.ok_or(missing("token has no exp"))?;
         if now >= exp.saturating_add(leeway) {
             return Err(Error::new(ErrorKind::Expired, "token expired"));
         }
-        if let Some(nbf) = self.nbf.and_then(numeric_date)
-            && nbf > now.saturating_add(leeway)
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(leeway))
         {
             return Err(Error::new(
                 ErrorKind::NotYetValid,
                 "token not valid yet (nbf)",
             ));
         }
-        if let Some(iat) = self.iat.and_then(numeric_date)
-            && iat > now.saturating_add(leeway)
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now.saturating_add(leeway))
         {
             return Err(Error::new(
                 ErrorKind::IssuedInFuture,
@@ -199,18 +187,50 @@ impl<'de> Registered<'de> {
     }
 }
 
-fn json_string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    serde_json::from_str::<JsonStr<'_>>(raw.get())
-        .ok()
-        .map(|s| s.0)
+/// The registered claims, parsed.
+struct Checked<'de> {
+    iss: Option<Cow<'de, str>>,
+    aud: Option<Audiences<'de>>,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+    iat: Option<u64>,
+    _sub: Option<Cow<'de, str>>,
+    _jti: Option<Cow<'de, str>>,
 }
 
-/// `aud`: a string, or a non-empty array of strings.
-fn audiences(raw: &RawValue) -> Result<Vec<Cow<'_, str>>, Error> {
+/// `aud`: one string or a non-empty array of strings.
+enum Audiences<'de> {
+    One(Cow<'de, str>),
+    Many(Vec<Cow<'de, str>>),
+}
+
+impl Audiences<'_> {
+    fn contains_any(&self, accepted: &[String]) -> bool {
+        let is_accepted = |aud: &Cow<'_, str>| accepted.iter().any(|a| *a == **aud);
+        match self {
+            Audiences::One(aud) => is_accepted(aud),
+            Audiences::Many(list) => list.iter().any(is_accepted),
+        }
+    }
+}
+
+/// A JSON string value; borrowed straight from the input when it holds no escapes.
+fn json_string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') && !inner.contains('"') {
+        // The raw value was already validated as JSON: a quoted run without escapes is
+        // exactly the string.
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<JsonStr<'_>>(text).ok().map(|s| s.0)
+}
+
+fn audiences(raw: &RawValue) -> Result<Audiences<'_>, Error> {
     let text = raw.get();
     if text.starts_with('"') {
         return json_string(raw)
-            .map(|s| vec![s])
+            .map(Audiences::One)
             .ok_or(invalid("aud is not a string"));
     }
     let list: Vec<JsonStr<'_>> = serde_json::from_str(text)
@@ -218,7 +238,7 @@ fn audiences(raw: &RawValue) -> Result<Vec<Cow<'_, str>>, Error> {
     if list.is_empty() {
         return Err(invalid("aud is an empty array"));
     }
-    Ok(list.into_iter().map(|s| s.0).collect())
+    Ok(Audiences::Many(list.into_iter().map(|s| s.0).collect()))
 }
 
 /// RFC 7519 NumericDate, restricted to what real issuers send: a non-negative integer

@@ -39,14 +39,26 @@ impl<'de> Visitor<'de> for JsonStrVisitor {
     }
 }
 
-/// Member names seen so far in one JSON object.
-#[derive(Default)]
+/// Member names seen so far in one JSON object: inline for typical objects, a hash set
+/// for large ones, so duplicate detection never allocates for a normal token and never
+/// goes quadratic for a hostile one.
 pub(crate) struct SeenNames<'de> {
-    small: Vec<Cow<'de, str>>,
+    inline: [Cow<'de, str>; INLINE_NAMES],
+    len: usize,
     large: Option<HashSet<Cow<'de, str>>>,
 }
 
-const LINEAR_LIMIT: usize = 16;
+const INLINE_NAMES: usize = 16;
+
+impl Default for SeenNames<'_> {
+    fn default() -> Self {
+        SeenNames {
+            inline: std::array::from_fn(|_| Cow::Borrowed("")),
+            len: 0,
+            large: None,
+        }
+    }
+}
 
 impl<'de> SeenNames<'de> {
     /// Records `name`; returns `false` if it was seen before.
@@ -54,19 +66,23 @@ impl<'de> SeenNames<'de> {
         if let Some(large) = &mut self.large {
             return large.insert(name);
         }
-        if self.small.contains(&name) {
+        if self.inline[..self.len].contains(&name) {
             return false;
         }
-        self.small.push(name);
-        if self.small.len() > LINEAR_LIMIT {
-            self.large = Some(self.small.drain(..).collect());
+        if self.len < INLINE_NAMES {
+            self.inline[self.len] = name;
+            self.len += 1;
+            return true;
         }
+        let mut large: HashSet<_> = self.inline.iter_mut().map(std::mem::take).collect();
+        large.insert(name);
+        self.large = Some(large);
         true
     }
 
     /// How many distinct names were recorded.
     pub(crate) fn len(&self) -> usize {
-        self.large.as_ref().map_or(self.small.len(), HashSet::len)
+        self.large.as_ref().map_or(self.len, HashSet::len)
     }
 }
 

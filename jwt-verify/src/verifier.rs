@@ -13,10 +13,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{BuildError, Error, ErrorKind};
 use crate::jwk::KeySet;
 use crate::jwks::{Demand, JwksCacheConfig, Loaded};
-use crate::jws::{self, HeaderBytes, MAX_SIGNATURE_BYTES};
+use crate::jws;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::policy::{Algorithm, Policy};
 use crate::token_cache::{self, TokenCache};
+use std::time::Instant;
 
 /// Default number of entries in the verified-token cache.
 pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 4096;
@@ -33,12 +34,37 @@ pub struct Verifier {
 
 pub(crate) struct Shared {
     pub(crate) policy: Policy,
-    pub(crate) keys: ArcSwapOption<Loaded>,
+    pub(crate) keys: ArcSwapOption<Published>,
     pub(crate) token_cache: Option<TokenCache>,
     pub(crate) metrics: Metrics,
     pub(crate) clock: Arc<dyn Clock>,
     #[cfg(feature = "runtime")]
     pub(crate) remote: Option<crate::jwks::driver::Remote>,
+}
+
+/// The key set as the hot path reads it. Deadlines are in wall-clock seconds so a
+/// verification reads the clock once.
+pub(crate) struct Published {
+    pub(crate) key_set: Arc<KeySet>,
+    pub(crate) generation: u64,
+    /// A background refresh is due from this Unix time.
+    pub(crate) refresh_at: u64,
+    /// The keys must not be used from this Unix time.
+    pub(crate) usable_until: u64,
+}
+
+impl Published {
+    /// Converts the cache's monotonic deadlines at (`now`, `now_unix`).
+    pub(crate) fn from_loaded(loaded: &Loaded, now: Instant, now_unix: u64) -> Self {
+        let to_unix =
+            |t: Instant| now_unix.saturating_add(t.saturating_duration_since(now).as_secs());
+        Published {
+            key_set: Arc::clone(&loaded.key_set),
+            generation: loaded.generation,
+            refresh_at: to_unix(loaded.refresh_at),
+            usable_until: to_unix(loaded.usable_until),
+        }
+    }
 }
 
 /// A verified token: its claims (by `Deref`) and what it was verified with.
@@ -207,23 +233,23 @@ impl Verifier {
         result
     }
 
-    fn current_keys(&self) -> Option<Arc<Loaded>> {
-        let now = self.shared.clock.now();
+    fn current_keys(&self) -> Option<Arc<Published>> {
+        let now = self.shared.clock.unix_time();
         self.shared
             .keys
             .load_full()
-            .filter(|loaded| now < loaded.usable_until)
+            .filter(|keys| now < keys.usable_until)
     }
 
     /// Everything up to and including the signature: structure, header, key, signature.
     fn check_signature<'t>(
         &self,
         token: &'t str,
-        loaded: Option<&Loaded>,
+        loaded: Option<&Published>,
     ) -> Result<SignedParts<'t>, Refusal> {
         let policy = &self.shared.policy;
         let compact = jws::split(token)?;
-        let header_bytes = HeaderBytes::decode(compact.header)?;
+        let header_bytes = jws::decode_header(compact.header)?;
         let header = jws::parse_header(header_bytes.as_slice())?;
         let Some(alg) =
             Algorithm::from_name(&header.alg).filter(|a| policy.algorithms.contains(*a))
@@ -250,14 +276,8 @@ impl Verifier {
                 seen_generation: loaded.generation,
             }));
         };
-        let mut signature = [0u8; MAX_SIGNATURE_BYTES];
-        let Some(len) = base64url::decode_into(compact.signature, &mut signature) else {
-            return Err(refuse(
-                ErrorKind::Malformed,
-                "signature is not canonical base64url",
-            ));
-        };
-        if !key.verify(compact.signing_input, &signature[..len]) {
+        let signature = jws::decode_signature(compact.signature)?;
+        if !key.verify(compact.signing_input, signature.as_slice()) {
             return Err(refuse(
                 ErrorKind::InvalidSignature,
                 "signature does not verify",
@@ -292,17 +312,16 @@ impl Verifier {
                 "token longer than the maximum size",
             ));
         }
+        let now = shared.clock.unix_time();
         let loaded_guard = shared.keys.load();
-        let now_mono = shared.clock.now();
         let loaded = loaded_guard
             .as_deref()
-            .filter(|loaded| now_mono < loaded.usable_until);
+            .filter(|keys| now < keys.usable_until);
         if let Some(loaded) = loaded
-            && now_mono >= loaded.refresh_at
+            && now >= loaded.refresh_at
         {
             self.nudge_refresh();
         }
-        let now = shared.clock.unix_time();
 
         let hash = shared
             .token_cache
@@ -320,11 +339,11 @@ impl Verifier {
             Err(Refusal::NeedKeys(demand)) => return self.need_keys(demand),
             other => other?,
         };
-        let payload = base64url::decode_to_vec(parts.payload).ok_or(refuse(
+        let payload = base64url::Decoded::<1024>::decode(parts.payload).ok_or(refuse(
             ErrorKind::Malformed,
             "payload is not canonical base64url",
         ))?;
-        let (claims, expires_at) = decode_claims::<C>(&payload, policy, now)?;
+        let (claims, expires_at) = decode_claims::<C>(payload.as_slice(), policy, now)?;
         let inner = Arc::new(VerifiedInner {
             claims,
             expires_at,
@@ -555,13 +574,11 @@ impl VerifierBuilder {
                     .key_set_loaded_at
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
-                let far = now + std::time::Duration::from_secs(100 * 365 * 24 * 3600);
-                keys.store(Some(Arc::new(Loaded {
+                keys.store(Some(Arc::new(Published {
                     key_set: Arc::new(key_set),
                     generation: 1,
-                    fetched_at: now,
-                    refresh_at: far,
-                    usable_until: far,
+                    refresh_at: u64::MAX,
+                    usable_until: u64::MAX,
                 })));
             }
             #[cfg(feature = "runtime")]

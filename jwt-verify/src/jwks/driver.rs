@@ -13,7 +13,7 @@ use tokio::sync::{Notify, watch};
 
 use super::cache::{Action, Demand, DemandOutcome, FetchKind, JwksCache, Loaded, Update};
 use super::fetch::{FetchError, FetchRequest, HttpFetcher};
-use crate::verifier::Shared;
+use crate::verifier::{Published, Shared};
 
 /// The remote half of a verifier's shared state.
 pub(crate) struct Remote {
@@ -139,7 +139,11 @@ async fn fetch_once(shared: &Shared, fetcher: &dyn HttpFetcher, kind: FetchKind,
         let loaded = state.loaded().cloned();
         match (&update, &loaded) {
             (Update::Loaded { changed }, Some(loaded)) => {
-                shared.keys.store(Some(Arc::new(loaded.clone())));
+                shared.keys.store(Some(Arc::new(Published::from_loaded(
+                    loaded,
+                    now,
+                    shared.clock.unix_time(),
+                ))));
                 if *changed && let Some(cache) = &shared.token_cache {
                     cache.clear();
                 }

@@ -1,0 +1,139 @@
+//! Reads criterion's estimates back and prints ratios against same-run baselines.
+
+use std::path::{Path, PathBuf};
+
+/// Where the benchmarks write criterion's data: the workspace's `target/criterion`.
+pub fn criterion_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
+}
+
+/// A benchmark, as (group, id) — `id` includes a `/parameter` suffix when there is one.
+pub type BenchRef = (&'static str, &'static str);
+
+/// One line of the report.
+pub struct Row {
+    label: &'static str,
+    kind: Kind,
+}
+
+enum Kind {
+    /// How many times faster `subject` is than `baseline` (baseline time / subject time).
+    Ratio {
+        subject: BenchRef,
+        baseline: BenchRef,
+        target: f64,
+    },
+    /// Operations per second of one benchmark.
+    Throughput { subject: BenchRef, target: f64 },
+    /// Extra time per operation of `subject` over `baseline`.
+    Overhead {
+        subject: BenchRef,
+        baseline: BenchRef,
+    },
+}
+
+impl Row {
+    /// `subject` relative to `baseline`, with the figure to reach (0 for none).
+    pub fn ratio(label: &'static str, subject: BenchRef, baseline: BenchRef, target: f64) -> Row {
+        Row {
+            label,
+            kind: Kind::Ratio {
+                subject,
+                baseline,
+                target,
+            },
+        }
+    }
+
+    /// Operations per second, with the figure to reach.
+    pub fn throughput(label: &'static str, subject: BenchRef, target: f64) -> Row {
+        Row {
+            label,
+            kind: Kind::Throughput { subject, target },
+        }
+    }
+
+    /// Time added per operation.
+    pub fn overhead(label: &'static str, subject: BenchRef, baseline: BenchRef) -> Row {
+        Row {
+            label,
+            kind: Kind::Overhead { subject, baseline },
+        }
+    }
+}
+
+/// Time per iteration in nanoseconds, as criterion reports it: the slope of its linear
+/// regression when it has one (the figure it prints), else the mean.
+pub fn mean_ns(bench: BenchRef) -> Option<f64> {
+    let path = criterion_dir()
+        .join(bench.0)
+        .join(bench.1)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["slope"]["point_estimate"]
+        .as_f64()
+        .or_else(|| value["mean"]["point_estimate"].as_f64())
+}
+
+fn verdict(value: f64, target: f64) -> &'static str {
+    if target <= 0.0 {
+        ""
+    } else if value >= target {
+        "  ok"
+    } else {
+        "  BELOW TARGET"
+    }
+}
+
+/// Prints the table; rows whose benchmarks did not run (filtered out) are skipped.
+#[allow(clippy::print_stdout)]
+pub fn print(title: &str, rows: &[Row]) {
+    println!("\n== {title} ==");
+    for row in rows {
+        let line = match &row.kind {
+            Kind::Ratio {
+                subject,
+                baseline,
+                target,
+            } => {
+                let (Some(s), Some(b)) = (mean_ns(*subject), mean_ns(*baseline)) else {
+                    continue;
+                };
+                let ratio = b / s;
+                let goal = if *target > 0.0 {
+                    format!(" (target >= {target:.2}x)")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{:<72} {ratio:>6.2}x  [{:.0}/s vs {:.0}/s]{goal}{}",
+                    row.label,
+                    1e9 / s,
+                    1e9 / b,
+                    verdict(ratio, *target)
+                )
+            }
+            Kind::Throughput { subject, target } => {
+                let Some(s) = mean_ns(*subject) else { continue };
+                let per_second = 1e9 / s;
+                format!(
+                    "{:<72} {per_second:>10.0}/s ({s:.0} ns/op, target >= {target:.0}/s){}",
+                    row.label,
+                    verdict(per_second, *target)
+                )
+            }
+            Kind::Overhead { subject, baseline } => {
+                let (Some(s), Some(b)) = (mean_ns(*subject), mean_ns(*baseline)) else {
+                    continue;
+                };
+                format!(
+                    "{:<72} {:>8.0} ns/request ({s:.0} vs {b:.0} ns)",
+                    row.label,
+                    s - b
+                )
+            }
+        };
+        println!("{line}");
+    }
+}
