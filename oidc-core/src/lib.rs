@@ -66,7 +66,10 @@ mod base64url;
 mod error;
 mod uri;
 
+pub mod audit;
+pub mod authn;
 pub mod discovery;
+pub mod html;
 pub mod jwt;
 pub mod keys;
 pub mod pkce;
