@@ -68,6 +68,7 @@ mod uri;
 
 pub mod audit;
 pub mod authn;
+pub mod client;
 pub mod discovery;
 pub mod html;
 pub mod jwt;
