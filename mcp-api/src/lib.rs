@@ -40,8 +40,15 @@
 //! # }
 //! ```
 
+pub mod auth;
+pub mod http;
+pub mod mcp;
+pub mod resource;
+pub mod rest;
 pub mod store;
 
+pub use auth::{AccessClaims, Caller};
+pub use resource::ProtectedResource;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{

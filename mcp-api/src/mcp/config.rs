@@ -1,0 +1,186 @@
+//! [`McpConfig`]: origins, limits, session lifetime and SSE behaviour of the MCP service.
+
+use std::time::Duration;
+
+/// How the Streamable HTTP endpoint answers a request when the client accepts both
+/// `application/json` and `text/event-stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ResponseFormat {
+    /// One `application/json` body (survives buffering proxies best).
+    #[default]
+    Json,
+    /// A `text/event-stream` with the response as its one `message` event.
+    Sse,
+}
+
+/// Configuration of [`McpService`](super::McpService).
+///
+/// Fields are public; start from [`McpConfig::default`] and change what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_api::mcp::{McpConfig, ResponseFormat};
+///
+/// let mut config = McpConfig::default();
+/// config.allowed_origins.push("https://claude.ai".to_owned());
+/// config.session_idle_timeout = Duration::from_secs(10 * 60);
+/// config.response_format = ResponseFormat::Sse;
+/// assert!(config.allows_origin("https://claude.ai"));
+/// assert!(config.allows_origin("http://localhost:6274"));
+/// assert!(!config.allows_origin("https://evil.example"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct McpConfig {
+    /// Origins (`scheme://host[:port]`, compared ignoring ASCII case) whose browsers may
+    /// call the service. A request without an `Origin` header is always allowed: only
+    /// browsers send one, and every request needs a bearer token anyway. Default:
+    /// `https://chatgpt.com` and `https://chat.openai.com`.
+    pub allowed_origins: Vec<String>,
+    /// Also allow `http://localhost`, `http://127.0.0.1` and `http://[::1]` on any port
+    /// (local inspectors and development clients). Default: `true`.
+    pub allow_loopback_origins: bool,
+    /// The largest request body accepted; larger ones get `413`. Default: 1 MiB.
+    pub max_body_bytes: usize,
+    /// The most sessions (Streamable HTTP sessions and legacy SSE streams together) held
+    /// at once. When full, expired sessions are dropped first, then the least recently
+    /// used Streamable HTTP sessions (their clients get `404` and initialize again); live
+    /// legacy streams are never closed for others, so a table full of them refuses new
+    /// sessions with `503`. Default: 10 000.
+    pub max_sessions: usize,
+    /// The most sessions one subject (token `sub`) may hold; opening one more closes that
+    /// subject's least recently used session. Default: 100.
+    pub max_sessions_per_subject: usize,
+    /// How long a Streamable HTTP session lives without requests. Legacy SSE sessions
+    /// live as long as their stream. Default: 30 minutes.
+    pub session_idle_timeout: Duration,
+    /// How often an open legacy SSE stream sends a `: ping` comment; `None` or zero
+    /// disables keep-alives. Default: 15 seconds.
+    pub sse_keep_alive: Option<Duration>,
+    /// How a request is answered when the client accepts both JSON and SSE.
+    /// Default: [`ResponseFormat::Json`].
+    pub response_format: ResponseFormat,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        McpConfig {
+            allowed_origins: vec![
+                "https://chatgpt.com".to_owned(),
+                "https://chat.openai.com".to_owned(),
+            ],
+            allow_loopback_origins: true,
+            max_body_bytes: 1024 * 1024,
+            max_sessions: 10_000,
+            max_sessions_per_subject: 100,
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            sse_keep_alive: Some(Duration::from_secs(15)),
+            response_format: ResponseFormat::Json,
+        }
+    }
+}
+
+impl McpConfig {
+    /// Whether a browser at `origin` (the value of an `Origin` header) may call the service.
+    #[must_use]
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        if self
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+        {
+            return true;
+        }
+        self.allow_loopback_origins && is_loopback_origin(origin)
+    }
+
+    /// The keep-alive period, if keep-alives are on.
+    pub(crate) fn keep_alive_period(&self) -> Option<Duration> {
+        self.sse_keep_alive.filter(|period| !period.is_zero())
+    }
+}
+
+/// `http://localhost`, `http://127.0.0.1` or `http://[::1]`, optionally with a numeric port.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(authority) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    ["localhost", "127.0.0.1", "[::1]"].into_iter().any(|host| {
+        let Some(rest) = strip_prefix_ignore_case(authority, host) else {
+            return false;
+        };
+        match rest.strip_prefix(':') {
+            None => rest.is_empty(),
+            Some(port) => {
+                !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+            }
+        }
+    })
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    let rest = text.get(prefix.len()..)?;
+    head.eq_ignore_ascii_case(prefix).then_some(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chatgpt_and_loopback_are_allowed_by_default() {
+        let config = McpConfig::default();
+        for origin in [
+            "https://chatgpt.com",
+            "https://chat.openai.com",
+            "https://ChatGPT.com",
+            "http://localhost",
+            "http://localhost:6274",
+            "http://127.0.0.1:3000",
+            "http://[::1]:8080",
+        ] {
+            assert!(config.allows_origin(origin), "{origin}");
+        }
+    }
+
+    #[test]
+    fn look_alike_origins_are_refused() {
+        let config = McpConfig::default();
+        for origin in [
+            "null",
+            "",
+            "https://chatgpt.com.evil.example",
+            "https://evil.example",
+            "http://chatgpt.com",
+            "https://localhost",
+            "http://localhost.evil.example",
+            "http://localhost:",
+            "http://localhost:80x",
+            "http://localhost:123456",
+            "http://127.0.0.1.nip.io",
+            "http://127.0.0.1@evil.example",
+        ] {
+            assert!(!config.allows_origin(origin), "{origin}");
+        }
+    }
+
+    #[test]
+    fn loopback_can_be_turned_off() {
+        let config = McpConfig {
+            allow_loopback_origins: false,
+            ..McpConfig::default()
+        };
+        assert!(!config.allows_origin("http://localhost:3000"));
+    }
+
+    #[test]
+    fn zero_keep_alive_means_none() {
+        let config = McpConfig {
+            sse_keep_alive: Some(Duration::ZERO),
+            ..McpConfig::default()
+        };
+        assert_eq!(config.keep_alive_period(), None);
+    }
+}

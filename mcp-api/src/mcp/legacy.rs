@@ -1,0 +1,157 @@
+//! The deprecated HTTP+SSE transport (2024-11-05): `GET /mcp/sse` opens a stream whose
+//! first event names the POST endpoint; each POST to `/mcp/messages` is acknowledged with
+//! `202` and answered on the stream.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::handler::{Era, initialize_version};
+use super::jsonrpc::{self, Message, RpcError};
+use super::service::{MESSAGES_PATH, ServiceState};
+use super::session::{OpenError, StreamGuard};
+use super::sse::{self, SseBody};
+use super::{ProtocolVersion, responses};
+use crate::auth::Caller;
+use crate::http::{BoxError, ResponseBody, read_body};
+use crate::store::MemoryStore;
+
+/// Events a stream may hold before its POSTs are refused with `503` (a client that does
+/// not read its stream).
+const STREAM_BUFFER: usize = 32;
+
+/// `GET /mcp/sse`: opens a stream bound to the caller's subject.
+pub(crate) fn open_stream<S, B>(
+    state: &Arc<ServiceState<S>>,
+    caller: &Caller,
+    request: &Request<B>,
+) -> Response<ResponseBody> {
+    if request.method() != Method::GET {
+        return responses::method_not_allowed("GET");
+    }
+    if !responses::accepts_event_stream(request.headers()) {
+        return responses::not_acceptable();
+    }
+    let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+    let id = match state
+        .sessions
+        .open_legacy(&caller.owner, sender, Instant::now())
+    {
+        Ok(id) => id,
+        Err(OpenError::Full) => {
+            tracing::warn!("session table full; refusing an SSE stream");
+            return responses::no_session_available(None);
+        }
+        Err(OpenError::Closing) => return responses::no_session_available(None),
+    };
+    // Relative, as the TypeScript SDK sends it; clients resolve it against the stream URL.
+    let endpoint = format!("{MESSAGES_PATH}?session_id={id}");
+    let first = sse::event("endpoint", endpoint.as_bytes());
+    let guard = StreamGuard::new(Arc::clone(&state.sessions), id);
+    let body = SseBody::new(first, receiver, state.config.keep_alive_period(), guard);
+    sse::sse_response(body.boxed())
+}
+
+/// `POST /mcp/messages?session_id=…`: one message for the caller's stream.
+pub(crate) async fn post_message<S, B>(
+    state: &ServiceState<S>,
+    caller: &Caller,
+    request: Request<B>,
+) -> Response<ResponseBody>
+where
+    S: MemoryStore,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if request.method() != Method::POST {
+        return responses::method_not_allowed("POST");
+    }
+    let Some(session_id) = session_id_from_query(request.uri().query()) else {
+        return responses::rpc_error(
+            StatusCode::BAD_REQUEST,
+            RpcError::invalid_request("missing session_id query parameter"),
+        );
+    };
+    if !responses::is_json_content_type(request.headers()) {
+        return responses::unsupported_media_type();
+    }
+    let bytes = match read_body(request.into_body(), state.config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            return responses::rpc_error(
+                error.status(),
+                RpcError::invalid_request(error.to_string()),
+            );
+        }
+    };
+    let Some(stream) = state
+        .sessions
+        .use_legacy(&session_id, &caller.owner, Instant::now())
+    else {
+        return responses::session_not_found();
+    };
+    let request = match jsonrpc::parse_message(&bytes) {
+        Ok(Message::Request(request)) => request,
+        Ok(Message::Notification { .. } | Message::Response) => return responses::accepted(),
+        Err(rejection) => {
+            return responses::rpc_response(StatusCode::BAD_REQUEST, &rejection.into_reply());
+        }
+    };
+    // Reserve room on the stream before doing the work, so no answer is ever lost.
+    let permit = match stream.sender.try_reserve_owned() {
+        Ok(permit) => permit,
+        Err(TrySendError::Full(_)) => return responses::no_session_available(Some(request.id)),
+        Err(TrySendError::Closed(_)) => return responses::session_not_found(),
+    };
+    let negotiated = (request.method == "initialize")
+        .then(|| initialize_version(&request.params).ok())
+        .flatten();
+    if let Some(negotiated) = negotiated {
+        state
+            .sessions
+            .set_legacy_version(&session_id, &caller.owner, negotiated);
+    }
+    let version = negotiated
+        .or(stream.version)
+        .unwrap_or(ProtocolVersion::V2024_11_05);
+    let reply = state
+        .handler
+        .answer(request, caller, Era::Legacy(version))
+        .await;
+    permit.send(sse::event("message", &reply.to_json()));
+    responses::accepted()
+}
+
+/// The session id, from `session_id` (Python SDK) or `sessionId` (TypeScript SDK).
+fn session_id_from_query(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "session_id" || *name == "sessionId")
+        .map(|(_, value)| value.to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_sdk_spellings_of_the_session_parameter() {
+        assert_eq!(
+            session_id_from_query(Some("session_id=abc")).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            session_id_from_query(Some("x=1&sessionId=abc")).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(session_id_from_query(Some("session_id=")), None);
+        assert_eq!(session_id_from_query(Some("sessionid=abc")), None);
+        assert_eq!(session_id_from_query(None), None);
+    }
+}

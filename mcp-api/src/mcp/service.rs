@@ -1,0 +1,204 @@
+//! [`McpService`]: the tower service that serves `/mcp`, `/mcp/sse` and `/mcp/messages`.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::ORIGIN;
+use http::{Request, Response, StatusCode};
+use tower_service::Service;
+
+use super::handler::Handler;
+use super::session::{SessionLimits, SessionTable};
+use super::{McpConfig, legacy, responses, streamable};
+use crate::auth::Caller;
+use crate::http::{BoxError, ResponseBody, empty_response};
+use crate::resource::ProtectedResource;
+use crate::store::MemoryStore;
+
+/// The Streamable HTTP endpoint (and the 2026-07-28 stateless endpoint).
+pub const MCP_PATH: &str = "/mcp";
+/// The legacy HTTP+SSE stream (2024-11-05), opened with `GET`.
+pub const SSE_PATH: &str = "/mcp/sse";
+/// The legacy HTTP+SSE message endpoint announced in the `endpoint` event.
+pub const MESSAGES_PATH: &str = "/mcp/messages";
+
+/// The MCP server of the memory service, as a tower [`Service`].
+///
+/// It must sit behind [`jwt_verify::BearerAuthLayer`] with [`AccessClaims`](crate::AccessClaims):
+/// every request needs verified claims, and the token's `sub` owns every memory touched
+/// (a request without claims gets `401`). It answers three paths, which the caller routes
+/// to it unchanged: [`MCP_PATH`], [`SSE_PATH`] and [`MESSAGES_PATH`]; any other path gets
+/// `404`. See the [module documentation](super) for the protocol details.
+///
+/// Cloning is cheap and clones share sessions.
+pub struct McpService<S> {
+    state: Arc<ServiceState<S>>,
+}
+
+/// What every request of one service shares.
+pub(crate) struct ServiceState<S> {
+    pub(crate) handler: Handler<S>,
+    pub(crate) config: McpConfig,
+    pub(crate) sessions: Arc<SessionTable>,
+    pub(crate) resource: ProtectedResource,
+}
+
+impl<S: MemoryStore> McpService<S> {
+    /// A service over `store`, for the protected resource `resource`.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "sqlite"))] fn main() {}
+    /// # #[cfg(feature = "sqlite")]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use http_body_util::Empty;
+    /// use mcp_api::mcp::{McpConfig, McpService};
+    /// use mcp_api::{Limits, ProtectedResource, SqliteStore};
+    /// use tower::ServiceExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(SqliteStore::open(dir.path().join("memories.db"), Limits::default())?);
+    /// let resource = ProtectedResource::new("https://mcp.example.com", "https://auth.example.com");
+    /// let service = McpService::new(store, resource, McpConfig::default());
+    ///
+    /// // Without `BearerAuthLayer` in front there are no verified claims: 401.
+    /// let request = http::Request::post("/mcp").body(Empty::<bytes::Bytes>::new())?;
+    /// let response = tokio::runtime::Builder::new_current_thread()
+    ///     .enable_all()
+    ///     .build()?
+    ///     .block_on(service.oneshot(request))?;
+    /// assert_eq!(response.status(), 401);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn new(store: Arc<S>, resource: ProtectedResource, config: McpConfig) -> Self {
+        let sessions = Arc::new(SessionTable::new(SessionLimits {
+            max_sessions: config.max_sessions,
+            max_per_subject: config.max_sessions_per_subject,
+            idle_timeout: config.session_idle_timeout,
+        }));
+        McpService {
+            state: Arc::new(ServiceState {
+                handler: Handler::new(store, &resource),
+                config,
+                sessions,
+                resource,
+            }),
+        }
+    }
+}
+
+impl<S> McpService<S> {
+    /// Ends every open legacy SSE stream cleanly (after the events already queued) and
+    /// refuses new ones with `503`; call it when graceful shutdown starts so the server
+    /// does not wait for streams that never end. Streamable HTTP answers are finite and
+    /// need no closing. Returns how many streams were closed.
+    pub fn close_streams(&self) -> usize {
+        self.state.sessions.close_legacy_streams()
+    }
+
+    /// How many sessions (Streamable HTTP sessions and legacy streams) are open.
+    #[must_use]
+    pub fn open_sessions(&self) -> usize {
+        self.state.sessions.len()
+    }
+}
+
+impl<S> Clone for McpService<S> {
+    fn clone(&self) -> Self {
+        McpService {
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+impl<S> fmt::Debug for McpService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpService")
+            .field("resource", &self.state.resource)
+            .field("config", &self.state.config)
+            .field("open_sessions", &self.state.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<Request<B>> for McpService<S>
+where
+    S: MemoryStore,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> ResponseFuture {
+        let state = Arc::clone(&self.state);
+        ResponseFuture {
+            inner: Box::pin(async move { serve(&state, request).await }),
+        }
+    }
+}
+
+/// The future of [`McpService`].
+///
+/// It is boxed: the work is an `async` function generic over the store and the body, whose
+/// future type cannot be named, and it awaits the request body and the store, so one
+/// allocation per request is small next to the I/O it waits for.
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>,
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<ResponseBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx).map(Ok)
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}
+
+async fn serve<S, B>(state: &Arc<ServiceState<S>>, request: Request<B>) -> Response<ResponseBody>
+where
+    S: MemoryStore,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if !origin_allowed(&state.config, &request) {
+        return responses::forbidden_origin();
+    }
+    let caller = match Caller::from_request(&request) {
+        Ok(caller) => caller,
+        Err(error) => return responses::unauthorized(&state.resource, error),
+    };
+    match request.uri().path() {
+        MCP_PATH => streamable::serve(state, &caller, request).await,
+        SSE_PATH => legacy::open_stream(state, &caller, &request),
+        MESSAGES_PATH => legacy::post_message(state, &caller, request).await,
+        _ => empty_response(StatusCode::NOT_FOUND),
+    }
+}
+
+/// No `Origin` header, or every one of them allowed (DNS-rebinding defence).
+fn origin_allowed<B>(config: &McpConfig, request: &Request<B>) -> bool {
+    request.headers().get_all(ORIGIN).iter().all(|origin| {
+        origin
+            .to_str()
+            .is_ok_and(|origin| config.allows_origin(origin))
+    })
+}

@@ -1,0 +1,291 @@
+//! `/mcp`: Streamable HTTP (2025-03-26 to 2025-11-25) and the 2026-07-28 stateless
+//! transport on the same endpoint.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+
+use super::era::{self, Route, SingleHeader};
+use super::handler::{Era, initialize_version};
+use super::jsonrpc::{self, Message, Reply, RpcError, code};
+use super::service::ServiceState;
+use super::session::{SessionId, new_event_id};
+use super::{ProtocolVersion, ResponseFormat, responses, sse};
+use crate::auth::Caller;
+use crate::http::{BoxError, ResponseBody, empty_response, read_body};
+use crate::store::MemoryStore;
+
+/// `Mcp-Session-Id`.
+const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
+
+/// Serves one request to `/mcp`.
+pub(crate) async fn serve<S, B>(
+    state: &ServiceState<S>,
+    caller: &Caller,
+    request: Request<B>,
+) -> Response<ResponseBody>
+where
+    S: MemoryStore,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let modern = era::names_modern_version(request.headers());
+    match *request.method() {
+        Method::POST => post(state, caller, request).await,
+        // No server-initiated messages exist, so there is no GET stream to offer.
+        Method::GET => responses::method_not_allowed(allowed_methods(modern)),
+        Method::DELETE if !modern => delete(state, caller, request.headers()),
+        _ => responses::method_not_allowed(allowed_methods(modern)),
+    }
+}
+
+/// The 2026-07-28 endpoint is POST-only; legacy sessions can also be deleted.
+fn allowed_methods(modern: bool) -> &'static str {
+    if modern { "POST" } else { "POST, DELETE" }
+}
+
+async fn post<S, B>(
+    state: &ServiceState<S>,
+    caller: &Caller,
+    request: Request<B>,
+) -> Response<ResponseBody>
+where
+    S: MemoryStore,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    if !responses::is_json_content_type(&parts.headers) {
+        return responses::unsupported_media_type();
+    }
+    let bytes = match read_body(body, state.config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            return responses::rpc_error(
+                error.status(),
+                RpcError::invalid_request(error.to_string()),
+            );
+        }
+    };
+    let message = match jsonrpc::parse_message(&bytes) {
+        Ok(message) => message,
+        Err(rejection) => {
+            return responses::rpc_response(StatusCode::BAD_REQUEST, &rejection.into_reply());
+        }
+    };
+    let headers = &parts.headers;
+    match message {
+        Message::Request(request) => answer(state, caller, headers, request).await,
+        Message::Notification { .. } => acknowledge_notification(state, caller, headers),
+        Message::Response => acknowledge_response(state, caller, headers),
+    }
+}
+
+async fn answer<S: MemoryStore>(
+    state: &ServiceState<S>,
+    caller: &Caller,
+    headers: &HeaderMap,
+    request: jsonrpc::Request,
+) -> Response<ResponseBody> {
+    let route = match era::classify_request(headers, &request) {
+        Ok(route) => route,
+        Err(error) => {
+            let reply = Reply::Error {
+                id: Some(request.id),
+                error,
+            };
+            return responses::rpc_response(StatusCode::BAD_REQUEST, &reply);
+        }
+    };
+    let Some(format) = responses::response_format(headers, state.config.response_format) else {
+        return responses::not_acceptable();
+    };
+    match route {
+        Route::Modern(version) => {
+            let reply = state
+                .handler
+                .answer(request, caller, Era::Modern(version))
+                .await;
+            render_modern(&reply, format)
+        }
+        Route::Legacy { .. } if request.method == "initialize" => {
+            initialize(state, caller, request, format).await
+        }
+        Route::Legacy { header_version } => {
+            let Ok(session_version) = use_session(state, caller, headers) else {
+                return responses::session_not_found();
+            };
+            let version = header_version
+                .or(session_version)
+                .unwrap_or(ProtocolVersion::STREAMABLE_DEFAULT);
+            let reply = state
+                .handler
+                .answer(request, caller, Era::Legacy(version))
+                .await;
+            render_legacy(&reply, format, version)
+        }
+    }
+}
+
+/// `initialize` opens a session bound to the caller's subject. Any session header on it
+/// is ignored: a client re-initializes after its session ended.
+async fn initialize<S: MemoryStore>(
+    state: &ServiceState<S>,
+    caller: &Caller,
+    request: jsonrpc::Request,
+    format: ResponseFormat,
+) -> Response<ResponseBody> {
+    let version = match initialize_version(&request.params) {
+        Ok(version) => version,
+        Err(error) => {
+            let reply = Reply::Error {
+                id: Some(request.id),
+                error,
+            };
+            return render_legacy(&reply, format, ProtocolVersion::LATEST_LEGACY);
+        }
+    };
+    let Ok(session) = state
+        .sessions
+        .open_streamable(&caller.owner, version, Instant::now())
+    else {
+        tracing::warn!("session table full; refusing initialize");
+        return responses::no_session_available(Some(request.id));
+    };
+    let reply = state
+        .handler
+        .answer(request, caller, Era::Legacy(version))
+        .await;
+    let mut response = render_legacy(&reply, format, version);
+    attach_session(&mut response, &session);
+    response
+}
+
+fn attach_session(response: &mut Response<ResponseBody>, session: &SessionId) {
+    // Session ids are lowercase hex, always a valid header value.
+    if let Ok(value) = HeaderValue::from_str(session.as_str()) {
+        response.headers_mut().insert(SESSION_HEADER, value);
+    }
+}
+
+/// A session header naming no session of the caller: unknown, expired, deleted or
+/// another subject's (answered `404` without saying which).
+struct UnknownSession;
+
+/// The negotiated version of the caller's session named in the request, if any.
+fn use_session<S>(
+    state: &ServiceState<S>,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<Option<ProtocolVersion>, UnknownSession> {
+    match era::single_header(headers, SESSION_HEADER.as_str()) {
+        SingleHeader::Absent => Ok(None),
+        SingleHeader::Present(id) => state
+            .sessions
+            .use_streamable(id, &caller.owner, Instant::now())
+            .map(Some)
+            .ok_or(UnknownSession),
+        SingleHeader::Malformed => Err(UnknownSession),
+    }
+}
+
+fn acknowledge_notification<S>(
+    state: &ServiceState<S>,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Response<ResponseBody> {
+    match era::classify_notification(headers) {
+        Err(error) => responses::rpc_error(StatusCode::BAD_REQUEST, error),
+        Ok(Route::Modern(_)) => responses::accepted(),
+        Ok(Route::Legacy { .. }) => match use_session(state, caller, headers) {
+            Ok(_) => responses::accepted(),
+            Err(UnknownSession) => responses::session_not_found(),
+        },
+    }
+}
+
+fn acknowledge_response<S>(
+    state: &ServiceState<S>,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Response<ResponseBody> {
+    match era::classify_notification(headers) {
+        Err(error) => responses::rpc_error(StatusCode::BAD_REQUEST, error),
+        Ok(Route::Modern(_)) => responses::rpc_error(
+            StatusCode::BAD_REQUEST,
+            RpcError::invalid_request("clients do not send responses in 2026-07-28"),
+        ),
+        Ok(Route::Legacy { .. }) => match use_session(state, caller, headers) {
+            Ok(_) => responses::accepted(),
+            Err(UnknownSession) => responses::session_not_found(),
+        },
+    }
+}
+
+/// `DELETE /mcp`: ends the caller's session.
+fn delete<S>(
+    state: &ServiceState<S>,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Response<ResponseBody> {
+    match era::single_header(headers, SESSION_HEADER.as_str()) {
+        SingleHeader::Present(id)
+            if state
+                .sessions
+                .close_streamable(id, &caller.owner, Instant::now()) =>
+        {
+            empty_response(StatusCode::NO_CONTENT)
+        }
+        SingleHeader::Absent => responses::rpc_error(
+            StatusCode::BAD_REQUEST,
+            RpcError::invalid_request("DELETE needs an Mcp-Session-Id header"),
+        ),
+        _ => responses::session_not_found(),
+    }
+}
+
+/// Legacy answers are `200`, errors included (they are JSON-RPC-level errors).
+fn render_legacy(
+    reply: &Reply,
+    format: ResponseFormat,
+    version: ProtocolVersion,
+) -> Response<ResponseBody> {
+    match format {
+        ResponseFormat::Json => responses::rpc_response(StatusCode::OK, reply),
+        ResponseFormat::Sse => sse_answer(reply, version.primes_sse_streams()),
+    }
+}
+
+/// Modern errors carry their HTTP status (`400`, or `404` for an unknown method) and are
+/// always JSON; results use the negotiated format.
+fn render_modern(reply: &Reply, format: ResponseFormat) -> Response<ResponseBody> {
+    let status = reply.error().map_or(StatusCode::OK, modern_status);
+    if status != StatusCode::OK || format == ResponseFormat::Json {
+        return responses::rpc_response(status, reply);
+    }
+    sse_answer(reply, false)
+}
+
+fn modern_status(error: &RpcError) -> StatusCode {
+    match error.code {
+        code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        code::PARSE_ERROR
+        | code::INVALID_REQUEST
+        | code::INVALID_PARAMS
+        | code::HEADER_MISMATCH
+        | code::UNSUPPORTED_PROTOCOL_VERSION => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    }
+}
+
+/// A finished SSE stream: an optional priming event, the response, the end.
+fn sse_answer(reply: &Reply, prime: bool) -> Response<ResponseBody> {
+    let message = sse::event("message", &reply.to_json());
+    let events = if prime {
+        vec![sse::priming_event(&new_event_id()), message]
+    } else {
+        vec![message]
+    };
+    sse::sse_response(sse::finite_stream(&events))
+}

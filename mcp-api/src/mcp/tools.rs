@@ -1,0 +1,792 @@
+//! The tools: ChatGPT's `search`/`fetch` contract and OpenMemory's memory tools, over a
+//! [`MemoryStore`], always scoped to the calling subject.
+//!
+//! Tool failures are tool results with `isError: true`, never JSON-RPC errors (2025-11-25:
+//! "input validation errors are tool errors"), so the model sees them and can correct
+//! itself. The one exception is an unknown tool name, a JSON-RPC `-32602`. A token without
+//! the scope a tool needs gets an `isError` result whose `_meta["mcp/www_authenticate"]`
+//! holds an RFC 6750 `insufficient_scope` challenge, as OpenAI's connector examples do, so
+//! a client can start a step-up authorization.
+
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use crate::auth::{Caller, SCOPE_READ, SCOPE_WRITE};
+use crate::resource::ProtectedResource;
+use crate::store::{
+    Access, ErrorKind, ListQuery, Memory, MemoryId, MemoryStore, NewMemory, SearchQuery, StoreError,
+};
+
+/// How many results `search` returns.
+const SEARCH_RESULTS: u32 = 10;
+/// The longest title derived from a memory's text, in characters.
+const TITLE_CHARS: usize = 80;
+/// The longest argument-error message passed back, in characters.
+const MAX_ERROR_CHARS: usize = 200;
+
+/// One of the tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tool {
+    Search,
+    Fetch,
+    AddMemories,
+    SearchMemory,
+    ListMemories,
+    DeleteMemories,
+    DeleteAllMemories,
+}
+
+impl Tool {
+    const ALL: [Tool; 7] = [
+        Tool::Search,
+        Tool::Fetch,
+        Tool::AddMemories,
+        Tool::SearchMemory,
+        Tool::ListMemories,
+        Tool::DeleteMemories,
+        Tool::DeleteAllMemories,
+    ];
+
+    pub(crate) fn from_name(name: &str) -> Option<Tool> {
+        Tool::ALL.into_iter().find(|tool| tool.name() == name)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Search => "search",
+            Tool::Fetch => "fetch",
+            Tool::AddMemories => "add_memories",
+            Tool::SearchMemory => "search_memory",
+            Tool::ListMemories => "list_memories",
+            Tool::DeleteMemories => "delete_memories",
+            Tool::DeleteAllMemories => "delete_all_memories",
+        }
+    }
+
+    fn needs_write(self) -> bool {
+        matches!(
+            self,
+            Tool::AddMemories | Tool::DeleteMemories | Tool::DeleteAllMemories
+        )
+    }
+
+    /// The access-log `via` of this tool.
+    fn via(self) -> &'static str {
+        match self {
+            Tool::Search => "mcp:search",
+            Tool::Fetch => "mcp:fetch",
+            Tool::SearchMemory => "mcp:search_memory",
+            Tool::ListMemories => "mcp:list_memories",
+            Tool::AddMemories => "mcp:add_memories",
+            Tool::DeleteMemories => "mcp:delete_memories",
+            Tool::DeleteAllMemories => "mcp:delete_all_memories",
+        }
+    }
+
+    /// The `Tool` object of `tools/list`.
+    fn definition(self) -> Value {
+        let (title, description, input, output) = match self {
+            Tool::Search => (
+                "Search memories",
+                "Search the user's saved memories by keywords. Returns matching memories as \
+                 {id, title, url} results; call fetch with a result's id to read the whole memory.",
+                object_schema(json!({"query": query_schema()}), &["query"]),
+                search_output_schema(),
+            ),
+            Tool::Fetch => (
+                "Fetch memory",
+                "Retrieve the full text and metadata of one memory by the id that search returned.",
+                object_schema(
+                    json!({"id": {"type": "string", "description": "A memory id returned by search."}}),
+                    &["id"],
+                ),
+                fetch_output_schema(),
+            ),
+            Tool::AddMemories => (
+                "Add memory",
+                "Save one new memory for the user: a durable fact, preference or piece of context \
+                 they shared. Call it whenever the user tells you something about themselves that \
+                 is worth remembering. Returns the stored memory.",
+                object_schema(
+                    json!({
+                        "text": {"type": "string", "minLength": 1, "description": "What to remember, as a self-contained sentence."},
+                        "categories": {"type": "array", "items": {"type": "string"}, "description": "Optional topics, e.g. [\"food\", \"health\"]."},
+                        "metadata": {"type": "object", "description": "Optional free-form attributes."},
+                    }),
+                    &["text"],
+                ),
+                memory_schema(),
+            ),
+            Tool::SearchMemory => (
+                "Search memory",
+                "Search the user's memories by keywords. Returns each match with its text, a \
+                 snippet with the matched words in **bold** and its creation time. Call it before \
+                 answering anything that may depend on what the user said earlier.",
+                object_schema(
+                    json!({
+                        "query": query_schema(),
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 50, "description": "Most results to return (default 10)."},
+                    }),
+                    &["query"],
+                ),
+                search_memory_output_schema(),
+            ),
+            Tool::ListMemories => (
+                "List memories",
+                "List the user's memories, newest first, one page at a time.",
+                object_schema(
+                    json!({
+                        "page": {"type": "integer", "minimum": 1, "description": "1-based page number (default 1)."},
+                        "size": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Memories per page (default 20)."},
+                    }),
+                    &[],
+                ),
+                list_output_schema(),
+            ),
+            Tool::DeleteMemories => (
+                "Delete memories",
+                "Permanently delete the given memories. Deleted memories cannot be recovered.",
+                object_schema(
+                    json!({"memory_ids": {
+                        "type": "array", "minItems": 1, "maxItems": 100,
+                        "items": {"type": "string"},
+                        "description": "Ids of the memories to delete.",
+                    }}),
+                    &["memory_ids"],
+                ),
+                deleted_output_schema(),
+            ),
+            Tool::DeleteAllMemories => (
+                "Delete all memories",
+                "Permanently delete every memory of the user. Only call this when the user \
+                 explicitly asks to forget everything.",
+                object_schema(json!({}), &[]),
+                deleted_output_schema(),
+            ),
+        };
+        let read_only = !self.needs_write();
+        let destructive = matches!(self, Tool::DeleteMemories | Tool::DeleteAllMemories);
+        json!({
+            "name": self.name(),
+            "title": title,
+            "description": description,
+            "inputSchema": input,
+            "outputSchema": output,
+            "annotations": {
+                "title": title,
+                "readOnlyHint": read_only,
+                "destructiveHint": destructive,
+                "idempotentHint": self != Tool::AddMemories,
+                "openWorldHint": false,
+            },
+        })
+    }
+}
+
+fn object_schema(properties: Value, required: &[&str]) -> Value {
+    let mut schema = Map::new();
+    schema.insert("type".to_owned(), json!("object"));
+    schema.insert("properties".to_owned(), properties);
+    schema.insert("required".to_owned(), json!(required));
+    schema.insert("additionalProperties".to_owned(), Value::Bool(false));
+    Value::Object(schema)
+}
+
+fn query_schema() -> Value {
+    json!({"type": "string", "description": "Words to look for."})
+}
+
+fn search_output_schema() -> Value {
+    let result = object_schema(
+        json!({
+            "id": {"type": "string"},
+            "title": {"type": "string"},
+            "url": {"type": "string", "format": "uri"},
+        }),
+        &["id", "title", "url"],
+    );
+    object_schema(
+        json!({"results": {"type": "array", "items": result}}),
+        &["results"],
+    )
+}
+
+fn fetch_output_schema() -> Value {
+    object_schema(
+        json!({
+            "id": {"type": "string"},
+            "title": {"type": "string"},
+            "text": {"type": "string"},
+            "url": {"type": "string", "format": "uri"},
+            "metadata": {"type": "object"},
+        }),
+        &["id", "title", "text", "url", "metadata"],
+    )
+}
+
+fn memory_schema() -> Value {
+    object_schema(
+        json!({
+            "id": {"type": "string"},
+            "memory": {"type": "string"},
+            "categories": {"type": "array", "items": {"type": "string"}},
+            "metadata": {"type": "object"},
+            "app": {"type": "string"},
+            "state": {"type": "string", "enum": ["active", "paused", "archived"]},
+            "created_at": {"type": "integer", "description": "Unix milliseconds."},
+            "updated_at": {"type": "integer", "description": "Unix milliseconds."},
+        }),
+        &[
+            "id",
+            "memory",
+            "categories",
+            "metadata",
+            "app",
+            "state",
+            "created_at",
+            "updated_at",
+        ],
+    )
+}
+
+fn search_memory_output_schema() -> Value {
+    let hit = object_schema(
+        json!({
+            "id": {"type": "string"},
+            "memory": {"type": "string"},
+            "snippet": {"type": "string"},
+            "categories": {"type": "array", "items": {"type": "string"}},
+            "created_at": {"type": "integer", "description": "Unix milliseconds."},
+        }),
+        &["id", "memory", "snippet", "categories", "created_at"],
+    );
+    object_schema(
+        json!({"results": {"type": "array", "items": hit}}),
+        &["results"],
+    )
+}
+
+fn list_output_schema() -> Value {
+    object_schema(
+        json!({
+            "items": {"type": "array", "items": memory_schema()},
+            "total": {"type": "integer"},
+            "page": {"type": "integer"},
+            "size": {"type": "integer"},
+            "pages": {"type": "integer"},
+        }),
+        &["items", "total", "page", "size", "pages"],
+    )
+}
+
+fn deleted_output_schema() -> Value {
+    object_schema(
+        json!({"deleted": {"type": "integer", "minimum": 0}}),
+        &["deleted"],
+    )
+}
+
+/// The outcome of a `tools/call`: a `CallToolResult`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ToolResult {
+    text: String,
+    structured: Option<Value>,
+    is_error: bool,
+    meta: Option<Value>,
+}
+
+impl ToolResult {
+    /// A success: the structured value, and the same JSON as the one text block.
+    fn success(structured: Value) -> Self {
+        ToolResult {
+            text: structured.to_string(),
+            structured: Some(structured),
+            is_error: false,
+            meta: None,
+        }
+    }
+
+    fn error(message: impl Into<String>) -> Self {
+        ToolResult {
+            text: message.into(),
+            structured: None,
+            is_error: true,
+            meta: None,
+        }
+    }
+
+    /// The `CallToolResult` object.
+    pub(crate) fn into_value(self) -> Value {
+        let mut result = Map::new();
+        result.insert(
+            "content".to_owned(),
+            json!([{"type": "text", "text": self.text}]),
+        );
+        if let Some(structured) = self.structured {
+            result.insert("structuredContent".to_owned(), structured);
+        }
+        result.insert("isError".to_owned(), Value::Bool(self.is_error));
+        if let Some(meta) = self.meta {
+            result.insert("_meta".to_owned(), meta);
+        }
+        Value::Object(result)
+    }
+}
+
+/// Why a tool call failed; each becomes an `isError` result.
+#[derive(Debug)]
+enum ToolError {
+    /// The arguments do not fit the input schema.
+    InvalidArguments(String),
+    /// No such memory for this subject (or none at all: the two are not told apart).
+    NotFound,
+    /// The store refused or failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for ToolError {
+    fn from(error: StoreError) -> Self {
+        ToolError::Store(error)
+    }
+}
+
+/// The tools of one service: their definitions, the base of memory URLs, and the
+/// insufficient-scope challenges.
+#[derive(Debug, Clone)]
+pub(crate) struct Toolbox {
+    definitions: Vec<Value>,
+    base_url: String,
+    read_challenge: String,
+    write_challenge: String,
+}
+
+impl Toolbox {
+    pub(crate) fn new(resource: &ProtectedResource) -> Self {
+        Toolbox {
+            definitions: Tool::ALL.into_iter().map(Tool::definition).collect(),
+            base_url: resource.base_url().to_owned(),
+            read_challenge: insufficient_scope_challenge(resource, SCOPE_READ),
+            write_challenge: insufficient_scope_challenge(resource, SCOPE_WRITE),
+        }
+    }
+
+    /// The `tools` array of `tools/list`.
+    pub(crate) fn definitions(&self) -> &[Value] {
+        &self.definitions
+    }
+
+    /// Runs `tool` for `caller`. `arguments` is the raw `arguments` member, if any.
+    pub(crate) async fn call<S: MemoryStore>(
+        &self,
+        store: &S,
+        caller: &Caller,
+        tool: Tool,
+        arguments: Option<Value>,
+    ) -> ToolResult {
+        if let Some(refusal) = self.check_scope(caller, tool) {
+            return refusal;
+        }
+        let arguments = arguments.unwrap_or_else(|| Value::Object(Map::new()));
+        let outcome = match tool {
+            Tool::Search => self.search(store, caller, arguments).await,
+            Tool::Fetch => self.fetch(store, caller, arguments).await,
+            Tool::AddMemories => add_memories(store, caller, arguments).await,
+            Tool::SearchMemory => search_memory(store, caller, arguments).await,
+            Tool::ListMemories => list_memories(store, caller, arguments).await,
+            Tool::DeleteMemories => delete_memories(store, caller, arguments).await,
+            Tool::DeleteAllMemories => delete_all_memories(store, caller, arguments).await,
+        };
+        match outcome {
+            Ok(structured) => ToolResult::success(structured),
+            Err(error) => error_result(tool, error),
+        }
+    }
+
+    fn check_scope(&self, caller: &Caller, tool: Tool) -> Option<ToolResult> {
+        let (allowed, scope, challenge) = if tool.needs_write() {
+            (caller.can_write(), SCOPE_WRITE, &self.write_challenge)
+        } else {
+            (caller.can_read(), SCOPE_READ, &self.read_challenge)
+        };
+        if allowed {
+            return None;
+        }
+        let mut result = ToolResult::error(format!(
+            "insufficient scope: {} needs an access token with the {scope} scope",
+            tool.name()
+        ));
+        result.meta = Some(json!({"mcp/www_authenticate": [challenge]}));
+        Some(result)
+    }
+
+    /// ChatGPT's `search`: `{"results": [{"id", "title", "url"}]}`.
+    async fn search<S: MemoryStore>(
+        &self,
+        store: &S,
+        caller: &Caller,
+        arguments: Value,
+    ) -> Result<Value, ToolError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Arguments {
+            query: String,
+        }
+        let Arguments { query } = parse_arguments(arguments)?;
+        let query = SearchQuery::new(query).with_limit(SEARCH_RESULTS);
+        let hits = store.search(&caller.owner, &query).await?;
+        let ids: Vec<MemoryId> = hits.iter().map(|hit| hit.memory.id).collect();
+        record_access(store, caller, &ids, Tool::Search).await?;
+        let results: Vec<Value> = hits
+            .iter()
+            .map(|hit| {
+                json!({
+                    "id": hit.memory.id.to_string(),
+                    "title": title_of(&hit.memory.text),
+                    "url": self.memory_url(hit.memory.id),
+                })
+            })
+            .collect();
+        Ok(json!({ "results": results }))
+    }
+
+    /// ChatGPT's `fetch`: `{"id", "title", "text", "url", "metadata"}`.
+    async fn fetch<S: MemoryStore>(
+        &self,
+        store: &S,
+        caller: &Caller,
+        arguments: Value,
+    ) -> Result<Value, ToolError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Arguments {
+            id: String,
+        }
+        let Arguments { id } = parse_arguments(arguments)?;
+        let id = parse_memory_id(&id, "id")?;
+        let access = Access::new(caller.app.as_str(), Tool::Fetch.via());
+        let memory = store
+            .get(&caller.owner, id, &access)
+            .await?
+            .ok_or(ToolError::NotFound)?;
+        let mut metadata = memory.metadata.clone();
+        metadata.insert("categories".to_owned(), json!(memory.categories));
+        metadata.insert("app".to_owned(), json!(memory.app));
+        metadata.insert("state".to_owned(), json!(memory.state));
+        metadata.insert("created_at".to_owned(), json!(memory.created_at));
+        Ok(json!({
+            "id": memory.id.to_string(),
+            "title": title_of(&memory.text),
+            "text": memory.text,
+            "url": self.memory_url(memory.id),
+            "metadata": metadata,
+        }))
+    }
+
+    fn memory_url(&self, id: MemoryId) -> String {
+        format!("{}/api/v1/memories/{id}", self.base_url)
+    }
+}
+
+async fn add_memories<S: MemoryStore>(
+    store: &S,
+    caller: &Caller,
+    arguments: Value,
+) -> Result<Value, ToolError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Arguments {
+        text: String,
+        #[serde(default)]
+        categories: Vec<String>,
+        #[serde(default)]
+        metadata: Map<String, Value>,
+    }
+    let Arguments {
+        text,
+        categories,
+        metadata,
+    } = parse_arguments(arguments)?;
+    let memory = NewMemory::new(text, caller.app.as_str())
+        .with_categories(categories)
+        .with_metadata(metadata);
+    let mut added = store.add(&caller.owner, vec![memory]).await?;
+    let Some(memory) = added.pop() else {
+        // The store returns one memory per input; anything else is a store bug.
+        return Err(ToolError::Store(StoreError::from(ErrorKind::Backend)));
+    };
+    Ok(memory_view(&memory))
+}
+
+/// OpenMemory's `search_memory`, without the raw score: BM25 scores depend on term
+/// statistics of the whole index and would leak information about other users' memories.
+async fn search_memory<S: MemoryStore>(
+    store: &S,
+    caller: &Caller,
+    arguments: Value,
+) -> Result<Value, ToolError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Arguments {
+        query: String,
+        #[serde(default)]
+        limit: Option<u32>,
+    }
+    let Arguments { query, limit } = parse_arguments(arguments)?;
+    let query = SearchQuery::new(query).with_limit(limit.unwrap_or(SEARCH_RESULTS));
+    let hits = store.search(&caller.owner, &query).await?;
+    let ids: Vec<MemoryId> = hits.iter().map(|hit| hit.memory.id).collect();
+    record_access(store, caller, &ids, Tool::SearchMemory).await?;
+    let results: Vec<Value> = hits
+        .iter()
+        .map(|hit| {
+            json!({
+                "id": hit.memory.id.to_string(),
+                "memory": hit.memory.text,
+                "snippet": hit.snippet,
+                "categories": hit.memory.categories,
+                "created_at": hit.memory.created_at,
+            })
+        })
+        .collect();
+    Ok(json!({ "results": results }))
+}
+
+async fn list_memories<S: MemoryStore>(
+    store: &S,
+    caller: &Caller,
+    arguments: Value,
+) -> Result<Value, ToolError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Arguments {
+        #[serde(default)]
+        page: Option<u32>,
+        #[serde(default)]
+        size: Option<u32>,
+    }
+    let Arguments { page, size } = parse_arguments(arguments)?;
+    let defaults = ListQuery::new();
+    let query =
+        ListQuery::new().with_page(page.unwrap_or(defaults.page), size.unwrap_or(defaults.size));
+    let listed = store.list(&caller.owner, &query).await?;
+    let ids: Vec<MemoryId> = listed.items.iter().map(|memory| memory.id).collect();
+    record_access(store, caller, &ids, Tool::ListMemories).await?;
+    let items: Vec<Value> = listed.items.iter().map(memory_view).collect();
+    Ok(json!({
+        "items": items,
+        "total": listed.total,
+        "page": listed.page,
+        "size": listed.size,
+        "pages": listed.pages,
+    }))
+}
+
+async fn delete_memories<S: MemoryStore>(
+    store: &S,
+    caller: &Caller,
+    arguments: Value,
+) -> Result<Value, ToolError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Arguments {
+        memory_ids: Vec<String>,
+    }
+    let Arguments { memory_ids } = parse_arguments(arguments)?;
+    if memory_ids.is_empty() {
+        return Err(ToolError::InvalidArguments(
+            "memory_ids must name at least one memory".to_owned(),
+        ));
+    }
+    let ids = memory_ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| parse_memory_id(id, &format!("memory_ids[{index}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let deleted = store.delete(&caller.owner, &ids).await?;
+    Ok(json!({ "deleted": deleted }))
+}
+
+async fn delete_all_memories<S: MemoryStore>(
+    store: &S,
+    caller: &Caller,
+    arguments: Value,
+) -> Result<Value, ToolError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Arguments {}
+    let Arguments {} = parse_arguments(arguments)?;
+    let deleted = store.delete_all(&caller.owner).await?;
+    Ok(json!({ "deleted": deleted }))
+}
+
+/// Records that `tool` showed these memories to the caller.
+async fn record_access<S: MemoryStore>(
+    store: &S,
+    caller: &Caller,
+    ids: &[MemoryId],
+    tool: Tool,
+) -> Result<(), ToolError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let access = Access::new(caller.app.as_str(), tool.via());
+    store.record_access(&caller.owner, ids, &access).await?;
+    Ok(())
+}
+
+/// A memory as the OpenMemory tools show it.
+fn memory_view(memory: &Memory) -> Value {
+    json!({
+        "id": memory.id.to_string(),
+        "memory": memory.text,
+        "categories": memory.categories,
+        "metadata": memory.metadata,
+        "app": memory.app,
+        "state": memory.state,
+        "created_at": memory.created_at,
+        "updated_at": memory.updated_at,
+    })
+}
+
+fn parse_arguments<T: DeserializeOwned>(arguments: Value) -> Result<T, ToolError> {
+    if !arguments.is_object() {
+        return Err(ToolError::InvalidArguments(
+            "arguments must be an object".to_owned(),
+        ));
+    }
+    serde_json::from_value(arguments)
+        .map_err(|error| ToolError::InvalidArguments(printable(&error.to_string())))
+}
+
+fn parse_memory_id(text: &str, field: &str) -> Result<MemoryId, ToolError> {
+    MemoryId::from_str(text).map_err(|_| {
+        ToolError::InvalidArguments(format!("{field} is not a memory id (a UUID from search)"))
+    })
+}
+
+fn error_result(tool: Tool, error: ToolError) -> ToolResult {
+    match error {
+        ToolError::InvalidArguments(message) => {
+            ToolResult::error(format!("invalid arguments: {message}"))
+        }
+        ToolError::NotFound => ToolResult::error("memory not found"),
+        ToolError::Store(error) => store_error_result(tool, &error),
+    }
+}
+
+fn store_error_result(tool: Tool, error: &StoreError) -> ToolResult {
+    match error.kind() {
+        // The store's message names the field and never echoes the value.
+        ErrorKind::InvalidInput { .. } => ToolResult::error(error.to_string()),
+        ErrorKind::Busy => {
+            tracing::warn!(tool = tool.name(), "memory store busy");
+            ToolResult::error("the memory store is busy; try again shortly")
+        }
+        _ => {
+            let source = std::error::Error::source(error).map(ToString::to_string);
+            tracing::error!(tool = tool.name(), error = %error, source = ?source, "memory store failed");
+            ToolResult::error("the memory store failed; try again later")
+        }
+    }
+}
+
+/// A short title: the first non-empty line, whitespace collapsed, at most
+/// [`TITLE_CHARS`] characters.
+fn title_of(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or_default();
+    let collapsed = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.is_empty() {
+        return "Untitled memory".to_owned();
+    }
+    if collapsed.chars().count() <= TITLE_CHARS {
+        return collapsed;
+    }
+    let mut title: String = collapsed.chars().take(TITLE_CHARS - 1).collect();
+    title.push('…');
+    title
+}
+
+/// A message without control characters, cut to [`MAX_ERROR_CHARS`].
+fn printable(message: &str) -> String {
+    message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_ERROR_CHARS)
+        .collect()
+}
+
+/// `Bearer …, scope="<scope>", error="insufficient_scope"` for this resource.
+fn insufficient_scope_challenge(resource: &ProtectedResource, scope: &str) -> String {
+    let response = jwt_verify::insufficient_scope::<()>(&resource.challenge(), scope);
+    response
+        .headers()
+        .get(http::header::WWW_AUTHENTICATE)
+        .and_then(|value| value.to_str().ok())
+        .map_or_else(
+            || format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
+            ToOwned::to_owned,
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_has_a_strict_schema_and_annotations() {
+        for tool in Tool::ALL {
+            let definition = tool.definition();
+            assert_eq!(
+                Tool::from_name(definition["name"].as_str().unwrap()),
+                Some(tool)
+            );
+            assert_eq!(definition["inputSchema"]["type"], "object");
+            assert_eq!(definition["inputSchema"]["additionalProperties"], false);
+            assert_eq!(definition["outputSchema"]["type"], "object");
+            assert!(definition["title"].is_string());
+            assert!(definition["description"].as_str().unwrap().len() > 20);
+            assert_eq!(definition["annotations"]["openWorldHint"], false);
+            let read_only = definition["annotations"]["readOnlyHint"].as_bool().unwrap();
+            assert_eq!(read_only, !tool.needs_write());
+        }
+    }
+
+    #[test]
+    fn titles_are_short_single_lines() {
+        assert_eq!(title_of("  Likes   tea\nand more"), "Likes tea");
+        assert_eq!(title_of("\n\n  x"), "x");
+        let long = "é".repeat(200);
+        let title = title_of(&long);
+        assert_eq!(title.chars().count(), TITLE_CHARS);
+        assert!(title.ends_with('…'));
+        assert_eq!(title_of(" \n "), "Untitled memory");
+    }
+
+    #[test]
+    fn scope_challenges_name_the_scope() {
+        let resource = ProtectedResource::new("https://mcp.example", "https://auth.example");
+        let challenge = insufficient_scope_challenge(&resource, SCOPE_WRITE);
+        assert_eq!(
+            challenge,
+            "Bearer resource_metadata=\"https://mcp.example/.well-known/oauth-protected-resource/mcp\", scope=\"memories:write\", error=\"insufficient_scope\""
+        );
+    }
+
+    #[test]
+    fn argument_errors_are_tool_errors_and_printable() {
+        let Err(ToolError::InvalidArguments(message)) =
+            parse_arguments::<Map<String, Value>>(json!("text"))
+        else {
+            panic!("accepted a string");
+        };
+        assert_eq!(message, "arguments must be an object");
+        assert_eq!(printable("a\u{0}b\nc"), "abc");
+    }
+}
