@@ -1,19 +1,18 @@
-//! The memory API of an authenticated MCP server: OpenMemory's data model
-//! (memories with state, categories, apps and an access log) where every
-//! operation belongs to the `sub` of a verified OAuth access token.
+//! A private, per-user memory store served as an OAuth-protected MCP server and REST API:
+//! OpenMemory's data model (memories with state, categories, apps and an access log) where
+//! every operation belongs to the `sub` of a verified RS256 access token.
 //!
-//! What exists so far is the storage layer, [`store`]:
-//!
-//! - [`MemoryStore`], the storage contract: add, get, update, change state,
-//!   delete, list with filters and pages, full-text search, categories,
-//!   access log, related memories and per-app statistics, every method
-//!   scoped to one [`Owner`];
-//! - [`SqliteStore`] (feature `sqlite`, on by default), its implementation
-//!   over an embedded SQLite file with an FTS5 index;
-//! - the value types ([`Memory`], [`NewMemory`], [`ListQuery`],
-//!   [`SearchQuery`], …), input [`Limits`] and the typed [`StoreError`].
-//!
-//! The MCP tools and REST routes that call the store come next.
+//! - [`store`]: [`MemoryStore`], the storage contract, every method scoped to one [`Owner`]
+//!   inside the store itself; [`SqliteStore`] (feature `sqlite`, default) over one SQLite
+//!   file with FTS5/BM25 search and highlighted snippets.
+//! - [`mcp`]: the MCP server — ChatGPT's `search`/`fetch` tools and OpenMemory's memory
+//!   tools over Streamable HTTP (`/mcp`, protocol versions 2025-03-26 to 2025-11-25 and the
+//!   stateless 2026-07-28 era) and the legacy HTTP+SSE transport (`/mcp/sse`).
+//! - [`rest`]: the REST API under `/api/v1` and its OpenAPI 3.1 document.
+//! - [`server`]: [`MemoryServer`], everything composed into one tower `Service` with bearer
+//!   authentication (`jwt-verify`), RFC 9728 protected-resource metadata, CORS and health.
+//! - [`auth`], [`resource`], [`http`]: who the caller is, what this resource is called, and
+//!   the response body type.
 //!
 //! ```
 //! # #[cfg(not(feature = "sqlite"))] fn main() {}
@@ -45,10 +44,12 @@ pub mod http;
 pub mod mcp;
 pub mod resource;
 pub mod rest;
+pub mod server;
 pub mod store;
 
 pub use auth::{AccessClaims, Caller};
 pub use resource::ProtectedResource;
+pub use server::MemoryServer;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{

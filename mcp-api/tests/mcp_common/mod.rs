@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use jwt_verify::{BearerAuth, BearerAuthLayer, Policy, TypPolicy, Verifier};
+use jwt_verify::{BearerAuth, BearerAuthLayer, Verifier};
 use mcp_api::http::ResponseBody;
 use mcp_api::mcp::{McpConfig, McpService};
 use mcp_api::{AccessClaims, Limits, ProtectedResource, SqliteStore};
@@ -98,6 +98,14 @@ pub fn token(sub: &str, scope: &str) -> String {
     format!("{input}.{}", b64(&signature))
 }
 
+/// A verifier for the test key with the production access-token policy.
+pub fn verifier() -> Verifier {
+    Verifier::builder(mcp_api::server::access_token_policy(&resource()))
+        .static_jwks(jwks())
+        .build()
+        .unwrap()
+}
+
 pub type App = BearerAuth<McpService<SqliteStore>, AccessClaims>;
 
 /// The service stack of one test.
@@ -118,12 +126,7 @@ impl Harness {
         let store =
             Arc::new(SqliteStore::open(dir.path().join("memories.db"), Limits::default()).unwrap());
         let service = McpService::new(Arc::clone(&store), resource(), config);
-        let policy = Policy::new(ISSUER, resource().resource()).typ(TypPolicy::AccessToken);
-        let verifier = Verifier::builder(policy)
-            .static_jwks(jwks())
-            .build()
-            .unwrap();
-        let app = BearerAuthLayer::<AccessClaims>::new(verifier)
+        let app = BearerAuthLayer::<AccessClaims>::new(verifier())
             .challenge(resource().challenge())
             .layer(service.clone());
         Harness {

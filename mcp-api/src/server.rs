@@ -1,0 +1,301 @@
+//! The whole memory service as one tower [`Service`]: routing, bearer authentication, CORS,
+//! the public metadata documents and health.
+//!
+//! | Path | Access |
+//! |---|---|
+//! | `/health`, `/openapi.json`, `/.well-known/oauth-protected-resource[/mcp]` | public |
+//! | CORS preflights (`OPTIONS` with `Access-Control-Request-Method`) | public |
+//! | `/mcp`, `/mcp/sse`, `/mcp/messages` | bearer token ([`McpService`]) |
+//! | `/api/v1/…` | bearer token ([`RestApi`]) |
+//!
+//! Everything else is a JSON 404. CORS headers are added for allowed origins on every
+//! response, errors and 401s included, so browser clients can read `WWW-Authenticate`.
+
+use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN,
+    VARY,
+};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use jwt_verify::{BearerAuth, BearerAuthLayer, Policy, TypPolicy, Verifier};
+use serde::Serialize;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::auth::AccessClaims;
+use crate::http::{BoxError, ResponseBody, empty_response, full, json_response};
+use crate::mcp::{MCP_PATH, MESSAGES_PATH, McpConfig, McpService, SSE_PATH};
+use crate::resource::ProtectedResource;
+use crate::rest::{RestApi, openapi_document};
+use crate::store::MemoryStore;
+
+/// Methods browsers may use cross-origin.
+const CORS_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
+/// Request headers browsers may send cross-origin: the seed's two plus what MCP needs.
+const CORS_ALLOW_HEADERS: &str = "Content-Type, Authorization, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name";
+/// Response headers browsers may read.
+const CORS_EXPOSE_HEADERS: &str = "Mcp-Session-Id, WWW-Authenticate";
+
+/// The access-token policy for a memory server: our issuer, RFC 9068 `at+jwt` only, and an
+/// audience of the canonical MCP resource (or the base URL).
+///
+/// ```
+/// use mcp_api::{ProtectedResource, server::access_token_policy};
+///
+/// let resource = ProtectedResource::new("https://mcp.example", "https://auth.example");
+/// let policy = access_token_policy(&resource);
+/// assert_eq!(policy.audiences(), ["https://mcp.example/mcp", "https://mcp.example"]);
+/// ```
+pub fn access_token_policy(resource: &ProtectedResource) -> Policy {
+    let [canonical, base] = resource.audiences();
+    Policy::new(resource.issuer(), canonical)
+        .also_accept_audience(base)
+        .typ(TypPolicy::AccessToken)
+}
+
+/// The memory server.
+pub struct MemoryServer<S> {
+    shared: Arc<Shared<S>>,
+}
+
+struct Shared<S> {
+    store: Arc<S>,
+    verifier: Verifier,
+    config: McpConfig,
+    mcp: BearerAuth<McpService<S>, AccessClaims>,
+    rest: BearerAuth<RestApi<S>, AccessClaims>,
+    mcp_service: McpService<S>,
+    openapi: Bytes,
+    metadata: Bytes,
+}
+
+impl<S: MemoryStore> MemoryServer<S> {
+    /// Serves `store`, checking bearer tokens with `verifier` (build it with
+    /// [`access_token_policy`]). `config` governs the MCP transports and the CORS and
+    /// `Origin` allow-list shared by all routes.
+    pub fn new(
+        store: Arc<S>,
+        verifier: Verifier,
+        resource: ProtectedResource,
+        config: McpConfig,
+    ) -> Self {
+        let auth =
+            BearerAuthLayer::<AccessClaims>::new(verifier.clone()).challenge(resource.challenge());
+        let mcp_service = McpService::new(Arc::clone(&store), resource.clone(), config.clone());
+        let rest = RestApi::new(Arc::clone(&store), resource.clone());
+        let openapi = serde_json::to_vec(&openapi_document(&resource)).unwrap_or_default();
+        let metadata = serde_json::to_vec(&resource.metadata()).unwrap_or_default();
+        MemoryServer {
+            shared: Arc::new(Shared {
+                store,
+                verifier,
+                config,
+                mcp: auth.layer(mcp_service.clone()),
+                rest: auth.layer(rest),
+                mcp_service,
+                openapi: Bytes::from(openapi),
+                metadata: Bytes::from(metadata),
+            }),
+        }
+    }
+}
+
+impl<S> MemoryServer<S> {
+    /// Ends every open SSE stream cleanly (for graceful shutdown); returns how many.
+    pub fn close_streams(&self) -> usize {
+        self.shared.mcp_service.close_streams()
+    }
+
+    /// The token verifier (for its metrics).
+    pub fn verifier(&self) -> &Verifier {
+        &self.shared.verifier
+    }
+}
+
+impl<S> Clone for MemoryServer<S> {
+    fn clone(&self) -> Self {
+        MemoryServer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for MemoryServer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryServer").finish_non_exhaustive()
+    }
+}
+
+/// Where a request goes.
+enum Route {
+    Preflight,
+    Health,
+    OpenApi,
+    ResourceMetadata,
+    Mcp,
+    Rest,
+    NotFound,
+}
+
+fn route<B>(request: &Request<B>) -> Route {
+    let path = request.uri().path();
+    let method = request.method();
+    if method == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        return Route::Preflight;
+    }
+    match path {
+        "/health" if method == Method::GET => Route::Health,
+        "/openapi.json" if method == Method::GET => Route::OpenApi,
+        "/.well-known/oauth-protected-resource" | "/.well-known/oauth-protected-resource/mcp"
+            if method == Method::GET =>
+        {
+            Route::ResourceMetadata
+        }
+        MCP_PATH | SSE_PATH | MESSAGES_PATH => Route::Mcp,
+        _ if path == "/api/v1" || path.starts_with("/api/v1/") => Route::Rest,
+        _ => Route::NotFound,
+    }
+}
+
+/// The future of [`MemoryServer`]. Boxed: it wraps the MCP and REST services' own boxed
+/// futures and the health check, none of which have nameable types.
+pub type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+impl<S, B> Service<Request<B>> for MemoryServer<S>
+where
+    S: MemoryStore,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> ResponseFuture {
+        let shared = Arc::clone(&self.shared);
+        let origin = request
+            .headers()
+            .get(ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .filter(|o| shared.config.allows_origin(o))
+            .and_then(|o| HeaderValue::from_str(o).ok());
+        Box::pin(async move {
+            let mut response = match route(&request) {
+                Route::Preflight => preflight(origin.is_some()),
+                Route::Health => health(&shared).await,
+                Route::OpenApi => json_bytes(shared.openapi.clone()),
+                Route::ResourceMetadata => json_bytes(shared.metadata.clone()),
+                Route::Mcp => call_ready(shared.mcp.clone(), request).await,
+                Route::Rest => call_ready(shared.rest.clone(), request).await,
+                Route::NotFound => not_found(),
+            };
+            if let Some(origin) = origin {
+                add_cors(response.headers_mut(), origin);
+            }
+            Ok(response)
+        })
+    }
+}
+
+async fn call_ready<T, B>(mut service: T, request: Request<B>) -> Response<ResponseBody>
+where
+    T: Service<Request<B>, Response = Response<ResponseBody>, Error = Infallible>,
+{
+    let Ok(()) = poll_fn(|cx| service.poll_ready(cx)).await;
+    let Ok(response) = service.call(request).await;
+    response
+}
+
+fn preflight(allowed: bool) -> Response<ResponseBody> {
+    let mut response = empty_response(StatusCode::NO_CONTENT);
+    if allowed {
+        let headers = response.headers_mut();
+        headers.insert(
+            ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(CORS_METHODS),
+        );
+        headers.insert(
+            ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(CORS_ALLOW_HEADERS),
+        );
+        headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    }
+    response
+}
+
+/// CORS for an allowed origin: never `Allow-Credentials` (bearer tokens, not cookies).
+fn add_cors(headers: &mut http::HeaderMap, origin: HeaderValue) {
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(
+        ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(CORS_EXPOSE_HEADERS),
+    );
+    headers.append(VARY, HeaderValue::from_static("Origin"));
+}
+
+fn json_bytes(bytes: Bytes) -> Response<ResponseBody> {
+    let mut response = Response::new(full(bytes));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn not_found() -> Response<ResponseBody> {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({"error": "not_found", "message": "no such route"}),
+    )
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    store: &'static str,
+    keys_in_use: usize,
+    key_set_age_seconds: Option<u64>,
+    verified: u64,
+    jwks_fetch_failures: u64,
+}
+
+async fn health<S: MemoryStore>(shared: &Shared<S>) -> Response<ResponseBody> {
+    let store_ok = shared.store.health().await.is_ok();
+    let metrics = shared.verifier.metrics();
+    let keys_ok = shared.verifier.key_set().is_some();
+    let status = if store_ok && keys_ok {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let body = Health {
+        status,
+        store: if store_ok { "ok" } else { "unavailable" },
+        keys_in_use: if keys_ok { metrics.keys_in_use } else { 0 },
+        key_set_age_seconds: metrics.key_set_age.map(|age| age.as_secs()),
+        verified: metrics.verified,
+        jwks_fetch_failures: metrics.jwks_fetch_failures,
+    };
+    let code = if store_ok && keys_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(code, &body)
+}

@@ -1,0 +1,222 @@
+//! The composed memory server: routing, public documents, CORS on every answer, auth in
+//! front of both APIs, and health.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use mcp_api::mcp::McpConfig;
+use mcp_api::{Limits, MemoryServer, SqliteStore};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+mod mcp_common;
+use mcp_common::{ISSUER, json_body, resource, token, verifier};
+
+fn server() -> (tempfile::TempDir, MemoryServer<SqliteStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("m.db"), Limits::default()).unwrap());
+    (
+        dir,
+        MemoryServer::new(store, verifier(), resource(), McpConfig::default()),
+    )
+}
+
+fn request(method: Method, path: &str) -> http::request::Builder {
+    Request::builder().method(method).uri(path)
+}
+
+async fn send(
+    server: &MemoryServer<SqliteStore>,
+    request: Request<Full<Bytes>>,
+) -> http::Response<mcp_api::http::ResponseBody> {
+    server.clone().oneshot(request).await.unwrap()
+}
+
+#[tokio::test]
+async fn public_documents_need_no_token() {
+    let (_dir, server) = server();
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let response = send(
+            &server,
+            request(Method::GET, path).body(Full::default()).unwrap(),
+        )
+        .await;
+        assert_eq!(response.status(), 200, "{path}");
+        let metadata = json_body(response).await;
+        assert_eq!(metadata["resource"], "https://mcp.example/mcp");
+        assert_eq!(metadata["authorization_servers"], json!([ISSUER]));
+        assert_eq!(
+            metadata["scopes_supported"],
+            json!(["memories:read", "memories:write"])
+        );
+        assert_eq!(metadata["bearer_methods_supported"], json!(["header"]));
+    }
+    let response = send(
+        &server,
+        request(Method::GET, "/openapi.json")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let doc: Value = json_body(response).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["oidc"]["openIdConnectUrl"],
+        format!("{ISSUER}/.well-known/openid-configuration")
+    );
+    let health = send(
+        &server,
+        request(Method::GET, "/health")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(health.status(), 200);
+    assert_eq!(json_body(health).await["store"], "ok");
+}
+
+#[tokio::test]
+async fn every_protected_route_answers_401_with_resource_metadata() {
+    let (_dir, server) = server();
+    for (method, path) in [
+        (Method::POST, "/mcp"),
+        (Method::GET, "/mcp/sse"),
+        (Method::POST, "/mcp/messages?session_id=x"),
+        (Method::GET, "/api/v1/memories/"),
+        (Method::POST, "/api/v1/memories/"),
+        (Method::GET, "/api/v1/stats"),
+    ] {
+        let response = send(
+            &server,
+            request(method.clone(), path).body(Full::default()).unwrap(),
+        )
+        .await;
+        assert_eq!(response.status(), 401, "{method} {path}");
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer resource_metadata=\"https://mcp.example/.well-known/oauth-protected-resource/mcp\", scope=\"memories:read memories:write\""
+        );
+    }
+}
+
+#[tokio::test]
+async fn cors_headers_reach_browsers_even_on_401() {
+    let (_dir, server) = server();
+    let response = send(
+        &server,
+        request(Method::POST, "/mcp")
+            .header("origin", "https://chatgpt.com")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://chatgpt.com"
+    );
+    assert!(
+        response.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("WWW-Authenticate")
+    );
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn preflight_is_answered_without_a_token_for_allowed_origins_only() {
+    let (_dir, server) = server();
+    let preflight = |origin: &str| {
+        request(Method::OPTIONS, "/mcp")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type, mcp-session-id",
+            )
+            .body(Full::default())
+            .unwrap()
+    };
+    let allowed = send(&server, preflight("http://localhost:6274")).await;
+    assert_eq!(allowed.status(), 204);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://localhost:6274"
+    );
+    let headers = allowed.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap();
+    assert!(headers.contains("Authorization") && headers.contains("Mcp-Session-Id"));
+    let refused = send(&server, preflight("https://evil.example")).await;
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn authenticated_requests_reach_both_apis() {
+    let (_dir, server) = server();
+    let bearer = format!("Bearer {}", token("alice", "memories:read memories:write"));
+    let created = send(
+        &server,
+        request(Method::POST, "/api/v1/memories/")
+            .header("authorization", &bearer)
+            .header("content-type", "application/json")
+            .body(Full::from(json!({"text": "likes green tea"}).to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "search", "arguments": {"query": "tea"}}});
+    let response = send(
+        &server,
+        request(Method::POST, "/mcp")
+            .header("authorization", &bearer)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(Full::from(call.to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let answer = json_body(response).await;
+    assert_eq!(
+        answer["result"]["structuredContent"]["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_are_json_404s() {
+    let (_dir, server) = server();
+    let response = send(
+        &server,
+        request(Method::GET, "/admin")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json_body(response).await["error"], "not_found");
+}
