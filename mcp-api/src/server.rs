@@ -89,9 +89,9 @@ impl<S: MemoryStore> MemoryServer<S> {
         let auth =
             BearerAuthLayer::<AccessClaims>::new(verifier.clone()).challenge(resource.challenge());
         let mcp_service = McpService::new(Arc::clone(&store), resource.clone(), config.clone());
-        let rest = RestApi::new(Arc::clone(&store), resource.clone());
         let openapi = serde_json::to_vec(&openapi_document(&resource)).unwrap_or_default();
         let metadata = serde_json::to_vec(&resource.metadata()).unwrap_or_default();
+        let rest = RestApi::new(Arc::clone(&store), resource);
         MemoryServer {
             shared: Arc::new(Shared {
                 store,
