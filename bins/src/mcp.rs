@@ -1,0 +1,140 @@
+//! `mcp-server`: the memory service ([`mcp_api::MemoryServer`]) over hyper, with a SQLite
+//! store in the data directory and access tokens checked against the issuer's JWKS.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use jwt_verify::Verifier;
+use jwt_verify::jwks::JwksCacheConfig;
+use mcp_api::mcp::McpConfig;
+use mcp_api::server::access_token_policy;
+use mcp_api::{Limits, MemoryServer, ProtectedResource, SqliteStore};
+use tokio::net::TcpListener;
+
+use crate::config::{require_https_unless_loopback, split_list};
+
+/// The memory MCP server: MCP (Streamable HTTP at /mcp, legacy SSE at /mcp/sse) and the REST
+/// API under /api/v1, every request authenticated by an access token from the issuer.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "mcp-server", version)]
+pub struct McpArgs {
+    /// Public base URL of this server. The MCP endpoint is {base}/mcp, and access tokens must
+    /// carry {base}/mcp (or {base}) in `aud`. Plain http only for loopback hosts.
+    #[arg(long, env = "MCP_BASE_URL", default_value = "http://127.0.0.1:8765")]
+    pub base_url: String,
+
+    /// Address to listen on.
+    #[arg(long, env = "MCP_LISTEN", default_value = "127.0.0.1:8765")]
+    pub listen: SocketAddr,
+
+    /// Issuer of the access tokens (the oidc-server's base URL); its discovery document
+    /// names the JWKS.
+    #[arg(
+        long = "issuer",
+        env = "OIDC_ISSUER",
+        default_value = "http://127.0.0.1:8766"
+    )]
+    pub issuer: String,
+
+    /// Directory for the SQLite database (created if missing).
+    #[arg(long, env = "MCP_DATA_DIR", default_value = "data/mcp-server")]
+    pub data_dir: PathBuf,
+
+    /// Browser origins allowed by CORS and by the MCP Origin check, comma-separated.
+    /// http://localhost and http://127.0.0.1 on any port are always allowed.
+    #[arg(
+        long,
+        env = "MCP_ALLOWED_ORIGINS",
+        default_value = "https://chatgpt.com,https://chat.openai.com"
+    )]
+    pub allowed_origins: String,
+
+    /// Seconds to cache the issuer's keys when it sends no Cache-Control max-age.
+    #[arg(long, env = "MCP_JWKS_TTL", default_value_t = 600)]
+    pub jwks_ttl: u64,
+
+    /// Seconds between SSE keep-alive comments.
+    #[arg(long, env = "MCP_SSE_KEEPALIVE", default_value_t = 15)]
+    pub sse_keepalive: u64,
+
+    /// A TOML file with any of these settings (keys in snake_case, e.g. base_url).
+    #[arg(long, env = "MCP_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// A bound, ready-to-run memory server.
+pub struct McpServer {
+    listener: TcpListener,
+    server: MemoryServer<SqliteStore>,
+    base_url: String,
+}
+
+impl McpServer {
+    /// Opens the store, starts fetching the issuer's keys and binds the listener.
+    pub async fn bind(args: &McpArgs) -> anyhow::Result<McpServer> {
+        require_https_unless_loopback("MCP_BASE_URL", &args.base_url)?;
+        require_https_unless_loopback("OIDC_ISSUER", &args.issuer)?;
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+        let db = args.data_dir.join("memories.db");
+        let store = SqliteStore::open(&db, Limits::default())
+            .with_context(|| format!("opening {}", db.display()))?;
+
+        let resource = ProtectedResource::new(&args.base_url, &args.issuer);
+        let mut cache = JwksCacheConfig::default();
+        cache.default_ttl = Duration::from_secs(args.jwks_ttl.max(1));
+        let verifier = Verifier::builder(access_token_policy(&resource))
+            .discover()
+            .jwks_cache(cache)
+            .build()
+            .context("configuring access-token verification")?;
+
+        let mut mcp = McpConfig::default();
+        mcp.allowed_origins = split_list(&args.allowed_origins);
+        mcp.sse_keep_alive =
+            (args.sse_keepalive > 0).then(|| Duration::from_secs(args.sse_keepalive));
+
+        let server = MemoryServer::new(Arc::new(store), verifier, resource, mcp);
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        Ok(McpServer {
+            listener,
+            server,
+            base_url: args.base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes; then SSE streams are closed and in-flight requests
+    /// drain.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tracing::info!(
+            addr = %self.local_addr()?,
+            mcp = %format!("{}/mcp", self.base_url),
+            sse = %format!("{}/mcp/sse", self.base_url),
+            "mcp-server listening"
+        );
+        let server = self.server.clone();
+        let on_shutdown = async move {
+            shutdown.await;
+            let closed = server.close_streams();
+            tracing::info!(
+                closed,
+                "shutting down: SSE streams closed, draining requests"
+            );
+        };
+        crate::serve::serve(self.listener, self.server, on_shutdown).await?;
+        tracing::info!("mcp-server stopped");
+        Ok(())
+    }
+}
