@@ -4,6 +4,14 @@
 //! Run with: `cargo bench -p benches --bench verify`
 //! (add `-- <filter>` to run a subset; the ratio table covers what ran).
 
+// A benchmark harness: any failure should stop the run loudly.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::cast_possible_truncation
+)]
+
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
@@ -131,7 +139,7 @@ fn single_thread(c: &mut Criterion, fixture: &Fixture) {
             let (message, signature) = &raw[i % TOKENS];
             i += 1;
             key.verify_sig(black_box(message), black_box(signature))
-                .expect("valid")
+                .expect("valid");
         });
     });
 

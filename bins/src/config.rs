@@ -95,7 +95,8 @@ pub fn require_https_unless_loopback(name: &str, url: &str) -> anyhow::Result<()
     }
 }
 
-fn is_loopback(host: &str) -> bool {
+/// `localhost`, `127.0.0.0/8` or `[::1]`.
+pub fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || bare

@@ -8,4 +8,6 @@
 pub mod config;
 pub mod logging;
 pub mod mcp;
+pub mod oidc;
 pub mod serve;
+pub mod stack;

@@ -1,8 +1,10 @@
-//! Protocol and crypto primitives of an OpenID Connect provider, with no I/O.
+//! An OpenID Connect provider: protocol and crypto primitives with no I/O, and the provider
+//! service built on them.
 //!
 //! Time is always passed in as `now` (Unix seconds) and randomness comes from an injected
 //! [`aws_lc_rs::rand::SecureRandom`], so everything here runs on a virtual clock with
-//! deterministic inputs in tests. HTTP, storage and scheduling live in other crates.
+//! deterministic inputs in tests. The I/O edges (storage, the provider's HTTP service and
+//! background task, outbound requests) sit behind traits and features.
 //!
 //! # Modules
 //!
@@ -20,6 +22,20 @@
 //! - [`jwt`]: RS256 compact JWS encoding, RFC 9068 access tokens (`typ: at+jwt`) and ID
 //!   tokens (`typ: JWT`).
 //! - [`discovery`]: the provider metadata document, served at both well-known paths.
+//! - [`login`]: the login methods behind [`authn::Authenticator`]: federation to an
+//!   upstream OpenID provider (Google or any issuer; feature `hyper-client`) and local
+//!   Argon2id passwords with CSRF-protected forms and lockout (feature `tower`).
+//! - [`outbound`]: the SSRF-safe outbound HTTP client (feature `hyper-client`; every
+//!   resolved address vetted, connections pinned to the vetted addresses) and the Client
+//!   ID Metadata Document resolver.
+//! - [`store`]: the provider's storage contract, [`ProviderStore`](store::ProviderStore)
+//!   (every multi-step change atomic, every "exactly once" step a compare-and-swap), and
+//!   [`SqliteStore`](store::SqliteStore), one durable SQLite file (features `sqlite` and
+//!   `tower`).
+//! - [`provider`]: the OpenID provider itself as a tower `Service`
+//!   (feature `tower`): discovery, JWKS, authorization with consent, token (code and
+//!   refresh grants), revocation, introspection, userinfo and dynamic registration, with
+//!   CORS, rate limits, audit events and key rotation in the background.
 //!
 //! # Security properties
 //!
@@ -73,9 +89,14 @@ pub mod discovery;
 pub mod html;
 pub mod jwt;
 pub mod keys;
+pub mod login;
+pub mod outbound;
 pub mod pkce;
+#[cfg(feature = "tower")]
+pub mod provider;
 pub mod redirect;
 pub mod secret;
+pub mod store;
 pub mod types;
 
 pub use error::{InvalidValue, InvalidValueKind, RandomError};

@@ -1,0 +1,330 @@
+//! `oidc-server`: the OpenID provider ([`oidc_core::provider::Provider`]) over hyper, with
+//! a SQLite store in the data directory, login at Google or any OpenID provider, and
+//! optionally local password users.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use oidc_core::authn::{Authenticator, LoginStateStore};
+use oidc_core::login::{
+    ClientSecret, LocalUser, PasswordHashString, Passwords, Upstream, UpstreamConfig,
+};
+use oidc_core::outbound::{
+    AddressPolicy, ClientMetadataDocuments, MetadataDocumentConfig, OutboundClient, OutboundConfig,
+};
+use oidc_core::provider::{CorsPolicy, Provider, ProviderConfig, ScopeDefinition};
+use oidc_core::store::{ProviderStore, SqliteStore};
+use oidc_core::types::{Issuer, ResourceIndicator};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use crate::config::{require_https_unless_loopback, split_list};
+
+/// Google's issuer.
+pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
+/// The OpenID provider in front of the memory server: discovery, JWKS, authorization code +
+/// PKCE, token, refresh, revocation, userinfo, introspection and dynamic client registration,
+/// with users signing in at Google (or any OpenID provider) and/or with local passwords.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "oidc-server", version)]
+pub struct OidcArgs {
+    /// Something to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<OidcCommand>,
+
+    /// Issuer and public base URL; every endpoint lives under it. Plain http only for
+    /// loopback hosts.
+    #[arg(long, env = "OIDC_BASE_URL", default_value = "http://127.0.0.1:8766")]
+    pub base_url: String,
+
+    /// Address to listen on.
+    #[arg(long, env = "OIDC_LISTEN", default_value = "127.0.0.1:8766")]
+    pub listen: SocketAddr,
+
+    /// Directory for the SQLite database and signing keys (created if missing).
+    #[arg(long, env = "OIDC_DATA_DIR", default_value = "data/oidc-server")]
+    pub data_dir: PathBuf,
+
+    /// The audience of access tokens when a client names no resource: the MCP server's
+    /// canonical resource URI.
+    #[arg(
+        long,
+        env = "OIDC_DEFAULT_AUDIENCE",
+        default_value = "http://127.0.0.1:8765/mcp"
+    )]
+    pub default_audience: String,
+
+    /// Further resources (RFC 8707) clients may request tokens for, comma-separated.
+    #[arg(long, env = "OIDC_RESOURCES", default_value = "")]
+    pub resources: String,
+
+    /// The upstream OpenID provider users sign in at.
+    #[arg(long, env = "OIDC_UPSTREAM_ISSUER", default_value = GOOGLE_ISSUER)]
+    pub upstream_issuer: String,
+
+    /// Our client id at the upstream (for Google: the OAuth client's id). Without one, no
+    /// upstream login is offered.
+    #[arg(long, env = "GOOGLE_CLIENT_ID")]
+    pub google_client_id: Option<String>,
+
+    /// Our client secret at the upstream.
+    #[arg(long, env = "GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+    pub google_client_secret: Option<String>,
+
+    /// Only these email addresses may sign in upstream (comma-separated, verified emails only).
+    #[arg(long, env = "OIDC_ALLOWED_EMAILS", default_value = "")]
+    pub allowed_emails: String,
+
+    /// Only emails in these domains may sign in upstream (comma-separated).
+    #[arg(long, env = "OIDC_ALLOWED_DOMAINS", default_value = "")]
+    pub allowed_domains: String,
+
+    /// Google Workspace domains: the ID token's `hd` claim must be one of them.
+    #[arg(long, env = "OIDC_HOSTED_DOMAINS", default_value = "")]
+    pub hosted_domains: String,
+
+    /// Allow any upstream account to sign in. Without it, the server refuses to start with
+    /// an upstream but no email, domain or hosted-domain restriction.
+    #[arg(long, env = "OIDC_ALLOW_ANY_USER", default_value_t = false)]
+    pub allow_any_user: bool,
+
+    /// A TOML file of local password users (`[[users]]` with username, password_hash, and
+    /// optional email, email_verified, name). With it, password login is offered.
+    #[arg(long, env = "OIDC_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+
+    /// Browser origins allowed by CORS on discovery, JWKS, token, userinfo, registration and
+    /// revocation, comma-separated; http://localhost and http://127.0.0.1 are always allowed.
+    #[arg(
+        long,
+        env = "OIDC_ALLOWED_ORIGINS",
+        default_value = "https://chatgpt.com,https://chat.openai.com"
+    )]
+    pub allowed_origins: String,
+
+    /// A TOML file with any of these settings (keys in snake_case, e.g. base_url).
+    #[arg(long, env = "OIDC_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum OidcCommand {
+    /// Reads a password from standard input and prints its Argon2id hash for a users file.
+    HashPassword,
+}
+
+/// The users file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    users: Vec<UserEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEntry {
+    username: String,
+    password_hash: String,
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: bool,
+    name: Option<String>,
+}
+
+/// Reads local users from a TOML users file.
+pub fn read_users(path: &Path) -> anyhow::Result<Vec<LocalUser>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: UsersFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    file.users
+        .into_iter()
+        .map(|entry| {
+            let hash = PasswordHashString::parse(&entry.password_hash).with_context(|| {
+                format!("{}: password_hash of `{}`", path.display(), entry.username)
+            })?;
+            let mut user = LocalUser::new(entry.username, hash);
+            if let Some(email) = entry.email {
+                user = user.with_email(email, entry.email_verified);
+            }
+            if let Some(name) = entry.name {
+                user = user.with_name(name);
+            }
+            Ok(user)
+        })
+        .collect()
+}
+
+/// A bound, ready-to-run provider.
+pub struct OidcServer {
+    listener: TcpListener,
+    provider: Provider,
+    issuer: String,
+}
+
+impl OidcServer {
+    /// Opens the store, loads or creates keys, sets up the login methods and binds.
+    pub async fn bind(args: &OidcArgs) -> anyhow::Result<OidcServer> {
+        require_https_unless_loopback("OIDC_BASE_URL", &args.base_url)?;
+        let issuer =
+            Issuer::parse(&args.base_url).context("OIDC_BASE_URL is not a valid issuer")?;
+        let audience = ResourceIndicator::parse(&args.default_audience)
+            .context("OIDC_DEFAULT_AUDIENCE is not a valid resource")?;
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+        let db = args.data_dir.join("oidc.db");
+        let store =
+            Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
+
+        let mut config = ProviderConfig::new(issuer.clone(), audience)
+            .with_scope(ScopeDefinition::new("memories:read", "Read your memories")?)
+            .with_scope(ScopeDefinition::new(
+                "memories:write",
+                "Add, change and delete your memories",
+            )?);
+        for resource in split_list(&args.resources) {
+            config = config.with_resource(
+                ResourceIndicator::parse(&resource)
+                    .with_context(|| format!("OIDC_RESOURCES: {resource}"))?,
+            );
+        }
+        config.cors = CorsPolicy::new(split_list(&args.allowed_origins)).with_loopback(true);
+
+        let login_store: Arc<dyn LoginStateStore> = store.clone();
+        let mut builder = Provider::builder(config, store.clone() as Arc<dyn ProviderStore>);
+        let mut methods = 0;
+        if let Some(upstream) = upstream_login(args, &issuer, Arc::clone(&login_store)).await? {
+            builder = builder.authenticator(upstream);
+            methods += 1;
+        }
+        if let Some(path) = &args.users_file {
+            let users = read_users(path)?;
+            tracing::info!(users = users.len(), file = %path.display(), "password login enabled");
+            builder = builder.authenticator(Arc::new(Passwords::new(
+                users,
+                &issuer,
+                Arc::clone(&login_store),
+            )?));
+            methods += 1;
+        }
+        if methods == 0 {
+            bail!(
+                "no login method: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET (or another OIDC_UPSTREAM_ISSUER), \
+                 and/or OIDC_USERS_FILE"
+            );
+        }
+        let documents = ClientMetadataDocuments::new(
+            OutboundClient::new(OutboundConfig::default()),
+            MetadataDocumentConfig::default(),
+        );
+        let provider = builder
+            .metadata_resolver(Arc::new(documents))
+            .build()
+            .await
+            .context("starting the provider")?;
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        Ok(OidcServer {
+            listener,
+            provider,
+            issuer: issuer.as_str().to_owned(),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tracing::info!(
+            addr = %self.local_addr()?,
+            issuer = %self.issuer,
+            discovery = %format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/')),
+            "oidc-server listening"
+        );
+        crate::serve::serve(self.listener, self.provider, shutdown).await?;
+        tracing::info!("oidc-server stopped");
+        Ok(())
+    }
+}
+
+/// The upstream login, when a client id is configured. Discovery is retried for about half
+/// a minute before start-up fails.
+async fn upstream_login(
+    args: &OidcArgs,
+    issuer: &Issuer,
+    store: Arc<dyn LoginStateStore>,
+) -> anyhow::Result<Option<Arc<dyn Authenticator>>> {
+    let Some(client_id) = &args.google_client_id else {
+        return Ok(None);
+    };
+    let secret = args
+        .google_client_secret
+        .clone()
+        .context("GOOGLE_CLIENT_ID is set but GOOGLE_CLIENT_SECRET is not")?;
+    require_https_unless_loopback("OIDC_UPSTREAM_ISSUER", &args.upstream_issuer)?;
+    let upstream_issuer = Issuer::parse(&args.upstream_issuer)
+        .context("OIDC_UPSTREAM_ISSUER is not a valid issuer")?;
+    // The secret is not Clone (it is zeroized on drop): build the config anew per attempt.
+    let make_config = || {
+        UpstreamConfig::new(
+            upstream_issuer.clone(),
+            client_id.as_str(),
+            ClientSecret::new(secret.clone()),
+            issuer,
+        )
+        .allowed_emails(split_list(&args.allowed_emails))
+        .allowed_email_domains(split_list(&args.allowed_domains))
+        .hosted_domains(split_list(&args.hosted_domains))
+        .allow_any_user(args.allow_any_user)
+    };
+    let probe = make_config();
+    if !probe.has_restriction() {
+        bail!(
+            "refusing to start: any account at {} could sign in. Set OIDC_ALLOWED_EMAILS, OIDC_ALLOWED_DOMAINS \
+             or OIDC_HOSTED_DOMAINS, or OIDC_ALLOW_ANY_USER=true if that is really intended",
+            args.upstream_issuer
+        );
+    }
+    // An upstream on this machine (tests, a local IdP) was configured explicitly: allow it.
+    let mut outbound = OutboundConfig::default();
+    if is_loopback_host(&args.upstream_issuer) {
+        outbound = outbound
+            .with_address_policy(AddressPolicy::public_only().insecure_allow_loopback())
+            .insecure_allow_http_to_loopback();
+    }
+    let client = OutboundClient::new(outbound);
+    tracing::info!(callback = %probe.callback_url(), upstream = %args.upstream_issuer, "upstream login configured");
+    let mut delay = Duration::from_secs(1);
+    let mut attempt = 1;
+    loop {
+        match Upstream::discover(make_config(), client.clone(), Arc::clone(&store)).await {
+            Ok(upstream) => return Ok(Some(Arc::new(upstream))),
+            Err(error) if attempt < 5 => {
+                tracing::warn!(%error, attempt, "upstream discovery failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(error) => return Err(error).context("upstream discovery failed"),
+        }
+    }
+}
+
+fn is_loopback_host(url: &str) -> bool {
+    url.parse::<http::Uri>()
+        .ok()
+        .and_then(|uri| uri.host().map(crate::config::is_loopback))
+        .unwrap_or(false)
+}

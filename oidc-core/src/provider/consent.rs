@@ -1,0 +1,384 @@
+//! The consent page and its form.
+//!
+//! The page is server-rendered without JavaScript. It names the client (as the client
+//! itself claims, with a warning for self-registered clients), shows the host the browser
+//! will be sent to, the scopes in words and the resources. The form posts back to
+//! `/consent` with the transaction id and a CSRF token made for this transaction when the
+//! login finished (only its hash is stored). A post carrying an `Origin` other than the
+//! issuer's is refused; the page sets `Referrer-Policy: same-origin` so browsers send the
+//! real origin (not `null`) with the form, and its CSP allows the form to be followed by
+//! the redirect to the client's origin.
+
+use bytes::Bytes;
+use http::header::{CONTENT_SECURITY_POLICY, ORIGIN, REFERRER_POLICY};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode};
+
+use super::authorize::{bad_request_page, error_redirect, expired_page, unavailable_page};
+use super::errors::{ErrorCode, OAuthError};
+use super::form::{self, Params};
+use super::response::{self, HttpResponse};
+use super::service::Inner;
+use crate::audit::{self, AuditEvent};
+use crate::authn::{AuthenticatedUser, TransactionId};
+use crate::client::ClientKind;
+use crate::html;
+use crate::redirect::RedirectUri;
+use crate::secret::Secret;
+use crate::store::{
+    AuthorizationCodeRecord, PendingAuthorization, PendingKey, PendingStatus, ReleasedClaims,
+};
+use crate::types::Scope;
+
+/// A login finished: moves the transaction to consent and shows the page.
+pub(crate) async fn begin(
+    inner: &Inner,
+    transaction: &TransactionId,
+    user: AuthenticatedUser,
+    now: u64,
+) -> HttpResponse {
+    let Ok(csrf) = Secret::generate(inner.rng()) else {
+        return unavailable_page();
+    };
+    let key = PendingKey::for_transaction(transaction);
+    let pending = match inner
+        .store
+        .complete_login(key, user.clone(), csrf.to_hash(), now)
+        .await
+    {
+        Ok(Some(pending)) => pending,
+        Ok(None) => return expired_page(),
+        Err(error) => {
+            tracing::error!(%error, "could not record a finished login");
+            return unavailable_page();
+        }
+    };
+    render(inner, transaction, &csrf, &pending, &user)
+}
+
+/// `POST /consent`.
+pub(crate) async fn submit(inner: &Inner, parts: &Parts, body: &Bytes, now: u64) -> HttpResponse {
+    if let Some(origin) = parts.headers.get(ORIGIN)
+        && origin.as_bytes() != inner.issuer_origin.as_bytes()
+    {
+        return response::error_page(
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            "The form was not sent from this site.",
+        );
+    }
+    if !form::is_form(&parts.headers) {
+        return bad_request_page("The consent form is not valid.");
+    }
+    let Ok(params) = Params::parse(body) else {
+        return bad_request_page("The consent form is not valid.");
+    };
+    let (Ok(Some(tx)), Ok(Some(csrf)), Ok(Some(decision))) =
+        (params.get("tx"), params.get("csrf"), params.get("decision"))
+    else {
+        return bad_request_page("The consent form is not valid.");
+    };
+    let Some(transaction) = TransactionId::parse(tx) else {
+        return bad_request_page("The consent form is not valid.");
+    };
+    let key = PendingKey::for_transaction(&transaction);
+    let pending = match inner.store.pending(key, now).await {
+        Ok(Some(pending)) => pending,
+        Ok(None) => return expired_page(),
+        Err(error) => {
+            tracing::error!(%error, "could not read a pending authorization");
+            return unavailable_page();
+        }
+    };
+    let PendingStatus::AwaitingConsent { user, consent_csrf } = &pending.status else {
+        return expired_page();
+    };
+    if !consent_csrf.matches(csrf) {
+        return response::error_page(
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            "The consent form has expired or was not sent from this site.",
+        );
+    }
+    match decision {
+        "approve" => approve(inner, key, &pending, user, now).await,
+        "deny" => deny(inner, key, &pending, now).await,
+        _ => bad_request_page("The consent form is not valid."),
+    }
+}
+
+async fn approve(
+    inner: &Inner,
+    key: PendingKey,
+    pending: &PendingAuthorization,
+    user: &AuthenticatedUser,
+    now: u64,
+) -> HttpResponse {
+    let Ok(code) = Secret::generate(inner.rng()) else {
+        return unavailable_page();
+    };
+    let mut record = AuthorizationCodeRecord::new(
+        pending.client_id.clone(),
+        pending.redirect_uri.clone(),
+        Some(pending.code_challenge.clone()),
+        pending.scope.clone(),
+        pending.resources.clone(),
+        user.subject.clone(),
+        user.auth_time,
+        now,
+        now.saturating_add(inner.config.lifetimes.code.as_secs()),
+    );
+    record.nonce = pending.nonce.clone();
+    record.claims = released_claims(&pending.scope, user);
+    match inner
+        .store
+        .complete_consent(key, Some((code.to_hash(), record)), now)
+        .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) => return expired_page(),
+        Err(error) => {
+            tracing::error!(%error, "could not store an authorization code");
+            return unavailable_page();
+        }
+    }
+    audit::record(&AuditEvent::CodeIssued {
+        client_id: pending.client_id.as_str(),
+        subject: user.subject.as_str(),
+    });
+    let mut params = vec![("code", code.expose_secret())];
+    if let Some(state) = &pending.state {
+        params.push(("state", state));
+    }
+    params.push(("iss", inner.config.issuer.as_str()));
+    response::redirect(
+        StatusCode::SEE_OTHER,
+        &response::redirect_location(&pending.redirect_uri, &params),
+    )
+}
+
+async fn deny(
+    inner: &Inner,
+    key: PendingKey,
+    pending: &PendingAuthorization,
+    now: u64,
+) -> HttpResponse {
+    match inner.store.complete_consent(key, None, now).await {
+        Ok(Some(_)) => error_redirect(
+            inner,
+            &pending.redirect_uri,
+            pending.state.as_deref(),
+            OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
+            StatusCode::SEE_OTHER,
+        ),
+        Ok(None) => expired_page(),
+        Err(error) => {
+            tracing::error!(%error, "could not record a denial");
+            unavailable_page()
+        }
+    }
+}
+
+/// What the grant may release: a verified email with `email`, the name with `profile`.
+pub(crate) fn released_claims(scope: &Scope, user: &AuthenticatedUser) -> ReleasedClaims {
+    let email = user
+        .email
+        .clone()
+        .filter(|_| user.email_verified && scope.contains("email"));
+    let name = user.name.clone().filter(|_| scope.contains("profile"));
+    ReleasedClaims::new(email, name)
+}
+
+fn render(
+    inner: &Inner,
+    transaction: &TransactionId,
+    csrf: &Secret,
+    pending: &PendingAuthorization,
+    user: &AuthenticatedUser,
+) -> HttpResponse {
+    let client = html::escape(&pending.client_name);
+    let destination = Destination::of(&pending.redirect_uri);
+    let mut body = format!("<h1>Allow {client} to use your account?</h1>");
+    if let Some(email) = user.email.as_deref().filter(|_| user.email_verified) {
+        body.push_str(&format!(
+            "<p class=\"muted\">Signed in as {}</p>",
+            html::escape(email)
+        ));
+    }
+    body.push_str(&format!(
+        "<p>If you allow it, you will be sent to <strong>{}</strong>.</p>",
+        html::escape(&destination.label)
+    ));
+    if destination.loopback {
+        body.push_str(
+            "<p class=\"error\">That is a program on this computer. Continue only if you just started it.</p>",
+        );
+    }
+    match pending.client_kind {
+        ClientKind::Dynamic | ClientKind::MetadataDocument => body.push_str(&format!(
+            "<p class=\"error\">This application registered itself: its name is its own claim. \
+             Continue only if you trust <strong>{}</strong>.</p>",
+            html::escape(&destination.label)
+        )),
+        _ => {}
+    }
+    if pending.client_kind == ClientKind::MetadataDocument {
+        body.push_str(&format!(
+            "<p class=\"muted\">Client: <code>{}</code></p>",
+            html::escape(pending.client_id.as_str())
+        ));
+    }
+    body.push_str(&format!("<p>{client} will be able to:</p><ul>"));
+    for token in pending.scope.iter() {
+        body.push_str(&format!(
+            "<li>{}</li>",
+            html::escape(&describe_scope(inner, token))
+        ));
+    }
+    body.push_str("</ul><p>For use with:</p><ul>");
+    for resource in &pending.resources {
+        body.push_str(&format!(
+            "<li><code>{}</code></li>",
+            html::escape(resource.as_str())
+        ));
+    }
+    body.push_str(&format!(
+        "</ul><form method=\"post\" action=\"{}\">\
+         <input type=\"hidden\" name=\"tx\" value=\"{}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Allow</button>\
+         <button class=\"secondary\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
+         </form>",
+        html::escape(&inner.paths.consent),
+        html::escape(transaction.as_str()),
+        html::escape(csrf.expose_secret()),
+    ));
+    let mut page = response::page(html::page(StatusCode::OK, "Allow access?", &body));
+    let headers = page.headers_mut();
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {}; \
+         frame-ancestors 'none'; base-uri 'none'",
+        destination.csp_source
+    );
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        headers.insert(CONTENT_SECURITY_POLICY, value);
+    }
+    page
+}
+
+/// Where the browser goes after consent, for people and for the CSP.
+struct Destination {
+    /// `host[:port]`, or the scheme of a native app.
+    label: String,
+    /// The CSP source allowing the redirect: an origin, or `scheme:`.
+    csp_source: String,
+    loopback: bool,
+}
+
+impl Destination {
+    fn of(redirect_uri: &RedirectUri) -> Destination {
+        let fallback = || Destination {
+            label: redirect_uri.as_str().to_owned(),
+            csp_source: String::new(),
+            loopback: redirect_uri.is_loopback(),
+        };
+        let Ok(url) = url::Url::parse(redirect_uri.as_str()) else {
+            return fallback();
+        };
+        if redirect_uri.is_private_use_scheme() {
+            return Destination {
+                label: format!("the app that opens {}: links", url.scheme()),
+                csp_source: format!("{}:", url.scheme()),
+                loopback: false,
+            };
+        }
+        let Some(host) = url.host_str() else {
+            return fallback();
+        };
+        let label = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let origin = url.origin().ascii_serialization();
+        // An origin has no characters that could break out of the CSP header.
+        let csp_source = if origin
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        {
+            origin
+        } else {
+            String::new()
+        };
+        Destination {
+            label,
+            csp_source,
+            loopback: redirect_uri.is_loopback(),
+        }
+    }
+}
+
+/// The consent page's words for a scope.
+fn describe_scope(inner: &Inner, token: &str) -> String {
+    match token {
+        "openid" => "Confirm who you are (a stable user id)".to_owned(),
+        "profile" => "See your name".to_owned(),
+        "email" => "See your email address".to_owned(),
+        "offline_access" => "Keep access while you are not using it".to_owned(),
+        other => inner
+            .config
+            .scopes
+            .iter()
+            .find(|s| s.name() == other)
+            .map_or_else(|| other.to_owned(), |s| s.description().to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn destination(uri: &str) -> Destination {
+        Destination::of(&RedirectUri::parse(uri).unwrap())
+    }
+
+    #[test]
+    fn destinations_name_the_host_and_allow_only_its_origin() {
+        let web = destination("https://chatgpt.com/connector/oauth/abc?x=1");
+        assert_eq!(web.label, "chatgpt.com");
+        assert_eq!(web.csp_source, "https://chatgpt.com");
+        assert!(!web.loopback);
+
+        let port = destination("https://app.example:8443/cb");
+        assert_eq!(port.label, "app.example:8443");
+        assert_eq!(port.csp_source, "https://app.example:8443");
+
+        let native = destination("http://127.0.0.1:51234/cb");
+        assert_eq!(native.label, "127.0.0.1:51234");
+        assert!(native.loopback);
+
+        let app = destination("com.example.app:/oauth2redirect");
+        assert_eq!(app.csp_source, "com.example.app:");
+        assert!(app.label.contains("com.example.app"));
+    }
+
+    #[test]
+    fn only_verified_and_scoped_claims_are_released() {
+        let mut user = AuthenticatedUser::new(
+            crate::types::Subject::parse("u").unwrap(),
+            0,
+            crate::authn::LoginMethod::Password,
+        );
+        user.email = Some("a@example.com".to_owned());
+        user.name = Some("A".to_owned());
+        let all = Scope::parse("openid email profile").unwrap();
+        assert_eq!(released_claims(&all, &user).email, None, "unverified");
+        user.email_verified = true;
+        assert_eq!(
+            released_claims(&all, &user),
+            ReleasedClaims::new(Some("a@example.com".to_owned()), Some("A".to_owned()))
+        );
+        let none = Scope::parse("openid").unwrap();
+        assert_eq!(released_claims(&none, &user), ReleasedClaims::default());
+    }
+}

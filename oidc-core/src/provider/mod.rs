@@ -1,0 +1,114 @@
+//! The OpenID provider (OAuth 2.1 authorization server) as a tower [`Service`]:
+//! [`Provider`].
+//!
+//! # Routes
+//!
+//! Every path is under the issuer's path (`https://as.example/t1` serves `/t1/token`);
+//! the discovery document is also served at each of
+//! [`well_known_paths`](crate::discovery::well_known_paths).
+//!
+//! | Path | Methods | CORS | Rate limit |
+//! |---|---|---|---|
+//! | `/.well-known/openid-configuration`, `/.well-known/oauth-authorization-server` | GET | yes | – |
+//! | `/jwks.json` | GET | yes | – |
+//! | `/authorize` | GET, POST | no | authorize |
+//! | `/authorize/select` (login chooser) | GET | no | login |
+//! | `/consent` | POST | no | login |
+//! | each login method's `path_prefix` | any | no | login |
+//! | `/token` | POST | yes | token |
+//! | `/revoke` | POST | yes | token |
+//! | `/introspect` | POST | no | token |
+//! | `/userinfo` | GET, POST | yes | – |
+//! | `/register` (when enabled) | POST | yes | register |
+//! | `/health` | GET | no | – |
+//!
+//! # The flow
+//!
+//! 1. `/authorize` checks the client and the redirect URI first; if either is wrong it
+//!    shows an error page and never redirects. Every later error redirects to the client
+//!    with `error`, `error_description`, `state` and `iss` (RFC 9207). PKCE `S256` is
+//!    required of every client. The validated request is stored as a pending
+//!    authorization and the login method starts (or a chooser page lists several).
+//! 2. When a login method reports the user, the provider shows the consent page: the
+//!    client's name, the host it will redirect to, the scopes in words and the resources.
+//!    The form carries a per-transaction CSRF token; cross-origin posts are refused.
+//! 3. Approval issues a 256-bit code, stored hashed, bound to the client, redirect URI,
+//!    PKCE challenge, nonce, scope, resources and user, valid for at most 60 s, and
+//!    redirects with `303 See Other`.
+//! 4. `/token` redeems the code exactly once, creating a *grant*. A replayed code revokes
+//!    the grant. Access tokens are RFC 9068 JWTs (`typ: at+jwt`, `aud` = the resource),
+//!    ID tokens are `typ: JWT` with `aud` = the client id.
+//!
+//! # Design decisions
+//!
+//! - **No provider sessions.** Every authorization runs a login method, so `prompt=none`
+//!   always answers `login_required`, and `prompt=login`/`max_age` ask the login method
+//!   to force re-authentication.
+//! - **Consent every time**, for every client: self-registered clients (DCR, metadata
+//!   documents) name themselves, so the page shows the redirect host prominently.
+//! - **Refresh tokens** are issued when the client may use the `refresh_token` grant
+//!   (static clients by default; DCR clients that registered it in `grant_types`; metadata
+//!   document clients as their resolver says), whether or not `offline_access` was
+//!   requested: MCP clients expect them without it. `offline_access` is dropped from the
+//!   scope of a client that may not refresh. Refresh tokens rotate on every use; a used
+//!   one presented again revokes the whole grant (its family). They expire when idle and
+//!   at an absolute limit.
+//! - **Revocation reaches access tokens** through their `jti`: each is recorded with its
+//!   grant, and userinfo, introspection and revocation refuse tokens of a revoked grant.
+//!   Resource servers that only verify the JWT offline still accept it until `exp`, so
+//!   keep access tokens short-lived.
+//! - **Keys** are loaded from the store at start (generated if there are none), advanced
+//!   by a background task on [`KeyRing::next_due`](crate::keys::KeyRing::next_due) and
+//!   saved with a compare-and-swap, so two replicas cannot both rotate.
+//! - **Rate limits** are token buckets per client IP, taken from the request extension
+//!   [`std::net::SocketAddr`]; forwarded headers are never trusted.
+
+mod authorize;
+mod client_auth;
+mod config;
+mod consent;
+mod cors;
+mod errors;
+mod form;
+mod introspection;
+mod keys;
+mod rate_limit;
+mod refresh;
+mod registration;
+mod response;
+mod revocation;
+mod service;
+mod token;
+mod userinfo;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use config::{
+    Lifetimes, Maintenance, ProviderConfig, RateLimits, RegistrationPolicy, STANDARD_SCOPES,
+    ScopeDefinition, StaticClient,
+};
+pub use cors::CorsPolicy;
+pub use errors::{ErrorCode, OAuthError, ProviderError};
+pub use rate_limit::RateLimit;
+pub use service::{MaintenanceReport, Provider, ProviderBuilder, ResponseFuture};
+
+#[cfg(doc)]
+use tower_service::Service;
+
+/// The provider's clock: Unix seconds. Inject a virtual one in tests.
+pub type UnixClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The operating system's clock.
+///
+/// ```
+/// let now = (oidc_core::provider::system_clock())();
+/// assert!(now > 1_600_000_000);
+/// ```
+pub fn system_clock() -> UnixClock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
+}

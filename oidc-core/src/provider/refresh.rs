@@ -1,0 +1,119 @@
+//! The `refresh_token` grant: rotation on every use, reuse detection that revokes the whole
+//! family (the grant), binding to the client, scope narrowing only, and idle and absolute
+//! expiry (RFC 9700 §4.14.2).
+
+use super::errors::{ErrorCode, OAuthError};
+use super::form::Params;
+use super::response::HttpResponse;
+use super::service::Inner;
+use super::token::{choose_audience, mint, new_refresh_token, store_error, token_response};
+use crate::audit::{self, AuditEvent};
+use crate::client::Client;
+use crate::secret::SecretHash;
+use crate::store::{NewTokens, RotateOutcome};
+use crate::types::Scope;
+
+/// The `refresh_token` grant for an authenticated `client`.
+pub(crate) async fn grant(
+    inner: &Inner,
+    client: &Client,
+    params: &Params,
+    now: u64,
+) -> Result<HttpResponse, OAuthError> {
+    let Some(token) = params.get("refresh_token")? else {
+        return Err(OAuthError::invalid_request("refresh_token is required"));
+    };
+    let hash = SecretHash::of(token);
+    let Some(record) = inner
+        .store
+        .refresh_token(hash)
+        .await
+        .map_err(|e| store_error(&e))?
+    else {
+        return Err(OAuthError::invalid_grant("the refresh token is invalid"));
+    };
+    if record.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    if !client.refresh_tokens {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use refresh tokens",
+        ));
+    }
+    if record.used_at.is_some() {
+        reused(inner, client, &record.grant.id, now).await?;
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was already used",
+        ));
+    }
+    if record.grant.revoked {
+        return Err(OAuthError::invalid_grant("the refresh token was revoked"));
+    }
+    let absolute = record.grant.refresh_expires_at.unwrap_or(0);
+    if now >= record.idle_expires_at || now >= absolute {
+        return Err(OAuthError::invalid_grant("the refresh token expired"));
+    }
+    let scope = match params.get("scope")? {
+        None => record.scope.clone(),
+        Some(text) => {
+            let requested = Scope::parse(text)
+                .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
+            if !requested.is_subset_of(&record.scope) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    "a refresh may only narrow the granted scope",
+                ));
+            }
+            requested
+        }
+    };
+    let audience = choose_audience(params, &record.grant.resources)?;
+
+    let minted = mint(inner, &record.grant, &scope, &audience, None, now)?;
+    // The successor keeps the scope of the token it replaces (RFC 6749 §6).
+    let (secret, successor) = new_refresh_token(inner, &record.scope, absolute, now)?;
+    let tokens = NewTokens::new(minted.jti.clone(), minted.expires_at, Some(successor));
+    match inner
+        .store
+        .rotate_refresh_token(hash, tokens, now)
+        .await
+        .map_err(|e| store_error(&e))?
+    {
+        RotateOutcome::Rotated => {}
+        RotateOutcome::Reused { .. } => {
+            // A concurrent use won; the store revoked the family with this attempt.
+            audit::record(&AuditEvent::RefreshReused {
+                client_id: client.client_id.as_str(),
+            });
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was already used",
+            ));
+        }
+        _ => return Err(OAuthError::invalid_grant("the refresh token is invalid")),
+    }
+    audit::record(&AuditEvent::RefreshRotated {
+        client_id: client.client_id.as_str(),
+    });
+    Ok(token_response(inner, &minted, &scope, Some(&secret)))
+}
+
+/// A used refresh token came back: revoke its family.
+async fn reused(
+    inner: &Inner,
+    client: &Client,
+    grant: &crate::store::GrantId,
+    now: u64,
+) -> Result<(), OAuthError> {
+    inner
+        .store
+        .revoke_grant(grant.clone(), now)
+        .await
+        .map_err(|e| store_error(&e))?;
+    audit::record(&AuditEvent::RefreshReused {
+        client_id: client.client_id.as_str(),
+    });
+    Ok(())
+}

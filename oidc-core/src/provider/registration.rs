@@ -1,0 +1,319 @@
+//! Dynamic Client Registration (RFC 7591) at `/register`.
+//!
+//! Open registration (no initial access token: MCP clients cannot get one), rate-limited
+//! per IP. Redirect URIs must be `https` or `http` to a loopback host, with no fragment
+//! and no wildcard; private-use schemes are not registered here. Unknown metadata is
+//! ignored and not echoed. Confidential clients get a secret once; only its hash is kept.
+
+use bytes::Bytes;
+use http::StatusCode;
+use http::request::Parts;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::errors::{ErrorCode, OAuthError};
+use super::form;
+use super::response::{self, HttpResponse};
+use super::service::Inner;
+use crate::audit::{self, AuditEvent};
+use crate::client::{Client, ClientAuthMethod, ClientKind};
+use crate::redirect::RedirectUri;
+use crate::secret::Secret;
+use crate::store::StoreErrorKind;
+use crate::types::ClientId;
+
+/// Longest `client_name` accepted, in characters.
+const MAX_CLIENT_NAME_CHARS: usize = 100;
+/// The name shown for a client that gave none.
+const UNNAMED: &str = "An unnamed application";
+
+/// The registration request fields this server reads; everything else is ignored.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RegistrationRequest {
+    #[serde(default)]
+    redirect_uris: Option<Vec<String>>,
+    #[serde(default)]
+    token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    response_types: Option<Vec<String>>,
+    #[serde(default)]
+    client_name: Option<String>,
+    #[serde(default)]
+    application_type: Option<String>,
+}
+
+/// Validated registration metadata.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    pub(crate) redirect_uris: Vec<RedirectUri>,
+    pub(crate) auth_method: ClientAuthMethod,
+    pub(crate) grant_types: Vec<&'static str>,
+    pub(crate) client_name: Option<String>,
+    pub(crate) application_type: Option<&'static str>,
+}
+
+fn metadata_error(description: &'static str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClientMetadata, description)
+}
+
+fn redirect_error(description: &'static str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidRedirectUri, description)
+}
+
+/// Checks a registration request (sans I/O).
+pub(crate) fn validate(
+    request: RegistrationRequest,
+    max_redirect_uris: usize,
+) -> Result<Registration, OAuthError> {
+    let uris = request
+        .redirect_uris
+        .filter(|uris| !uris.is_empty())
+        .ok_or_else(|| redirect_error("redirect_uris is required"))?;
+    if uris.len() > max_redirect_uris {
+        return Err(redirect_error("too many redirect_uris"));
+    }
+    let mut redirect_uris = Vec::with_capacity(uris.len());
+    for uri in &uris {
+        let parsed = RedirectUri::parse(uri).map_err(|_| {
+            redirect_error(
+                "each redirect_uri must be https (or http to a loopback host) without fragment or wildcard",
+            )
+        })?;
+        if parsed.is_private_use_scheme() {
+            return Err(redirect_error(
+                "each redirect_uri must be https or http to a loopback host",
+            ));
+        }
+        if !redirect_uris.contains(&parsed) {
+            redirect_uris.push(parsed);
+        }
+    }
+
+    let auth_method = match request.token_endpoint_auth_method.as_deref() {
+        None => ClientAuthMethod::ClientSecretBasic,
+        Some(name) => ClientAuthMethod::from_name(name).ok_or_else(|| {
+            metadata_error(
+                "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post",
+            )
+        })?,
+    };
+
+    let mut grant_types: Vec<&'static str> = Vec::new();
+    for grant in request
+        .grant_types
+        .unwrap_or_else(|| vec!["authorization_code".to_owned()])
+    {
+        let known = match grant.as_str() {
+            "authorization_code" => "authorization_code",
+            "refresh_token" => "refresh_token",
+            _ => {
+                return Err(metadata_error(
+                    "grant_types may only hold authorization_code and refresh_token",
+                ));
+            }
+        };
+        if !grant_types.contains(&known) {
+            grant_types.push(known);
+        }
+    }
+    if !grant_types.contains(&"authorization_code") {
+        return Err(metadata_error(
+            "grant_types must include authorization_code",
+        ));
+    }
+    let response_types = request
+        .response_types
+        .unwrap_or_else(|| vec!["code".to_owned()]);
+    if response_types.is_empty() || response_types.iter().any(|t| t != "code") {
+        return Err(metadata_error("response_types may only hold code"));
+    }
+
+    let client_name = match request.client_name {
+        None => None,
+        Some(name) => {
+            let name = name.trim().to_owned();
+            if name.chars().count() > MAX_CLIENT_NAME_CHARS || name.chars().any(is_hidden_char) {
+                return Err(metadata_error(
+                    "client_name must be at most 100 characters without control or invisible characters",
+                ));
+            }
+            (!name.is_empty()).then_some(name)
+        }
+    };
+    let application_type = match request.application_type.as_deref() {
+        None => None,
+        Some("web") => Some("web"),
+        Some("native") => Some("native"),
+        Some(_) => return Err(metadata_error("application_type must be web or native")),
+    };
+    Ok(Registration {
+        redirect_uris,
+        auth_method,
+        grant_types,
+        client_name,
+        application_type,
+    })
+}
+
+/// `POST /register`.
+pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64) -> HttpResponse {
+    if !form::is_json(&parts.headers) {
+        return error(metadata_error("the request body must be application/json"));
+    }
+    let request: RegistrationRequest = match serde_json::from_slice(body) {
+        Ok(request) => request,
+        Err(_) => {
+            return error(metadata_error(
+                "the request body is not valid client metadata",
+            ));
+        }
+    };
+    let registration = match validate(request, inner.config.registration.max_redirect_uris) {
+        Ok(registration) => registration,
+        Err(e) => return error(e),
+    };
+    let Ok(id) = crate::jwt::generate_jti(inner.rng()) else {
+        return server_error();
+    };
+    let Ok(client_id) = ClientId::parse(&id) else {
+        return server_error();
+    };
+    let secret = match registration.auth_method {
+        ClientAuthMethod::None => None,
+        _ => match Secret::generate(inner.rng()) {
+            Ok(secret) => Some(secret),
+            Err(_) => return server_error(),
+        },
+    };
+    let client = Client {
+        client_id: client_id.clone(),
+        name: registration
+            .client_name
+            .clone()
+            .unwrap_or_else(|| UNNAMED.to_owned()),
+        redirect_uris: registration.redirect_uris.clone(),
+        auth_method: registration.auth_method,
+        secret_hash: secret.as_ref().map(Secret::to_hash),
+        refresh_tokens: registration.grant_types.contains(&"refresh_token"),
+        kind: ClientKind::Dynamic,
+        created_at: now,
+    };
+    if let Err(e) = inner.store.insert_client(client).await {
+        if e.kind() == StoreErrorKind::Conflict {
+            tracing::error!("a generated client id collided");
+        } else {
+            tracing::error!(error = %e, "could not store a registered client");
+        }
+        return server_error();
+    }
+    audit::record(&AuditEvent::ClientRegistered {
+        client_id: client_id.as_str(),
+        how: "dcr",
+    });
+
+    let mut body = Map::new();
+    body.insert("client_id".to_owned(), json!(client_id.as_str()));
+    body.insert("client_id_issued_at".to_owned(), json!(now));
+    if let Some(secret) = &secret {
+        body.insert("client_secret".to_owned(), json!(secret.expose_secret()));
+        body.insert("client_secret_expires_at".to_owned(), json!(0));
+    }
+    let uris: Vec<&str> = registration
+        .redirect_uris
+        .iter()
+        .map(RedirectUri::as_str)
+        .collect();
+    body.insert("redirect_uris".to_owned(), json!(uris));
+    body.insert(
+        "token_endpoint_auth_method".to_owned(),
+        json!(registration.auth_method.as_str()),
+    );
+    body.insert("grant_types".to_owned(), json!(registration.grant_types));
+    body.insert("response_types".to_owned(), json!(["code"]));
+    if let Some(name) = &registration.client_name {
+        body.insert("client_name".to_owned(), json!(name));
+    }
+    if let Some(kind) = registration.application_type {
+        body.insert("application_type".to_owned(), json!(kind));
+    }
+    response::json(StatusCode::CREATED, &Value::Object(body))
+}
+
+/// Control characters, and the invisible formatting characters that could make a name on
+/// the consent page read as something else (bidirectional overrides, zero-width marks).
+fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+        )
+}
+
+fn error(error: OAuthError) -> HttpResponse {
+    response::oauth_error(StatusCode::BAD_REQUEST, error)
+}
+
+fn server_error() -> HttpResponse {
+    response::oauth_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        OAuthError::server_error(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: Value) -> Result<Registration, OAuthError> {
+        validate(serde_json::from_value(json).unwrap(), 10)
+    }
+
+    #[test]
+    fn defaults_follow_rfc_7591() {
+        let r = request(json!({"redirect_uris": ["https://app.example/cb"]})).unwrap();
+        assert_eq!(r.auth_method, ClientAuthMethod::ClientSecretBasic);
+        assert_eq!(r.grant_types, ["authorization_code"]);
+    }
+
+    #[test]
+    fn attack_dangerous_redirect_uris_are_refused() {
+        for uri in [
+            "http://app.example/cb",
+            "https://app.example/cb#frag",
+            "https://*.app.example/cb",
+            "com.example.app:/cb",
+            "javascript:alert(1)",
+        ] {
+            let e = request(json!({"redirect_uris": [uri]})).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidRedirectUri, "{uri}");
+        }
+        assert!(request(json!({"redirect_uris": ["http://127.0.0.1:3000/cb"]})).is_ok());
+    }
+
+    #[test]
+    fn unsupported_grants_and_response_types_are_refused() {
+        let base = |extra: Value| {
+            let mut v = json!({"redirect_uris": ["https://app.example/cb"]});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            request(v)
+        };
+        assert!(base(json!({"grant_types": ["implicit"]})).is_err());
+        assert!(base(json!({"grant_types": ["password"]})).is_err());
+        assert!(base(json!({"grant_types": ["refresh_token"]})).is_err());
+        assert!(base(json!({"response_types": ["token"]})).is_err());
+        assert!(base(json!({"token_endpoint_auth_method": "private_key_jwt"})).is_err());
+        assert!(base(json!({"client_name": "a\u{0}b"})).is_err());
+        assert!(base(json!({"client_name": "Bank\u{202E}lapyap"})).is_err());
+        assert!(base(json!({"client_name": "Zero\u{200B}width"})).is_err());
+        assert!(base(json!({"client_name": "Café Ünïcode ✓"})).is_ok());
+        assert!(base(json!({"client_name": "x".repeat(101)})).is_err());
+        assert!(base(json!({"application_type": "desktop"})).is_err());
+        let ok = base(json!({"grant_types": ["authorization_code", "refresh_token"], "extra": 1}))
+            .unwrap();
+        assert_eq!(ok.grant_types, ["authorization_code", "refresh_token"]);
+    }
+}

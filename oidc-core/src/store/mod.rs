@@ -1,0 +1,155 @@
+//! Storage of the provider's state: dynamic clients, pending authorizations,
+//! authorization codes, grants, access token ids, refresh tokens, signing keys and the
+//! short-lived state of login methods.
+//!
+//! [`ProviderStore`] is the contract; [`SqliteStore`] (features `sqlite` and `tower`) is
+//! its implementation over one embedded SQLite file. Every method that changes more than
+//! one row does it in one transaction, and every "exactly once" step (redeeming a code,
+//! rotating a refresh token, completing a pending authorization, taking login state) is a
+//! compare-and-swap inside that transaction, so a PostgreSQL implementation serving several
+//! replicas can follow with the same callers.
+//!
+//! Bearer values are never stored: codes, refresh tokens, transaction ids and CSRF tokens
+//! are stored as their SHA-256 ([`SecretHash`]); client secrets too.
+
+mod error;
+mod records;
+#[cfg(all(feature = "sqlite", feature = "tower"))]
+mod sqlite;
+
+pub use error::{StoreError, StoreErrorKind};
+pub use records::{
+    AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantRecord, NewRefreshToken, NewTokens,
+    PendingAuthorization, PendingKey, PendingStatus, PurgeReport, RedeemOutcome, Redemption,
+    RefreshTokenRecord, ReleasedClaims, RotateOutcome, StoredKeys,
+};
+#[cfg(all(feature = "sqlite", feature = "tower"))]
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+use crate::authn::{AuthenticatedUser, BoxFuture, LoginStateStore};
+use crate::client::Client;
+use crate::keys::KeyRecord;
+use crate::secret::SecretHash;
+use crate::types::ClientId;
+
+/// The provider's storage contract.
+///
+/// Methods return boxed futures so the trait can be used as `Arc<dyn ProviderStore>`.
+/// Times are Unix seconds passed in by the caller (the store never reads a clock), so an
+/// implementation behaves the same on a virtual clock.
+///
+/// Implementations must make each method atomic; the ones documented as compare-and-swap
+/// must have exactly one winner among concurrent callers, across processes when the
+/// backend is shared.
+pub trait ProviderStore: LoginStateStore {
+    /// Stores a dynamically registered client. [`StoreErrorKind::Conflict`] if the id is
+    /// taken.
+    fn insert_client(&self, client: Client) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// A dynamically registered client.
+    fn client(&self, client_id: &ClientId) -> BoxFuture<'_, Result<Option<Client>, StoreError>>;
+
+    /// Stores a new pending authorization (status [`PendingStatus::AwaitingLogin`]).
+    fn insert_pending(
+        &self,
+        key: PendingKey,
+        pending: PendingAuthorization,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// A pending authorization that has not expired at `now`.
+    fn pending(
+        &self,
+        key: PendingKey,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<PendingAuthorization>, StoreError>>;
+
+    /// Compare-and-swap from [`PendingStatus::AwaitingLogin`] to
+    /// [`PendingStatus::AwaitingConsent`] with `user` and the hash of the consent CSRF
+    /// token. Returns the updated authorization, or `None` if it is missing, expired or not
+    /// awaiting login.
+    fn complete_login(
+        &self,
+        key: PendingKey,
+        user: AuthenticatedUser,
+        consent_csrf: SecretHash,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<PendingAuthorization>, StoreError>>;
+
+    /// Compare-and-swap from [`PendingStatus::AwaitingConsent`] to [`PendingStatus::Done`],
+    /// storing `code` (its hash and record) in the same transaction when the user approved.
+    /// Returns the authorization as it was before, or `None` if it is missing, expired or
+    /// not awaiting consent (then no code is stored).
+    fn complete_consent(
+        &self,
+        key: PendingKey,
+        code: Option<(SecretHash, AuthorizationCodeRecord)>,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<PendingAuthorization>, StoreError>>;
+
+    /// The code with this hash, redeemed or not, until it expires (a redeemed code stays
+    /// so that a replay is recognised).
+    fn code(
+        &self,
+        code: SecretHash,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<AuthorizationCodeRecord>, StoreError>>;
+
+    /// Compare-and-swap: redeems the code (unredeemed and unexpired at `now`), storing the
+    /// new `grant` and `tokens` with it. A code redeemed before revokes the grant it created
+    /// in the same transaction ([`RedeemOutcome::AlreadyRedeemed`]).
+    fn redeem_code(
+        &self,
+        code: SecretHash,
+        grant: GrantRecord,
+        tokens: NewTokens,
+        now: u64,
+    ) -> BoxFuture<'_, Result<RedeemOutcome, StoreError>>;
+
+    /// The refresh token with this hash and its grant, used or not.
+    fn refresh_token(
+        &self,
+        token: SecretHash,
+    ) -> BoxFuture<'_, Result<Option<RefreshTokenRecord>, StoreError>>;
+
+    /// Compare-and-swap: marks the refresh token used and stores `tokens` (which must hold
+    /// the successor refresh token) in its grant. A token used before revokes its grant in
+    /// the same transaction ([`RotateOutcome::Reused`]); a revoked or expired one changes
+    /// nothing ([`RotateOutcome::Inactive`]).
+    fn rotate_refresh_token(
+        &self,
+        token: SecretHash,
+        tokens: NewTokens,
+        now: u64,
+    ) -> BoxFuture<'_, Result<RotateOutcome, StoreError>>;
+
+    /// The access token id and its grant, until the token expires.
+    fn access_token(
+        &self,
+        jti: &str,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<AccessTokenRecord>, StoreError>>;
+
+    /// Revokes a grant and so every access and refresh token issued under it. Returns
+    /// whether it was active before.
+    fn revoke_grant(&self, grant: GrantId, now: u64) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// The signing keys and their version.
+    fn load_keys(&self) -> BoxFuture<'_, Result<StoredKeys, StoreError>>;
+
+    /// Compare-and-swap: replaces the signing keys if the stored version is still
+    /// `expected_version`. Returns the new version, or `None` if another writer got there
+    /// first (then reload).
+    fn save_keys(
+        &self,
+        records: Vec<KeyRecord>,
+        expected_version: u64,
+    ) -> BoxFuture<'_, Result<Option<u64>, StoreError>>;
+
+    /// Deletes what expired before `now`: pending authorizations, codes, access token ids,
+    /// refresh tokens past their idle or absolute expiry, grants with nothing left to
+    /// protect, login state.
+    fn purge_expired(&self, now: u64) -> BoxFuture<'_, Result<PurgeReport, StoreError>>;
+
+    /// Checks that the backend answers.
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+}

@@ -1,0 +1,367 @@
+//! `SqliteStore` on its own: single-use state, compare-and-swap steps, schema versions,
+//! file permissions, and that bearer values never reach the file.
+
+// Helpers outside `#[test]` functions panic on failure too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod provider_common;
+
+use std::sync::Arc;
+
+use aws_lc_rs::rand::SystemRandom;
+use oidc_core::authn::{AuthenticatedUser, LoginMethod, LoginStateStore as _, TransactionId};
+use oidc_core::client::ClientKind;
+use oidc_core::keys::{KeyRing, RotationPolicy};
+use oidc_core::pkce::CodeChallenge;
+use oidc_core::redirect::RedirectUri;
+use oidc_core::secret::SecretHash;
+use oidc_core::store::{
+    GrantId, GrantRecord, NewTokens, PendingAuthorization, PendingKey, PendingStatus,
+    ProviderStore as _, RedeemOutcome, ReleasedClaims, SqliteStore, StoreErrorKind,
+};
+use oidc_core::types::{ClientId, ResourceIndicator, Scope, Subject};
+use provider_common::*;
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("provider.db")).unwrap();
+    (dir, store)
+}
+
+fn pending(now: u64) -> PendingAuthorization {
+    PendingAuthorization::new(
+        ClientId::parse(PUBLIC).unwrap(),
+        "Public App".to_owned(),
+        ClientKind::Static,
+        RedirectUri::parse(PUBLIC_REDIRECT).unwrap(),
+        CodeChallenge::from_s256("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM").unwrap(),
+        Scope::parse("openid email").unwrap(),
+        vec![ResourceIndicator::parse(RESOURCE).unwrap()],
+        now,
+        now + 600,
+    )
+}
+
+fn user() -> AuthenticatedUser {
+    AuthenticatedUser::new(Subject::parse(SUBJECT).unwrap(), T0, LoginMethod::Password)
+}
+
+#[tokio::test]
+async fn login_state_is_taken_once_and_expires() {
+    let (_dir, store) = open();
+    store
+        .put("state-1", b"value".to_vec(), T0 + 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take("state-1", T0).await.unwrap(),
+        Some(b"value".to_vec())
+    );
+    assert_eq!(store.take("state-1", T0).await.unwrap(), None, "single use");
+
+    store.put("state-2", b"v".to_vec(), T0 + 60).await.unwrap();
+    assert_eq!(
+        store.take("state-2", T0 + 60).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(store.take("never-put", T0).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_state_take_has_one_winner_under_concurrency() {
+    let (_dir, store) = open();
+    let store = Arc::new(store);
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        store.put(&key, b"x".to_vec(), T0 + 60).await.unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                let key = key.clone();
+                tokio::spawn(async move { store.take(&key, T0).await.unwrap().is_some() })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            winners += usize::from(task.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+    }
+}
+
+#[tokio::test]
+async fn pending_authorization_moves_forward_once() {
+    let (_dir, store) = open();
+    let tx = TransactionId::generate(&SystemRandom::new()).unwrap();
+    let key = PendingKey::for_transaction(&tx);
+    store.insert_pending(key, pending(T0)).await.unwrap();
+    assert_eq!(
+        store.pending(key, T0).await.unwrap().unwrap().status,
+        PendingStatus::AwaitingLogin
+    );
+    let csrf = SecretHash::of("csrf");
+    let moved = store
+        .complete_login(key, user(), csrf, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        moved.status,
+        PendingStatus::AwaitingConsent { .. }
+    ));
+    assert!(
+        store
+            .complete_login(key, user(), csrf, T0)
+            .await
+            .unwrap()
+            .is_none(),
+        "a login completes once"
+    );
+    assert!(
+        store
+            .complete_consent(key, None, T0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .complete_consent(key, None, T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.pending(key, T0).await.unwrap().unwrap().status,
+        PendingStatus::Done
+    );
+    assert!(
+        store.pending(key, T0 + 600).await.unwrap().is_none(),
+        "expired"
+    );
+}
+
+#[tokio::test]
+async fn a_code_is_redeemed_once_and_a_replay_revokes_its_grant() {
+    let (_dir, store) = open();
+    let tx = TransactionId::generate(&SystemRandom::new()).unwrap();
+    let key = PendingKey::for_transaction(&tx);
+    store.insert_pending(key, pending(T0)).await.unwrap();
+    store
+        .complete_login(key, user(), SecretHash::of("c"), T0)
+        .await
+        .unwrap();
+    let code = SecretHash::of("the-code");
+    let record = oidc_core::store::AuthorizationCodeRecord::new(
+        ClientId::parse(PUBLIC).unwrap(),
+        RedirectUri::parse(PUBLIC_REDIRECT).unwrap(),
+        None,
+        Scope::parse("openid").unwrap(),
+        vec![ResourceIndicator::parse(RESOURCE).unwrap()],
+        Subject::parse(SUBJECT).unwrap(),
+        T0,
+        T0,
+        T0 + 60,
+    );
+    store
+        .complete_consent(key, Some((code, record)), T0)
+        .await
+        .unwrap();
+    let grant = |id: &GrantId| {
+        GrantRecord::new(
+            id.clone(),
+            ClientId::parse(PUBLIC).unwrap(),
+            Subject::parse(SUBJECT).unwrap(),
+            Scope::parse("openid").unwrap(),
+            vec![ResourceIndicator::parse(RESOURCE).unwrap()],
+            T0,
+            ReleasedClaims::default(),
+            T0,
+            None,
+        )
+    };
+    let rng = SystemRandom::new();
+    let first = GrantId::generate(&rng).unwrap();
+    let outcome = store
+        .redeem_code(
+            code,
+            grant(&first),
+            NewTokens::new("jti-1".into(), T0 + 3600, None),
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, RedeemOutcome::Redeemed);
+    assert!(
+        !store
+            .access_token("jti-1", T0)
+            .await
+            .unwrap()
+            .unwrap()
+            .grant
+            .revoked
+    );
+
+    let second = GrantId::generate(&rng).unwrap();
+    let outcome = store
+        .redeem_code(
+            code,
+            grant(&second),
+            NewTokens::new("jti-2".into(), T0 + 3600, None),
+            T0 + 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        RedeemOutcome::AlreadyRedeemed {
+            grant_id: Some(first.clone())
+        }
+    );
+    assert!(
+        store
+            .access_token("jti-1", T0)
+            .await
+            .unwrap()
+            .unwrap()
+            .grant
+            .revoked,
+        "the replay revoked the first grant in the same transaction"
+    );
+    assert!(store.access_token("jti-2", T0).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .redeem_code(
+                SecretHash::of("other"),
+                grant(&second),
+                NewTokens::new("jti-3".into(), T0 + 3600, None),
+                T0
+            )
+            .await
+            .unwrap(),
+        RedeemOutcome::NotFound
+    );
+}
+
+#[tokio::test]
+async fn signing_keys_are_saved_with_compare_and_swap() {
+    let (_dir, store) = open();
+    let stored = store.load_keys().await.unwrap();
+    assert_eq!(stored.version, 0);
+    assert!(stored.records.is_empty());
+    let mut ring = KeyRing::new(RotationPolicy::default()).unwrap();
+    ring.advance(T0, &PooledKeys::new()).unwrap();
+    assert_eq!(store.save_keys(ring.records(), 0).await.unwrap(), Some(1));
+    assert_eq!(
+        store.save_keys(ring.records(), 0).await.unwrap(),
+        None,
+        "a second writer with the old version loses"
+    );
+    let loaded = store.load_keys().await.unwrap();
+    assert_eq!(loaded.version, 1);
+    let reloaded = KeyRing::from_records(RotationPolicy::default(), loaded.records).unwrap();
+    assert_eq!(reloaded.jwks(), ring.jwks());
+}
+
+#[tokio::test]
+async fn dynamic_client_ids_are_unique() {
+    let (_dir, store) = open();
+    let client = oidc_core::provider::StaticClient::public(
+        ClientId::parse("dup").unwrap(),
+        "Dup",
+        vec![RedirectUri::parse(PUBLIC_REDIRECT).unwrap()],
+    )
+    .client()
+    .clone();
+    store.insert_client(client.clone()).await.unwrap();
+    let error = store.insert_client(client).await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Conflict);
+    let loaded = store
+        .client(&ClientId::parse("dup").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.kind, ClientKind::Dynamic);
+    assert!(
+        store
+            .client(&ClientId::parse("none").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("provider.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection.pragma_update(None, "user_version", 99).unwrap();
+    drop(connection);
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::UnsupportedSchema);
+}
+
+#[tokio::test]
+async fn the_database_uses_wal_and_full_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("provider.db");
+    let _store = SqliteStore::open(&path).unwrap();
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("provider.db");
+    let _store = SqliteStore::open(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn bearer_values_never_reach_the_database_file() {
+    let p = start().await;
+    let pkce = pkce();
+    let location = p
+        .authorize_and_approve(&TestProvider::authorize_params(
+            PUBLIC,
+            PUBLIC_REDIRECT,
+            &pkce,
+        ))
+        .await;
+    let code = location["code"].clone();
+    let tokens = tokens_of(&p.redeem(&code, &pkce.verifier).await);
+    let registered = p
+        .post_json(
+            "/register",
+            &serde_json::json!({"redirect_uris": ["https://app.example/cb"]}),
+        )
+        .await
+        .json();
+    let secret = registered["client_secret"].as_str().unwrap().to_owned();
+    let refresh = tokens.refresh_token.unwrap();
+
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(p.dir.path()).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let contains = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(contains(SUBJECT), "the scan sees the data");
+    for (what, value) in [
+        ("code", code.as_str()),
+        ("refresh token", refresh.as_str()),
+        ("client secret", secret.as_str()),
+        ("access token", tokens.access_token.as_str()),
+    ] {
+        assert!(!contains(value), "the {what} is stored in plain text");
+    }
+}
