@@ -166,6 +166,7 @@ pub struct ProviderMetadata {
     issuer: Issuer,
     endpoints: Endpoints,
     scopes: Vec<String>,
+    metadata_documents: bool,
 }
 
 impl ProviderMetadata {
@@ -189,6 +190,7 @@ impl ProviderMetadata {
             issuer: issuer.clone(),
             endpoints,
             scopes: DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            metadata_documents: true,
         }
     }
 
@@ -216,6 +218,14 @@ impl ProviderMetadata {
                 self.scopes.push(token.to_owned());
             }
         }
+        self
+    }
+
+    /// Whether `client_id_metadata_document_supported` is advertised (default `true`):
+    /// turn it off when no resolver for URL client ids is configured.
+    #[must_use]
+    pub fn with_metadata_documents(mut self, supported: bool) -> Self {
+        self.metadata_documents = supported;
         self
     }
 
@@ -262,7 +272,7 @@ impl ProviderMetadata {
             scopes_supported: &self.scopes,
             claims_supported: CLAIMS_SUPPORTED,
             authorization_response_iss_parameter_supported: true,
-            client_id_metadata_document_supported: true,
+            client_id_metadata_document_supported: self.metadata_documents,
             request_parameter_supported: false,
             resource_indicators_supported: true,
         }

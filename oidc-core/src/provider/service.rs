@@ -263,7 +263,12 @@ impl ProviderBuilder {
         };
         let paths = Paths::new(&config, &authenticators)?;
         let metadata = metadata(&config);
-        let metadata_json = metadata_json(&metadata, resolver.is_some());
+        let metadata_json = Bytes::from(
+            metadata
+                .clone()
+                .with_metadata_documents(resolver.is_some())
+                .to_json(),
+        );
         let issuer_origin = url::Url::parse(config.issuer.as_str())
             .map(|u| u.origin().ascii_serialization())
             .map_err(|_| ProviderError::InvalidConfig("the issuer has no origin"))?;
@@ -324,25 +329,6 @@ fn metadata(config: &ProviderConfig) -> ProviderMetadata {
         Ok(scopes) => metadata.with_scopes(&scopes),
         Err(_) => metadata,
     }
-}
-
-/// The document's JSON; `client_id_metadata_document_supported` is set to what this
-/// provider actually supports.
-fn metadata_json(metadata: &ProviderMetadata, metadata_documents: bool) -> Bytes {
-    let json = metadata.to_json();
-    if metadata_documents {
-        return Bytes::from(json);
-    }
-    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&json) else {
-        return Bytes::from(json);
-    };
-    if let Some(object) = value.as_object_mut() {
-        object.insert(
-            "client_id_metadata_document_supported".to_owned(),
-            serde_json::Value::Bool(false),
-        );
-    }
-    Bytes::from(serde_json::to_string(&value).unwrap_or(json))
 }
 
 impl Paths {
