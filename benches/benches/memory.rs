@@ -41,13 +41,19 @@ use benches::fixture::{AUDIENCE, Fixture, ISSUER};
 
 const BASE_URL: &str = "https://mcp.example.com";
 
-#[allow(clippy::print_stdout)]
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
+    // `cargo bench` passes --bench; under `cargo test` the bench runs once, small and quick,
+    // to prove it still works.
+    let scale = if std::env::args().any(|a| a == "--bench") {
+        Scale::FULL
+    } else {
+        Scale::SMOKE
+    };
     let corpus = Corpus::load();
     println!(
         "corpus: {} texts, {} queries ({})",
@@ -56,9 +62,30 @@ fn main() {
         corpus.source
     );
     runtime.block_on(async {
-        search_latency(&corpus).await;
-        requests_per_second(&corpus).await;
+        search_latency(&corpus, scale).await;
+        requests_per_second(&corpus, scale).await;
     });
+}
+
+/// How much work a run does.
+#[derive(Clone, Copy)]
+struct Scale {
+    sizes: [usize; 2],
+    others: usize,
+    window: Duration,
+}
+
+impl Scale {
+    const FULL: Scale = Scale {
+        sizes: [10_000, 100_000],
+        others: 5_000,
+        window: Duration::from_secs(4),
+    };
+    const SMOKE: Scale = Scale {
+        sizes: [200, 400],
+        others: 100,
+        window: Duration::from_millis(200),
+    };
 }
 
 /// Texts to store and questions to ask.
@@ -153,7 +180,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 #[allow(clippy::print_stdout, clippy::expect_used)]
-async fn search_latency(corpus: &Corpus) {
+async fn search_latency(corpus: &Corpus, scale: Scale) {
     println!("\n== search latency: one user's memories, other users present ==");
     println!(
         "{:>9}  {:>9}  {:>9}  {:>9}  {:>9}",
@@ -166,9 +193,9 @@ async fn search_latency(corpus: &Corpus) {
     // Other users' data, so owner scoping is part of what is measured.
     for other in 0..4 {
         let owner = Owner::new(format!("other-{other}")).expect("owner");
-        add(&store, &owner, corpus, 0, 5_000).await;
+        add(&store, &owner, corpus, 0, scale.others).await;
     }
-    for target in [10_000usize, 100_000] {
+    for target in scale.sizes {
         let started = Instant::now();
         add(&store, &alice, corpus, stored, target - stored).await;
         #[allow(clippy::cast_precision_loss)]
@@ -353,7 +380,7 @@ async fn rate(
 }
 
 #[allow(clippy::print_stdout, clippy::expect_used)]
-async fn requests_per_second(corpus: &Corpus) {
+async fn requests_per_second(corpus: &Corpus, scale: Scale) {
     println!(
         "\n== authenticated requests per second over loopback (4 clients), auth layer vs none =="
     );
@@ -369,7 +396,7 @@ async fn requests_per_second(corpus: &Corpus) {
         .expect("verifier");
     let token = fixture.tokens[0].clone();
     let owner = Owner::new("user-000000").expect("owner");
-    add(&store, &owner, corpus, 0, 2_000).await;
+    add(&store, &owner, corpus, 0, scale.others.min(2_000)).await;
     let claims = verifier
         .verify::<AccessClaims>(&token)
         .await
@@ -417,7 +444,7 @@ async fn requests_per_second(corpus: &Corpus) {
             .expect("request")
     });
 
-    let window = Duration::from_secs(4);
+    let window = scale.window;
     for (label, make) in [
         ("REST GET /api/v1/memories/", rest_request),
         ("MCP tools/call search", mcp_request),

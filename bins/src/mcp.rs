@@ -133,7 +133,7 @@ impl McpServer {
                 "shutting down: SSE streams closed, draining requests"
             );
         };
-        crate::serve::serve(self.listener, self.server, on_shutdown).await?;
+        crate::serve::serve(self.listener, self.server, Arc::from([]), on_shutdown).await?;
         tracing::info!("mcp-server stopped");
         Ok(())
     }

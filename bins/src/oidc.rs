@@ -3,7 +3,7 @@
 //! optionally local password users.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use oidc_core::login::{
 use oidc_core::outbound::{
     AddressPolicy, ClientMetadataDocuments, MetadataDocumentConfig, OutboundClient, OutboundConfig,
 };
-use oidc_core::provider::{CorsPolicy, Provider, ProviderConfig, ScopeDefinition};
+use oidc_core::provider::{CorsPolicy, Provider, ProviderConfig, RateLimits, ScopeDefinition};
 use oidc_core::store::{ProviderStore, SqliteStore};
 use oidc_core::types::{Issuer, ResourceIndicator};
 use serde::Deserialize;
@@ -108,6 +108,16 @@ pub struct OidcArgs {
     )]
     pub allowed_origins: String,
 
+    /// Per-client-address rate limits on authorize, token, register and login: `on` or
+    /// `off` (only when a rate-limiting proxy is in front).
+    #[arg(long, env = "OIDC_RATE_LIMITS", default_value = "on", value_parser = ["on", "off"])]
+    pub rate_limits: String,
+
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client (comma-separated
+    /// IPs). Behind a proxy, set this or every client shares the proxy's rate limit.
+    #[arg(long, env = "OIDC_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
     /// A TOML file with any of these settings (keys in snake_case, e.g. base_url).
     #[arg(long, env = "OIDC_CONFIG")]
     pub config: Option<PathBuf>,
@@ -168,6 +178,7 @@ pub struct OidcServer {
     listener: TcpListener,
     provider: Provider,
     issuer: String,
+    trusted_proxies: Arc<[IpAddr]>,
 }
 
 impl OidcServer {
@@ -197,6 +208,16 @@ impl OidcServer {
             );
         }
         config.cors = CorsPolicy::new(split_list(&args.allowed_origins)).with_loopback(true);
+        if args.rate_limits == "off" {
+            config.rate_limits = RateLimits::unlimited();
+        }
+        let trusted_proxies = split_list(&args.trusted_proxies)
+            .iter()
+            .map(|ip| {
+                ip.parse::<IpAddr>()
+                    .with_context(|| format!("OIDC_TRUSTED_PROXIES: {ip} is not an IP address"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
 
         let login_store: Arc<dyn LoginStateStore> = store.clone();
         let mut builder = Provider::builder(config, store.clone() as Arc<dyn ProviderStore>);
@@ -237,6 +258,7 @@ impl OidcServer {
             listener,
             provider,
             issuer: issuer.as_str().to_owned(),
+            trusted_proxies: Arc::from(trusted_proxies),
         })
     }
 
@@ -253,7 +275,7 @@ impl OidcServer {
             discovery = %format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/')),
             "oidc-server listening"
         );
-        crate::serve::serve(self.listener, self.provider, shutdown).await?;
+        crate::serve::serve(self.listener, self.provider, self.trusted_proxies, shutdown).await?;
         tracing::info!("oidc-server stopped");
         Ok(())
     }

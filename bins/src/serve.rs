@@ -3,7 +3,8 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,10 +24,13 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serves `service` on `listener` until `shutdown` completes, then stops accepting and gives
 /// open connections [`DRAIN_TIMEOUT`] to finish.
 ///
-/// Each request carries the peer's [`SocketAddr`] in its extensions (for rate limits).
+/// Each request carries the client's [`SocketAddr`] in its extensions (for rate limits): the
+/// TCP peer, or — only when the peer is one of `trusted_proxies` — the last address in its
+/// `X-Forwarded-For` header. Forwarded headers from anyone else are ignored.
 pub async fn serve<S, B>(
     listener: TcpListener,
     service: S,
+    trusted_proxies: Arc<[IpAddr]>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()>
 where
@@ -61,6 +65,7 @@ where
         let service = PeerAddress {
             inner: service.clone(),
             peer,
+            trusted_proxies: Arc::clone(&trusted_proxies),
         };
         let connection = builder.serve_connection_with_upgrades(
             TokioIo::new(stream),
@@ -83,11 +88,19 @@ where
     Ok(())
 }
 
-/// Inserts the peer address into each request.
+/// Inserts the client address into each request.
 #[derive(Clone)]
 struct PeerAddress<S> {
     inner: S,
     peer: SocketAddr,
+    trusted_proxies: Arc<[IpAddr]>,
+}
+
+/// The client behind a trusted proxy: the last (proxy-appended) `X-Forwarded-For` entry.
+fn forwarded_client<B>(request: &Request<B>) -> Option<IpAddr> {
+    let header = request.headers().get_all("x-forwarded-for").iter().next_back()?;
+    let last = header.to_str().ok()?.rsplit(',').next()?.trim();
+    last.parse().ok()
 }
 
 impl<S, B> Service<Request<B>> for PeerAddress<S>
@@ -106,7 +119,12 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> S::Future {
-        request.extensions_mut().insert(self.peer);
+        let client = if self.trusted_proxies.contains(&self.peer.ip()) {
+            forwarded_client(&request).map_or(self.peer, |ip| SocketAddr::new(ip, 0))
+        } else {
+            self.peer
+        };
+        request.extensions_mut().insert(client);
         self.inner.call(request)
     }
 }
@@ -130,5 +148,32 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_forwarded(value: &str) -> Request<()> {
+        Request::builder()
+            .header("x-forwarded-for", value)
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_last_forwarded_hop_is_the_client() {
+        // The proxy appends the address it saw; earlier entries are the client's to invent.
+        assert_eq!(
+            forwarded_client(&with_forwarded("1.2.3.4, 10.0.0.7")),
+            "10.0.0.7".parse().ok()
+        );
+        assert_eq!(
+            forwarded_client(&with_forwarded("2001:db8::1")),
+            "2001:db8::1".parse().ok()
+        );
+        assert_eq!(forwarded_client(&with_forwarded("garbage")), None);
+        assert_eq!(forwarded_client(&Request::new(())), None);
     }
 }

@@ -164,6 +164,8 @@ fn every_setting_is_documented_in_help() {
                 "OIDC_ALLOW_ANY_USER",
                 "OIDC_USERS_FILE",
                 "OIDC_ALLOWED_ORIGINS",
+                "OIDC_RATE_LIMITS",
+                "OIDC_TRUSTED_PROXIES",
                 "OIDC_CONFIG",
             ][..],
         ),
