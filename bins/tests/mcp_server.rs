@@ -78,6 +78,72 @@ async fn sigterm_shuts_down_cleanly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_open_sse_streams_and_exits_cleanly() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let issuer = TestIssuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let token = issuer.token(
+        "alice",
+        &format!("http://127.0.0.1:{port}/mcp"),
+        "memories:read",
+    );
+    let mut server = spawn(&issuer, dir.path(), port);
+    server.wait_ready().await;
+
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /mcp/sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&received).contains("event: endpoint") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read(&mut buffer))
+            .await
+            .expect("the endpoint event arrives")
+            .unwrap();
+        assert!(
+            n > 0,
+            "stream closed early: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..n]);
+    }
+    let head = String::from_utf8_lossy(&received).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("x-accel-buffering: no"),
+        "{head}"
+    );
+
+    // Shutdown ends the stream (the chunked body is terminated) and the process exits 0.
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate();
+        (server, status)
+    });
+    loop {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read(&mut buffer))
+            .await
+            .expect("the stream ends after SIGTERM")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&buffer[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&received).ends_with("0\r\n\r\n"),
+        "stream ended without its last chunk"
+    );
+    let (_server, status) = status.await.unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_public_base_url_is_refused() {
     let issuer = TestIssuer::start().await;
     let dir = tempfile::tempdir().unwrap();
