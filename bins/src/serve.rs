@@ -98,7 +98,11 @@ struct PeerAddress<S> {
 
 /// The client behind a trusted proxy: the last (proxy-appended) `X-Forwarded-For` entry.
 fn forwarded_client<B>(request: &Request<B>) -> Option<IpAddr> {
-    let header = request.headers().get_all("x-forwarded-for").iter().next_back()?;
+    let header = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()?;
     let last = header.to_str().ok()?.rsplit(',').next()?.trim();
     last.parse().ok()
 }

@@ -1,0 +1,290 @@
+//! End-to-end tests: software we did not write exercises our `oidc-server` and `mcp-server`
+//! over real loopback sockets.
+//!
+//! | Test | Peer (pinned in `tests/e2e/`) |
+//! |---|---|
+//! | `upstream_login_through_oidc_provider` | npm `oidc-provider` as a fake Google; `openid-client` as the app |
+//! | `openid_client_relying_party` | npm `openid-client` (certified RP), each client auth method |
+//! | `jose_verifies_tokens_and_mcp_refuses_forgeries` | npm `jose` |
+//! | `python_mcp_sdk_oauth_and_tools` | PyPI `mcp` (official Python SDK), Streamable HTTP and SSE |
+//! | `typescript_mcp_sdk_oauth_and_tools` | npm `@modelcontextprotocol/sdk` |
+//! | `chromium_signs_in_and_consents` | Debian `chromium` driven by npm `playwright-core` |
+//!
+//! The peers are installed by the tests themselves into project-local folders, once per
+//! lockfile (see `tests/e2e/README.md`). Each peer script prints JSON lines; the driver
+//! checks them and prints what was verified (`cargo test --test e2e -- --nocapture`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    missing_docs
+)]
+
+mod e2e_support;
+
+use serde_json::{Value, json};
+
+use e2e_support::{
+    EMAIL, Process, Stack, StackOptions, UpstreamLogin, chromium, free_port, node_peers,
+    python_peers, run_peer, screenshot_dir,
+};
+
+/// Users of the fake Google: one allowed, one verified but not on the allow-list, one on
+/// the allow-list whose email is not verified.
+const ALLOWED: &str = "alice@example.com";
+const NOT_ALLOWED: &str = "bob@example.com";
+const UNVERIFIED: &str = "carol@example.com";
+
+#[test]
+fn upstream_login_through_oidc_provider() {
+    let node = node_peers();
+    let oidc_port = free_port();
+    let our_issuer = format!("http://127.0.0.1:{oidc_port}");
+    let google_port = free_port();
+    let google_issuer = format!("http://127.0.0.1:{google_port}");
+    let (client_id, client_secret) = ("memory-stack-oidc", "fake-google-secret-for-e2e-0123456789");
+    let accounts = json!([
+        {"sub": "100000000000000000001", "email": ALLOWED, "email_verified": true, "name": "Alice"},
+        {"sub": "100000000000000000002", "email": NOT_ALLOWED, "email_verified": true, "name": "Bob"},
+        {"sub": "100000000000000000003", "email": UNVERIFIED, "email_verified": false, "name": "Carol"},
+    ]);
+    let logs = tempfile::tempdir().unwrap();
+    let mut command = node.command("fake-google.mjs");
+    command
+        .env("FAKE_GOOGLE_PORT", google_port.to_string())
+        .env("FAKE_GOOGLE_CLIENT_ID", client_id)
+        .env("FAKE_GOOGLE_CLIENT_SECRET", client_secret)
+        .env(
+            "FAKE_GOOGLE_REDIRECT_URI",
+            format!("{our_issuer}/login/oidc/callback"),
+        )
+        .env("FAKE_GOOGLE_ACCOUNTS", accounts.to_string());
+    let mut google = Process::spawn("fake-google", command, logs.path());
+    google.wait_until_serving(&format!("{google_issuer}/.well-known/openid-configuration"));
+
+    let stack = Stack::start(&StackOptions {
+        oidc_port: Some(oidc_port),
+        upstream: Some(UpstreamLogin {
+            issuer: google_issuer.clone(),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            allowed_emails: vec![ALLOWED.to_owned(), UNVERIFIED.to_owned()],
+        }),
+        ..StackOptions::default()
+    });
+    assert_eq!(stack.issuer, our_issuer);
+
+    let mut command = node.command("upstream-login.mjs");
+    stack.peer_env(&mut command);
+    command
+        .env("E2E_UPSTREAM_ISSUER", &google_issuer)
+        .env("E2E_ALLOWED_EMAIL", ALLOWED)
+        .env("E2E_NOT_ALLOWED_EMAIL", NOT_ALLOWED)
+        .env("E2E_UNVERIFIED_EMAIL", UNVERIFIED);
+    let run = run_peer(
+        "upstream-login (oidc-provider + openid-client)",
+        command,
+        &[&|| stack.log_tails(), &|| google.log_tail(30)],
+    );
+
+    let signed_in = run.report("signed in through the oidc-provider upstream");
+    assert_eq!(signed_in["email"], ALLOWED);
+    assert_eq!(
+        signed_in["pages"],
+        json!(["Sign in - Fake Google", "Allow access?"])
+    );
+    run.report("the federated subject is stable");
+    run.report("prompt=login is passed upstream");
+    assert_eq!(
+        run.report(&format!("refused {NOT_ALLOWED}"))["title"],
+        "Account not allowed"
+    );
+    assert_eq!(
+        run.report(&format!("refused {UNVERIFIED}"))["title"],
+        "Email not verified"
+    );
+}
+
+#[test]
+fn openid_client_relying_party() {
+    let node = node_peers();
+    let stack = Stack::start(&StackOptions {
+        password_login: true,
+        ..StackOptions::default()
+    });
+    let mut command = node.command("openid-client-rp.mjs");
+    stack.peer_env(&mut command);
+    let run = run_peer("openid-client", command, &[&|| stack.log_tails()]);
+
+    for method in ["client_secret_basic", "client_secret_post", "none"] {
+        run.report(&format!("{method}: discovery and dynamic registration"));
+        let flow = run.report(&format!("{method}: authorization code + PKCE S256"));
+        assert_eq!(
+            flow["pages"],
+            json!(["Sign in", "Allow access?"]),
+            "{method}"
+        );
+        assert!(
+            flow["scope"].as_str().unwrap().contains("memories:write"),
+            "{method}: {flow}"
+        );
+        assert_eq!(run.report(&format!("{method}: userinfo"))["email"], EMAIL);
+        run.report(&format!("{method}: refresh rotates the refresh token"));
+        run.report(&format!("{method}: reuse detection"));
+        run.report(&format!("{method}: revocation"));
+        run.report(&format!("{method}: revoking an access token"));
+    }
+    run.report("client_secret_basic: introspection");
+    run.report("client_secret_post: introspection");
+    run.report("a wrong client secret is refused with invalid_client");
+    run.report("max_age: the ID token carries auth_time");
+}
+
+#[test]
+fn jose_verifies_tokens_and_mcp_refuses_forgeries() {
+    let node = node_peers();
+    let other_resource = format!("http://127.0.0.1:{}/other", free_port());
+    let stack = Stack::start(&StackOptions {
+        password_login: true,
+        extra_resources: vec![other_resource.clone()],
+        ..StackOptions::default()
+    });
+    let (kid, pem) = stack.signing_key();
+    let mut command = node.command("jose-tokens.mjs");
+    stack.peer_env(&mut command);
+    command
+        .env("E2E_OTHER_RESOURCE", &other_resource)
+        .env("E2E_SIGNING_KID", &kid)
+        .env("E2E_SIGNING_KEY_PEM", &pem);
+    let run = run_peer("jose", command, &[&|| stack.log_tails()]);
+
+    let access = run.report("jose verified an access token");
+    assert_eq!(access["kid"], kid.as_str());
+    assert_eq!(access["aud"], stack.mcp_url.as_str());
+    run.report("jose verified an ID token");
+    run.report("the JWKS publishes the signing key");
+    run.report("mcp-server accepts the issued access token");
+    let refused: Vec<&Value> = run
+        .verified()
+        .filter(|r| {
+            r["verified"]
+                .as_str()
+                .unwrap()
+                .starts_with("mcp-server refused: ")
+        })
+        .collect();
+    for forgery in [
+        "alg none",
+        "HS256 keyed with our public key",
+        "a key not in the JWKS, with our kid",
+        "wrong aud",
+        "a real token for another resource",
+        "wrong iss",
+        "expired",
+        "an ID token used as an access token",
+        "unknown crit header",
+    ] {
+        let report = refused
+            .iter()
+            .find(|r| r["verified"].as_str().unwrap().contains(forgery))
+            .unwrap_or_else(|| panic!("no refusal reported for {forgery}"));
+        assert_eq!(report["status"], 401, "{forgery}");
+        assert!(
+            report["challenge"]
+                .as_str()
+                .unwrap()
+                .contains("error=\"invalid_token\""),
+            "{forgery}: {report}"
+        );
+    }
+}
+
+#[test]
+fn python_mcp_sdk_oauth_and_tools() {
+    let python = python_peers();
+    let stack = Stack::start(&StackOptions {
+        password_login: true,
+        ..StackOptions::default()
+    });
+    let mut command = python.command("mcp_oauth_client.py");
+    stack.peer_env(&mut command);
+    let run = run_peer("python mcp SDK", command, &[&|| stack.log_tails()]);
+
+    let streamable = run.report("and the tools over Streamable HTTP");
+    assert_eq!(streamable["pages"], json!(["Sign in", "Allow access?"]));
+    assert!(
+        streamable["memory_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36),
+        "{streamable}"
+    );
+    assert!(
+        streamable["scope"]
+            .as_str()
+            .unwrap()
+            .contains("memories:write"),
+        "{streamable}"
+    );
+    let auto = run.report("auto protocol negotiation");
+    assert_eq!(auto["protocol_version"], "2026-07-28", "{auto}");
+    let sse = run.report("over the legacy SSE transport");
+    assert_ne!(sse["memory_id"], streamable["memory_id"]);
+}
+
+#[test]
+fn typescript_mcp_sdk_oauth_and_tools() {
+    let node = node_peers();
+    let stack = Stack::start(&StackOptions {
+        password_login: true,
+        ..StackOptions::default()
+    });
+    let mut command = node.command("mcp-sdk-client.mjs");
+    stack.peer_env(&mut command);
+    let run = run_peer("typescript mcp SDK", command, &[&|| stack.log_tails()]);
+
+    let auth = run.report("OAuth through its auth provider");
+    assert_eq!(auth["pages"], json!(["Sign in", "Allow access?"]));
+    let tools = run.report("add_memories, search, fetch, search_memory over Streamable HTTP");
+    assert!(
+        tools["memory_id"].as_str().is_some_and(|id| id.len() == 36),
+        "{tools}"
+    );
+}
+
+#[test]
+fn chromium_signs_in_and_consents() {
+    let browser = chromium();
+    let node = node_peers();
+    let stack = Stack::start(&StackOptions {
+        password_login: true,
+        ..StackOptions::default()
+    });
+    let shots = screenshot_dir();
+    // Fresh every run, so a stale screenshot (a failure-*.png above all) never misleads.
+    let _ = std::fs::remove_dir_all(&shots);
+    let mut command = node.command("browser-login.mjs");
+    stack.peer_env(&mut command);
+    command
+        .env("E2E_CHROMIUM", &browser)
+        .env("E2E_SCREENSHOT_DIR", &shots);
+    let run = run_peer(
+        "chromium (playwright-core)",
+        command,
+        &[&|| stack.log_tails()],
+    );
+
+    for device in ["desktop", "phone"] {
+        let report = run.report(&format!("chromium ({device})"));
+        for shot in report["screenshots"].as_array().unwrap() {
+            let path = shots.join(shot.as_str().unwrap());
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            assert!(
+                size > 1000,
+                "screenshot {} is missing or empty",
+                path.display()
+            );
+        }
+    }
+    println!("screenshots in {}", shots.display());
+}
