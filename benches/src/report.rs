@@ -86,9 +86,15 @@ fn verdict(value: f64, target: f64) -> &'static str {
     }
 }
 
-/// Prints the table; rows whose benchmarks did not run (filtered out) are skipped.
+/// Prints the table; rows whose benchmarks did not run (filtered out) are skipped. Under
+/// `cargo test` (no `--bench`), criterion only checks that each benchmark runs and measures
+/// nothing, so no table is printed.
 #[allow(clippy::print_stdout)]
 pub fn print(title: &str, rows: &[Row]) {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("\n== {title}: run `cargo bench` for figures ==");
+        return;
+    }
     println!("\n== {title} ==");
     for row in rows {
         let line = match &row.kind {
