@@ -12,6 +12,7 @@
     clippy::cast_possible_truncation
 )]
 
+use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
@@ -20,12 +21,13 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use http::{Request, Response};
 use jwt_verify::{BearerAuthLayer, Policy, StandardClaims, TypPolicy, Verifier};
 use tower::{Layer, Service, service_fn};
 
 use benches::fixture::{AUDIENCE, Fixture, ISSUER, TOKENS};
+use benches::paired::{self, Paired};
 use benches::report::{self, Row};
 
 fn main() {
@@ -37,52 +39,58 @@ fn main() {
         .configure_from_args();
 
     single_thread(&mut c, &fixture);
-    two_threads(&mut c, &fixture);
     tower_layer(&mut c, &fixture);
     c.final_summary();
+    let paired = PairedRatios::measure(&fixture);
 
     report::print(
         "RS256 verification (ratios measured in this run)",
         &[
+            Row::paired(
+                "jwt-verify distinct tokens / raw aws-lc-rs verify (paired)",
+                paired.distinct_vs_raw,
+                0.95,
+            ),
+            Row::paired(
+                "jwt-verify distinct tokens, token cache on (misses) / raw (paired)",
+                paired.cache_misses_vs_raw,
+                0.95,
+            ),
+            Row::paired(
+                "jwt-verify distinct tokens / jsonwebtoken 11 decode (paired)",
+                paired.distinct_vs_jsonwebtoken,
+                1.2,
+            ),
             Row::ratio(
-                "jwt-verify distinct tokens / raw aws-lc-rs verify",
+                "jwt-verify distinct tokens / raw aws-lc-rs verify (criterion)",
                 ("verify", "jwt_verify_distinct"),
                 ("verify", "raw_aws_lc_rs"),
-                0.95,
+                0.0,
             ),
             Row::ratio(
-                "jwt-verify distinct tokens, token cache on (misses) / raw aws-lc-rs",
-                ("verify", "jwt_verify_distinct_cache_misses"),
-                ("verify", "raw_aws_lc_rs"),
-                0.95,
-            ),
-            Row::ratio(
-                "jwt-verify distinct tokens / jsonwebtoken 11 decode",
+                "jwt-verify distinct tokens / jsonwebtoken 11 decode (criterion)",
                 ("verify", "jwt_verify_distinct"),
                 ("verify", "jsonwebtoken_decode"),
-                1.2,
+                0.0,
             ),
             Row::throughput(
                 "jwt-verify same token (verified-token cache hit)",
                 ("verify", "jwt_verify_cache_hit"),
                 2_000_000.0,
             ),
-            Row::ratio(
-                "jwt-verify 2 threads / 1 thread (distinct tokens)",
-                ("two_threads", "jwt_verify_distinct/2"),
-                ("two_threads", "jwt_verify_distinct/1"),
+            Row::paired(
+                "jwt-verify 2 threads / 1 thread, distinct tokens (paired)",
+                paired.two_threads_distinct,
                 1.85,
             ),
-            Row::ratio(
-                "jwt-verify 2 threads / 1 thread (cache hits)",
-                ("two_threads", "jwt_verify_cache_hit/2"),
-                ("two_threads", "jwt_verify_cache_hit/1"),
+            Row::paired(
+                "jwt-verify 2 threads / 1 thread, cache hits (paired)",
+                paired.two_threads_cache_hit,
                 1.85,
             ),
-            Row::ratio(
-                "raw aws-lc-rs 2 threads / 1 thread",
-                ("two_threads", "raw_aws_lc_rs/2"),
-                ("two_threads", "raw_aws_lc_rs/1"),
+            Row::paired(
+                "raw aws-lc-rs 2 threads / 1 thread (paired; what the machine allows)",
+                paired.two_threads_raw,
                 0.0,
             ),
             Row::overhead(
@@ -97,6 +105,124 @@ fn main() {
             ),
         ],
     );
+}
+
+/// The ratios with targets, each from a paired measurement (see `benches::paired`).
+struct PairedRatios {
+    distinct_vs_raw: Option<Paired>,
+    cache_misses_vs_raw: Option<Paired>,
+    distinct_vs_jsonwebtoken: Option<Paired>,
+    two_threads_distinct: Option<Paired>,
+    two_threads_cache_hit: Option<Paired>,
+    two_threads_raw: Option<Paired>,
+}
+
+impl PairedRatios {
+    /// Rounds per ratio, and operations per block: RSA blocks take about 50 ms, cache-hit
+    /// blocks about as long.
+    const ROUNDS: usize = 40;
+    const RSA_OPS: u64 = 3_000;
+    const HIT_OPS: u64 = 100_000;
+
+    fn measure(fixture: &Fixture) -> PairedRatios {
+        let key = raw_key(fixture);
+        let raw = fixture.raw_inputs();
+        let plain = verifier(fixture, 0);
+        let small_cache = verifier(fixture, 16);
+        let cached = verifier(fixture, 4096);
+        let (decoding_key, validation) = jsonwebtoken_setup(fixture);
+
+        let raw_verify = |i: u64| {
+            let (message, signature) = &raw[i as usize % TOKENS];
+            key.verify_sig(black_box(message), black_box(signature))
+                .expect("valid");
+        };
+        let verify_with = |verifier: &Verifier, i: u64| {
+            verifier
+                .try_verify::<StandardClaims>(black_box(&fixture.tokens[i as usize % TOKENS]))
+                .expect("valid");
+        };
+        let jsonwebtoken = |i: u64| {
+            jsonwebtoken::decode::<JsonwebtokenClaims>(
+                black_box(&fixture.tokens[i as usize % TOKENS]),
+                &decoding_key,
+                &validation,
+            )
+            .expect("valid");
+        };
+        // Each block starts where the last one ended, so tokens keep changing.
+        let offset = Cell::new(0u64);
+        let block = |ops: u64, op: &dyn Fn(u64)| {
+            offset.set(offset.get().wrapping_add(ops));
+            paired::per_op(ops, offset.get(), op)
+        };
+        // Per-operation time of `ops` operations spread over `threads` threads.
+        let threaded = |threads: usize, ops: u64, op: &(dyn Fn(usize, u64) + Sync)| {
+            #[allow(clippy::cast_precision_loss)] // block sizes are far below 2^52
+            let ns = timed_on_threads(threads, ops, op).as_nanos() as f64 / ops as f64;
+            ns
+        };
+
+        PairedRatios {
+            distinct_vs_raw: run(
+                "verify/paired/distinct_vs_raw",
+                || block(Self::RSA_OPS, &raw_verify),
+                || block(Self::RSA_OPS, &|i| verify_with(&plain, i)),
+            ),
+            cache_misses_vs_raw: run(
+                "verify/paired/cache_misses_vs_raw",
+                || block(Self::RSA_OPS, &raw_verify),
+                || block(Self::RSA_OPS, &|i| verify_with(&small_cache, i)),
+            ),
+            distinct_vs_jsonwebtoken: run(
+                "verify/paired/distinct_vs_jsonwebtoken",
+                || block(Self::RSA_OPS, &jsonwebtoken),
+                || block(Self::RSA_OPS, &|i| verify_with(&plain, i)),
+            ),
+            two_threads_distinct: run(
+                "two_threads/paired/distinct",
+                || threaded(1, Self::RSA_OPS, &|t, i| verify_with(&plain, spread(t, i))),
+                || threaded(2, Self::RSA_OPS, &|t, i| verify_with(&plain, spread(t, i))),
+            ),
+            // One hot token per thread: the steady state of a busy client.
+            two_threads_cache_hit: run(
+                "two_threads/paired/cache_hit",
+                || threaded(1, Self::HIT_OPS, &|t, _| verify_with(&cached, t as u64)),
+                || threaded(2, Self::HIT_OPS, &|t, _| verify_with(&cached, t as u64)),
+            ),
+            two_threads_raw: run(
+                "two_threads/paired/raw",
+                || threaded(1, Self::RSA_OPS, &|t, i| raw_verify(spread(t, i))),
+                || threaded(2, Self::RSA_OPS, &|t, i| raw_verify(spread(t, i))),
+            ),
+        }
+    }
+}
+
+/// A paired measurement named `name`, if the command line selects it.
+#[allow(clippy::print_stdout)]
+fn run(name: &str, baseline: impl FnMut() -> f64, subject: impl FnMut() -> f64) -> Option<Paired> {
+    report::selected(name).then(|| {
+        println!("paired: {name} ({} rounds)", PairedRatios::ROUNDS);
+        paired::measure(PairedRatios::ROUNDS, baseline, subject)
+    })
+}
+
+/// Token index for operation `i` on thread `t`: threads walk the tokens from different places.
+fn spread(t: usize, i: u64) -> u64 {
+    (t as u64).wrapping_mul(7919).wrapping_add(i)
+}
+
+/// `jsonwebtoken` set up to check what `jwt-verify`'s policy checks.
+fn jsonwebtoken_setup(fixture: &Fixture) -> (jsonwebtoken::DecodingKey, jsonwebtoken::Validation) {
+    let decoding_key =
+        jsonwebtoken::DecodingKey::from_rsa_components(&fixture.jwk_n(), &fixture.jwk_e())
+            .expect("jsonwebtoken key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    (decoding_key, validation)
 }
 
 #[derive(serde::Deserialize)]
@@ -177,13 +303,7 @@ fn single_thread(c: &mut Criterion, fixture: &Fixture) {
         });
     });
 
-    let decoding_key =
-        jsonwebtoken::DecodingKey::from_rsa_components(&fixture.jwk_n(), &fixture.jwk_e())
-            .expect("jsonwebtoken key");
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    validation.set_issuer(&[ISSUER]);
-    validation.set_audience(&[AUDIENCE]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    let (decoding_key, validation) = jsonwebtoken_setup(fixture);
     group.bench_function("jsonwebtoken_decode", |b| {
         let mut i = 0;
         b.iter(|| {
@@ -216,60 +336,6 @@ fn timed_on_threads(threads: usize, iters: u64, op: &(dyn Fn(usize, u64) + Sync)
         barrier.wait();
         start.elapsed()
     })
-}
-
-fn two_threads(c: &mut Criterion, fixture: &Fixture) {
-    let mut group = c.benchmark_group("two_threads");
-    group.throughput(Throughput::Elements(1));
-    let plain = verifier(fixture, 0);
-    let cached = verifier(fixture, 4096);
-    let key = raw_key(fixture);
-    let raw = fixture.raw_inputs();
-    for threads in [1usize, 2] {
-        group.bench_with_input(
-            BenchmarkId::new("jwt_verify_distinct", threads),
-            &threads,
-            |b, &threads| {
-                b.iter_custom(|iters| {
-                    timed_on_threads(threads, iters, &|t, i| {
-                        let token = &fixture.tokens[(t * 7919 + i as usize) % TOKENS];
-                        plain
-                            .try_verify::<StandardClaims>(black_box(token))
-                            .expect("valid");
-                    })
-                });
-            },
-        );
-        group.bench_with_input(
-            BenchmarkId::new("jwt_verify_cache_hit", threads),
-            &threads,
-            |b, &threads| {
-                b.iter_custom(|iters| {
-                    timed_on_threads(threads, iters, &|t, _| {
-                        // One hot token per thread: the steady state of a busy client.
-                        let token = &fixture.tokens[t];
-                        cached
-                            .try_verify::<StandardClaims>(black_box(token))
-                            .expect("valid");
-                    })
-                });
-            },
-        );
-        group.bench_with_input(
-            BenchmarkId::new("raw_aws_lc_rs", threads),
-            &threads,
-            |b, &threads| {
-                b.iter_custom(|iters| {
-                    timed_on_threads(threads, iters, &|t, i| {
-                        let (message, signature) = &raw[(t * 7919 + i as usize) % TOKENS];
-                        key.verify_sig(black_box(message), black_box(signature))
-                            .expect("valid");
-                    })
-                });
-            },
-        );
-    }
-    group.finish();
 }
 
 /// Polls a future that is expected to be ready at once (no runtime involved).

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::paired::Paired;
+
 /// Where the benchmarks write criterion's data: the workspace's `target/criterion`.
 pub fn criterion_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
@@ -30,6 +32,8 @@ enum Kind {
         subject: BenchRef,
         baseline: BenchRef,
     },
+    /// A ratio from a paired measurement (`None`: it did not run).
+    Paired { result: Option<Paired>, target: f64 },
 }
 
 impl Row {
@@ -50,6 +54,14 @@ impl Row {
         Row {
             label,
             kind: Kind::Throughput { subject, target },
+        }
+    }
+
+    /// A paired measurement's ratio, with the figure to reach (0 for none).
+    pub fn paired(label: &'static str, result: Option<Paired>, target: f64) -> Row {
+        Row {
+            label,
+            kind: Kind::Paired { result, target },
         }
     }
 
@@ -86,12 +98,57 @@ fn verdict(value: f64, target: f64) -> &'static str {
     }
 }
 
+/// Whether this run measures: `cargo bench` passes `--bench`; under `cargo test` criterion
+/// only checks that each benchmark runs once.
+pub fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Whether a paired measurement named `name` should run: when measuring, and either no
+/// filter was given on the command line or one of the filters is part of `name`.
+pub fn selected(name: &str) -> bool {
+    // Criterion options that take a value: that value is not a filter.
+    const TAKES_VALUE: &[&str] = &[
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--sample-size",
+        "--warm-up-time",
+        "--measurement-time",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--output-format",
+        "--plotting-backend",
+        "--color",
+        "--profile-time",
+        "-c",
+        "-s",
+        "-b",
+    ];
+    if !measuring() {
+        return false;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| {
+            !a.starts_with('-') && (*i == 0 || !TAKES_VALUE.contains(&args[i - 1].as_str()))
+        })
+        .map(|(_, a)| a)
+        .collect();
+    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+}
+
 /// Prints the table; rows whose benchmarks did not run (filtered out) are skipped. Under
 /// `cargo test` (no `--bench`), criterion only checks that each benchmark runs and measures
 /// nothing, so no table is printed.
 #[allow(clippy::print_stdout)]
 pub fn print(title: &str, rows: &[Row]) {
-    if !std::env::args().any(|a| a == "--bench") {
+    if !measuring() {
         println!("\n== {title}: run `cargo bench` for figures ==");
         return;
     }
@@ -137,6 +194,24 @@ pub fn print(title: &str, rows: &[Row]) {
                     "{:<72} {:>8.0} ns/request ({s:.0} vs {b:.0} ns)",
                     row.label,
                     s - b
+                )
+            }
+            Kind::Paired { result, target } => {
+                let Some(p) = result else { continue };
+                let goal = if *target > 0.0 {
+                    format!(" (target >= {target:.2}x)")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{:<72} {:>6.3}x  [p10 {:.3}, p90 {:.3}; {:.0} vs {:.0} ns/op]{goal}{}",
+                    row.label,
+                    p.ratio,
+                    p.p10,
+                    p.p90,
+                    p.subject_ns,
+                    p.baseline_ns,
+                    verdict(p.ratio, *target)
                 )
             }
         };

@@ -1,17 +1,20 @@
 //! Claims: deserialized into the caller's type and checked in the same single JSON pass.
 //!
-//! The caller's `Deserialize` impl is fed through an intercepting map: every member name
-//! is checked for duplicates, and the registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`,
-//! `iat`, `jti`) are captured as raw JSON on the way through, so their JSON types can be
-//! checked strictly (no `"exp": "123"`, no `"iss": ["a"]`) whatever the caller's type says.
+//! The caller's `Deserialize` impl is fed through an intercepting map: every member name is
+//! checked for duplicates, and the registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`,
+//! `iat`, `jti`) are parsed by us with their required JSON types (no `"exp": "123"`, no
+//! `"iss": ["a"]`, no fractional or negative dates) and then handed to the caller's type
+//! from the parsed value, so each is read once whatever the caller's type says.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserializer;
-use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
-use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de::value::{
+    BorrowedStrDeserializer, CowStrDeserializer, SeqDeserializer, StringDeserializer,
+    U64Deserializer,
+};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{Error, ErrorKind};
 use crate::json::{JsonStr, SeenNames};
@@ -39,6 +42,9 @@ pub(crate) fn decode_claims<C: DeserializeOwned>(
     if registered.duplicate {
         return Err(Error::new(ErrorKind::Malformed, "duplicate claim name"));
     }
+    if let Some(detail) = registered.invalid {
+        return Err(invalid(detail));
+    }
     let Ok(claims) = result else {
         // The caller's type stopped early: rescan for the registered claims alone, so a
         // missing or mistyped `iss`/`exp`/… is reported as such rather than as a type error.
@@ -60,18 +66,22 @@ pub(crate) fn decode_claims<C: DeserializeOwned>(
     Ok((claims, exp))
 }
 
+/// The registered claims seen so far, parsed.
 #[derive(Default)]
 struct Registered<'de> {
-    iss: Option<&'de RawValue>,
-    sub: Option<&'de RawValue>,
-    aud: Option<&'de RawValue>,
-    exp: Option<&'de RawValue>,
-    nbf: Option<&'de RawValue>,
-    iat: Option<&'de RawValue>,
-    jti: Option<&'de RawValue>,
+    iss: Option<Cow<'de, str>>,
+    aud: Option<Audiences<'de>>,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+    iat: Option<u64>,
+    /// Registered claims seen, one bit per [`Field`].
+    seen_registered: u8,
+    /// Other member names seen.
     seen: SeenNames<'de>,
     finished: bool,
     duplicate: bool,
+    /// Set when a registered claim had the wrong JSON type.
+    invalid: Option<&'static str>,
 }
 
 #[derive(Clone, Copy)]
@@ -98,52 +108,39 @@ impl Field {
             _ => return None,
         })
     }
+
+    /// What is wrong when the value has another JSON type.
+    fn type_error(self) -> &'static str {
+        match self {
+            Field::Iss => "iss is not a string",
+            Field::Sub => "sub is not a string",
+            Field::Jti => "jti is not a string",
+            Field::Aud => "aud is neither a string nor a non-empty array of strings",
+            Field::Exp => "exp is not a non-negative integer",
+            Field::Nbf => "nbf is not a non-negative integer",
+            Field::Iat => "iat is not a non-negative integer",
+        }
+    }
 }
 
 fn invalid(detail: &'static str) -> Error {
     Error::new(ErrorKind::InvalidClaim, detail)
 }
 
-impl<'de> Registered<'de> {
-    fn slot(&mut self, field: Field) -> &mut Option<&'de RawValue> {
-        match field {
-            Field::Iss => &mut self.iss,
-            Field::Sub => &mut self.sub,
-            Field::Aud => &mut self.aud,
-            Field::Exp => &mut self.exp,
-            Field::Nbf => &mut self.nbf,
-            Field::Iat => &mut self.iat,
-            Field::Jti => &mut self.jti,
-        }
-    }
-
-    /// Parses every registered claim that is present, checking its JSON type, once.
-    fn check_types(&self) -> Result<Checked<'de>, Error> {
-        let string = |raw: Option<&'de RawValue>, detail| {
-            raw.map(|r| json_string(r).ok_or(invalid(detail)))
-                .transpose()
-        };
-        let date = |raw: Option<&'de RawValue>, detail| {
-            raw.map(|r| numeric_date(r).ok_or(invalid(detail)))
-                .transpose()
-        };
-        Ok(Checked {
-            iss: string(self.iss, "iss is not a string")?,
-            aud: self.aud.map(audiences).transpose()?,
-            exp: date(self.exp, "exp is not a non-negative integer")?,
-            nbf: date(self.nbf, "nbf is not a non-negative integer")?,
-            iat: date(self.iat, "iat is not a non-negative integer")?,
-            _sub: string(self.sub, "sub is not a string")?,
-            _jti: string(self.jti, "jti is not a string")?,
-        })
+impl Registered<'_> {
+    /// Records `field`; returns `false` if it was seen before.
+    fn mark_seen(&mut self, field: Field) -> bool {
+        let bit = 1 << field as u8;
+        let first_time = self.seen_registered & bit == 0;
+        self.seen_registered |= bit;
+        first_time
     }
 
     fn validate(&self, policy: &Policy, now: u64) -> Result<u64, Error> {
-        let claims = self.check_types()?;
         let missing = |detail| Error::new(ErrorKind::MissingClaim, detail);
 
-        let iss = claims.iss.ok_or(missing("token has no iss"))?;
-        if !policy.issuers.iter().any(|accepted| *accepted == *iss) {
+        let iss = self.iss.as_ref().ok_or(missing("token has no iss"))?;
+        if !policy.issuers.iter().any(|accepted| **accepted == **iss) {
             return Err(Error::new(
                 ErrorKind::WrongIssuer,
                 "iss is not an accepted issuer",
@@ -151,7 +148,7 @@ impl<'de> Registered<'de> {
         }
 
         if policy.check_audience {
-            let aud = claims.aud.ok_or(missing("token has no aud"))?;
+            let aud = self.aud.as_ref().ok_or(missing("token has no aud"))?;
             if !aud.contains_any(&policy.audiences) {
                 return Err(Error::new(
                     ErrorKind::WrongAudience,
@@ -161,23 +158,17 @@ impl<'de> Registered<'de> {
         }
 
         let leeway = policy.leeway_secs;
-        let exp = claims.exp.ok_or(missing("token has no exp"))?;
+        let exp = self.exp.ok_or(missing("token has no exp"))?;
         if now >= exp.saturating_add(leeway) {
             return Err(Error::new(ErrorKind::Expired, "token expired"));
         }
-        if claims
-            .nbf
-            .is_some_and(|nbf| nbf > now.saturating_add(leeway))
-        {
+        if self.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
             return Err(Error::new(
                 ErrorKind::NotYetValid,
                 "token not valid yet (nbf)",
             ));
         }
-        if claims
-            .iat
-            .is_some_and(|iat| iat > now.saturating_add(leeway))
-        {
+        if self.iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
             return Err(Error::new(
                 ErrorKind::IssuedInFuture,
                 "token issued in the future (iat)",
@@ -185,17 +176,6 @@ impl<'de> Registered<'de> {
         }
         Ok(exp)
     }
-}
-
-/// The registered claims, parsed.
-struct Checked<'de> {
-    iss: Option<Cow<'de, str>>,
-    aud: Option<Audiences<'de>>,
-    exp: Option<u64>,
-    nbf: Option<u64>,
-    iat: Option<u64>,
-    _sub: Option<Cow<'de, str>>,
-    _jti: Option<Cow<'de, str>>,
 }
 
 /// `aud`: one string or a non-empty array of strings.
@@ -214,41 +194,69 @@ impl Audiences<'_> {
     }
 }
 
-/// A JSON string value; borrowed straight from the input when it holds no escapes.
-fn json_string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
-    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.contains('\\') && !inner.contains('"') {
-        // The raw value was already validated as JSON: a quoted run without escapes is
-        // exactly the string.
-        return Some(Cow::Borrowed(inner));
+impl<'de> de::Deserialize<'de> for Audiences<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(AudiencesVisitor)
     }
-    serde_json::from_str::<JsonStr<'_>>(text).ok().map(|s| s.0)
 }
 
-fn audiences(raw: &RawValue) -> Result<Audiences<'_>, Error> {
-    let text = raw.get();
-    if text.starts_with('"') {
-        return json_string(raw)
-            .map(Audiences::One)
-            .ok_or(invalid("aud is not a string"));
+struct AudiencesVisitor;
+
+impl<'de> Visitor<'de> for AudiencesVisitor {
+    type Value = Audiences<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or a non-empty array of strings")
     }
-    let list: Vec<JsonStr<'_>> = serde_json::from_str(text)
-        .map_err(|_| invalid("aud is neither a string nor an array of strings"))?;
-    if list.is_empty() {
-        return Err(invalid("aud is an empty array"));
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Audiences::One(Cow::Borrowed(v)))
     }
-    Ok(Audiences::Many(list.into_iter().map(|s| s.0).collect()))
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Audiences::One(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut list = Vec::new();
+        while let Some(JsonStr(item)) = seq.next_element::<JsonStr<'de>>()? {
+            list.push(item);
+        }
+        if list.is_empty() {
+            return Err(de::Error::custom("aud is an empty array"));
+        }
+        Ok(Audiences::Many(list))
+    }
 }
 
-/// RFC 7519 NumericDate, restricted to what real issuers send: a non-negative integer
-/// (no string, no fraction, no exponent, no sign) below 10^19.
-fn numeric_date(raw: &RawValue) -> Option<u64> {
-    let text = raw.get();
-    if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// RFC 7519 NumericDate, restricted to what real issuers send: a non-negative JSON integer
+/// that fits 64 bits (no string, fraction, exponent or sign).
+struct NumericDate(u64);
+
+impl<'de> de::Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NumericDateVisitor)
     }
-    text.parse().ok()
+}
+
+struct NumericDateVisitor;
+
+impl Visitor<'_> for NumericDateVisitor {
+    type Value = NumericDate;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a non-negative integer")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(NumericDate(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        u64::try_from(v)
+            .map(NumericDate)
+            .map_err(|_| de::Error::custom("negative date"))
+    }
 }
 
 /// A `Deserializer` that hands the caller's visitor an intercepting map.
@@ -301,6 +309,16 @@ struct InterceptMap<'a, 'de, A> {
     pending: Option<Field>,
 }
 
+impl<'de, A: MapAccess<'de>> InterceptMap<'_, 'de, A> {
+    /// Parses one registered claim with its required type; a type error is remembered (so
+    /// the caller gets `InvalidClaim`) and stops deserialization.
+    fn capture<T: de::Deserialize<'de>>(&mut self, field: Field) -> Result<T, A::Error> {
+        self.map
+            .next_value::<T>()
+            .inspect_err(|_| self.registered.invalid = Some(field.type_error()))
+    }
+}
+
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for InterceptMap<'_, 'de, A> {
     type Error = A::Error;
 
@@ -312,11 +330,15 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for InterceptMap<'_, 'de, A> {
             self.registered.finished = true;
             return Ok(None);
         };
-        if !self.registered.seen.insert(name.clone()) {
+        self.pending = Field::from_name(&name);
+        let first_time = match self.pending {
+            Some(field) => self.registered.mark_seen(field),
+            None => self.registered.seen.insert(name.clone()),
+        };
+        if !first_time {
             self.registered.duplicate = true;
             return Err(de::Error::custom("duplicate claim name"));
         }
-        self.pending = Field::from_name(&name);
         match name {
             Cow::Borrowed(name) => seed.deserialize(BorrowedStrDeserializer::new(name)),
             Cow::Owned(name) => seed.deserialize(StringDeserializer::new(name)),
@@ -328,13 +350,65 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for InterceptMap<'_, 'de, A> {
         let Some(field) = self.pending.take() else {
             return self.map.next_value_seed(seed);
         };
-        let raw: &'de RawValue = self.map.next_value()?;
-        *self.registered.slot(field) = Some(raw);
-        seed.deserialize(raw).map_err(de::Error::custom)
+        match field {
+            Field::Exp | Field::Nbf | Field::Iat => {
+                let NumericDate(date) = self.capture(field)?;
+                let slot = match field {
+                    Field::Exp => &mut self.registered.exp,
+                    Field::Nbf => &mut self.registered.nbf,
+                    _ => &mut self.registered.iat,
+                };
+                *slot = Some(date);
+                seed.deserialize(Present(U64Deserializer::new(date)))
+            }
+            Field::Iss | Field::Sub | Field::Jti => {
+                let JsonStr(text) = self.capture(field)?;
+                let value = seed.deserialize(Present(CowStrDeserializer::new(text.clone())));
+                if matches!(field, Field::Iss) {
+                    self.registered.iss = Some(text);
+                }
+                value
+            }
+            Field::Aud => {
+                let audiences: Audiences<'de> = self.capture(field)?;
+                let value = match &audiences {
+                    Audiences::One(one) => {
+                        seed.deserialize(Present(CowStrDeserializer::new(one.clone())))
+                    }
+                    Audiences::Many(list) => seed.deserialize(Present(SeqDeserializer::new(
+                        list.iter().cloned().map(CowStrDeserializer::new),
+                    ))),
+                };
+                self.registered.aud = Some(audiences);
+                value
+            }
+        }
     }
 
     fn size_hint(&self) -> Option<usize> {
         self.map.size_hint()
+    }
+}
+
+/// A value that is present: `Option<T>` fields see `Some`, everything else is forwarded
+/// (serde's value deserializers would refuse to fill an `Option`).
+struct Present<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Present<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        visitor.visit_some(self.0)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
     }
 }
 
@@ -386,6 +460,27 @@ mod tests {
         .unwrap();
         assert_eq!(value["x"]["y"][1], 2);
         assert_eq!(value["exp"], 1_700_000_100);
+    }
+
+    #[test]
+    fn registered_claims_fill_optional_and_list_fields() {
+        #[derive(Deserialize)]
+        struct Optional {
+            sub: Option<String>,
+            iat: Option<u64>,
+            aud: Option<Vec<String>>,
+            exp: f64,
+        }
+        let (claims, _) = decode_claims::<Optional>(
+            br#"{"iss":"https://issuer.example","sub":"u1","aud":["api","x"],"exp":1700000100,"iat":1699999990}"#,
+            &policy(),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(claims.sub.as_deref(), Some("u1"));
+        assert_eq!(claims.iat, Some(1_699_999_990));
+        assert_eq!(claims.aud.unwrap(), ["api", "x"]);
+        assert!((claims.exp - 1_700_000_100.0).abs() < 0.5);
     }
 
     #[test]

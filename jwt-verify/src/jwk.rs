@@ -242,7 +242,7 @@ impl KeySet {
         signature: &[u8],
     ) -> bool {
         self.find(alg, kid)
-            .is_some_and(|key| key.verify(message, signature))
+            .is_some_and(|(_, key)| key.verify(message, signature))
     }
 
     /// A digest of the loaded keys: equal fingerprints mean the same keys.
@@ -255,18 +255,21 @@ impl KeySet {
     /// With a `kid`, the first key with that `kid` bound to `alg`. Without one, the single
     /// key bound to `alg`; if the set holds several, none is chosen (trying each would let
     /// one token cost many RSA operations).
-    pub(crate) fn find(&self, alg: Algorithm, kid: Option<&str>) -> Option<&VerifyingKey> {
+    /// Returns the key with its index in the set (see [`KeySet::key`]).
+    pub(crate) fn find(&self, alg: Algorithm, kid: Option<&str>) -> Option<(usize, &VerifyingKey)> {
+        let mut candidates = self.keys.iter().enumerate().filter(|(_, k)| k.alg == alg);
         match kid {
-            Some(kid) => self
-                .keys
-                .iter()
-                .find(|k| k.alg == alg && k.kid.as_deref() == Some(kid)),
+            Some(kid) => candidates.find(|(_, k)| k.kid.as_deref() == Some(kid)),
             None => {
-                let mut candidates = self.keys.iter().filter(|k| k.alg == alg);
                 let first = candidates.next()?;
                 candidates.next().is_none().then_some(first)
             }
         }
+    }
+
+    /// The key at `index`, as returned by [`KeySet::find`].
+    pub(crate) fn key(&self, index: usize) -> Option<&VerifyingKey> {
+        self.keys.get(index)
     }
 }
 

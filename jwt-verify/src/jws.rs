@@ -32,19 +32,11 @@ pub(crate) fn split(token: &str) -> Result<Compact<'_>, Error> {
             "token is not three base64url segments",
         )
     };
-    let first = bytes
-        .iter()
-        .position(|b| *b == b'.')
-        .ok_or_else(malformed)?;
-    let second_rel = bytes[first + 1..]
-        .iter()
-        .position(|b| *b == b'.')
-        .ok_or_else(malformed)?;
-    let second = first + 1 + second_rel;
-    let signature = &bytes[second + 1..];
-    if signature.contains(&b'.') {
+    let mut dots = memchr::memchr_iter(b'.', bytes);
+    let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(malformed());
-    }
+    };
+    let signature = &bytes[second + 1..];
     if first == 0 || second == first + 1 || signature.is_empty() {
         return Err(malformed());
     }
@@ -65,27 +57,37 @@ pub(crate) struct Header<'h> {
     pub(crate) has_extension: bool,
 }
 
-/// A decoded header: on the stack when small (headers are typically under 100 bytes).
-pub(crate) type HeaderBytes = base64url::Decoded<256>;
+/// Headers up to this size are decoded on the stack (typical ones are under 100 bytes).
+const HEADER_STACK_BYTES: usize = 128;
 
-/// A decoded signature: on the stack up to RSA-4096.
-pub(crate) type SignatureBytes = base64url::Decoded<512>;
+/// Signatures up to this size (RSA-4096) are decoded on the stack.
+const SIGNATURE_STACK_BYTES: usize = 512;
 
-/// Decodes the header segment.
-pub(crate) fn decode_header(encoded: &[u8]) -> Result<HeaderBytes, Error> {
-    HeaderBytes::decode(encoded).ok_or(Error::new(
+/// Decodes and parses the header segment and hands the header to `use_header`.
+pub(crate) fn with_header<R>(
+    encoded: &[u8],
+    use_header: impl FnOnce(Header<'_>) -> R,
+) -> Result<R, Error> {
+    base64url::with_decoded::<HEADER_STACK_BYTES, _>(encoded, |json| {
+        parse_header(json).map(use_header)
+    })
+    .ok_or(Error::new(
         ErrorKind::Malformed,
         "header is not canonical base64url",
-    ))
+    ))?
 }
 
-/// Decodes the signature segment, refusing anything longer than an RSA-8192 signature.
-pub(crate) fn decode_signature(encoded: &[u8]) -> Result<SignatureBytes, Error> {
+/// Decodes the signature segment, refusing anything longer than an RSA-8192 signature,
+/// and returns what `verify` says about the signature bytes.
+pub(crate) fn verify_signature(
+    encoded: &[u8],
+    verify: impl FnOnce(&[u8]) -> bool,
+) -> Result<bool, Error> {
     let malformed = Error::new(ErrorKind::Malformed, "signature is not canonical base64url");
     if base64url::decoded_len(encoded.len()).is_none_or(|len| len > MAX_SIGNATURE_BYTES) {
         return Err(malformed);
     }
-    SignatureBytes::decode(encoded).ok_or(malformed)
+    base64url::with_decoded::<SIGNATURE_STACK_BYTES, _>(encoded, verify).ok_or(malformed)
 }
 
 /// Parses the JOSE header: a JSON object without duplicate members, with a string `alg`,
@@ -226,8 +228,7 @@ mod tests {
     fn large_header_decodes_on_the_heap() {
         let json = format!(r#"{{"alg":"RS256","x5c":["{}"]}}"#, "A".repeat(2000));
         let encoded = crate::base64url::encode(json.as_bytes());
-        let bytes = decode_header(encoded.as_bytes()).unwrap();
-        assert!(matches!(bytes, base64url::Decoded::Heap(_)));
-        assert_eq!(parse_header(bytes.as_slice()).unwrap().alg, "RS256");
+        let alg = with_header(encoded.as_bytes(), |h| h.alg.into_owned()).unwrap();
+        assert_eq!(alg, "RS256");
     }
 }

@@ -2,7 +2,8 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use serde::de::DeserializeOwned;
@@ -11,13 +12,15 @@ use crate::base64url;
 use crate::claims::decode_claims;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{BuildError, Error, ErrorKind};
-use crate::jwk::KeySet;
+use crate::jwk::{KeySet, VerifyingKey};
 use crate::jwks::{Demand, JwksCacheConfig, Loaded};
 use crate::jws;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::policy::{Algorithm, Policy};
 use crate::token_cache::{self, TokenCache};
-use std::time::Instant;
+
+/// Claims up to this size are decoded on the stack.
+const PAYLOAD_STACK_BYTES: usize = 1024;
 
 /// Default number of entries in the verified-token cache.
 pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 4096;
@@ -51,18 +54,85 @@ pub(crate) struct Published {
     pub(crate) refresh_at: u64,
     /// The keys must not be used from this Unix time.
     pub(crate) usable_until: u64,
+    /// Header segments that resolved to a key and then carried a valid signature.
+    accepted_headers: [OnceLock<AcceptedHeader>; ACCEPTED_HEADERS],
+}
+
+/// How many distinct header segments a key set remembers. An issuer signs all its tokens
+/// with a handful of headers (one per key and `typ`); slots are filled once and never
+/// evicted, so a flood of other headers cannot push these out.
+const ACCEPTED_HEADERS: usize = 4;
+
+/// Longest header segment worth remembering.
+const MAX_ACCEPTED_HEADER_BYTES: usize = 512;
+
+/// A header segment and what it resolved to under one key set and policy.
+///
+/// Header checks are a pure function of the segment's bytes (strict base64url has one
+/// encoding per byte string), the policy and the key set, so equal bytes under the same
+/// key set get the same answer without decoding and parsing the header again.
+struct AcceptedHeader {
+    encoded: Box<[u8]>,
+    algorithm: Algorithm,
+    key_index: usize,
 }
 
 impl Published {
+    pub(crate) fn new(
+        key_set: Arc<KeySet>,
+        generation: u64,
+        refresh_at: u64,
+        usable_until: u64,
+    ) -> Self {
+        Published {
+            key_set,
+            generation,
+            refresh_at,
+            usable_until,
+            accepted_headers: Default::default(),
+        }
+    }
+
     /// Converts the cache's monotonic deadlines at (`now`, `now_unix`).
     pub(crate) fn from_loaded(loaded: &Loaded, now: Instant, now_unix: u64) -> Self {
         let to_unix =
             |t: Instant| now_unix.saturating_add(t.saturating_duration_since(now).as_secs());
-        Published {
-            key_set: Arc::clone(&loaded.key_set),
-            generation: loaded.generation,
-            refresh_at: to_unix(loaded.refresh_at),
-            usable_until: to_unix(loaded.usable_until),
+        Published::new(
+            Arc::clone(&loaded.key_set),
+            loaded.generation,
+            to_unix(loaded.refresh_at),
+            to_unix(loaded.usable_until),
+        )
+    }
+
+    /// The algorithm and key a header segment accepted before resolved to.
+    fn accepted_header(&self, encoded: &[u8]) -> Option<(Algorithm, &VerifyingKey)> {
+        self.accepted_headers
+            .iter()
+            .map_while(OnceLock::get)
+            .find(|accepted| *accepted.encoded == *encoded)
+            .and_then(|accepted| {
+                let key = self.key_set.key(accepted.key_index)?;
+                Some((accepted.algorithm, key))
+            })
+    }
+
+    /// Remembers a header segment whose token carried a valid signature, if a slot is free.
+    fn remember_header(&self, encoded: &[u8], algorithm: Algorithm, key_index: usize) {
+        if encoded.len() > MAX_ACCEPTED_HEADER_BYTES {
+            return;
+        }
+        if let Some(slot) = self
+            .accepted_headers
+            .iter()
+            .find(|slot| slot.get().is_none())
+        {
+            // Losing a race to another thread only leaves this header unremembered.
+            let _ = slot.set(AcceptedHeader {
+                encoded: encoded.into(),
+                algorithm,
+                key_index,
+            });
         }
     }
 }
@@ -76,7 +146,9 @@ struct VerifiedInner<C> {
     claims: C,
     expires_at: u64,
     algorithm: Algorithm,
-    key_id: Option<Arc<str>>,
+    /// A copy, not a shared `Arc`: cloning one refcount from every core would bounce its
+    /// cache line between them on each verification.
+    key_id: Option<Box<str>>,
 }
 
 impl<C> Verified<C> {
@@ -247,47 +319,69 @@ impl Verifier {
         token: &'t str,
         loaded: Option<&Published>,
     ) -> Result<SignedParts<'t>, Refusal> {
-        let policy = &self.shared.policy;
         let compact = jws::split(token)?;
-        let header_bytes = jws::decode_header(compact.header)?;
-        let header = jws::parse_header(header_bytes.as_slice())?;
-        let Some(alg) =
-            Algorithm::from_name(&header.alg).filter(|a| policy.algorithms.contains(*a))
-        else {
-            return Err(refuse(
-                ErrorKind::AlgorithmNotAllowed,
-                "algorithm not allowed",
-            ));
+        let remembered = loaded.and_then(|loaded| loaded.accepted_header(compact.header));
+        let (algorithm, key, key_index) = match remembered {
+            Some((algorithm, key)) => (algorithm, key, None),
+            None => {
+                let (algorithm, index, key) = self.resolve_header(compact.header, loaded)?;
+                (algorithm, key, Some(index))
+            }
         };
-        if header.has_extension {
-            return Err(refuse(
-                ErrorKind::UnsupportedCritical,
-                "unsupported critical header",
-            ));
-        }
-        if !policy.typ.accepts(header.typ.as_deref()) {
-            return Err(refuse(ErrorKind::WrongType, "typ header not accepted"));
-        }
-        let Some(loaded) = loaded else {
-            return Err(Refusal::NeedKeys(Demand::NoKeys));
-        };
-        let Some(key) = loaded.key_set.find(alg, header.kid.as_deref()) else {
-            return Err(Refusal::NeedKeys(Demand::UnknownKid {
-                seen_generation: loaded.generation,
-            }));
-        };
-        let signature = jws::decode_signature(compact.signature)?;
-        if !key.verify(compact.signing_input, signature.as_slice()) {
+        if !jws::verify_signature(compact.signature, |signature| {
+            key.verify(compact.signing_input, signature)
+        })? {
             return Err(refuse(
                 ErrorKind::InvalidSignature,
                 "signature does not verify",
             ));
         }
+        if let (Some(loaded), Some(index)) = (loaded, key_index) {
+            loaded.remember_header(compact.header, algorithm, index);
+        }
         Ok(SignedParts {
             payload: compact.payload,
-            algorithm: alg,
-            key_id: key.kid.clone(),
+            algorithm,
+            key_id: key.kid.as_deref().map(Box::from),
         })
+    }
+
+    /// Decodes and checks a header segment (algorithm allow-list, extensions, `typ`) and
+    /// finds the key it names: the algorithm, the key's index in the set and the key.
+    fn resolve_header<'k>(
+        &self,
+        encoded: &[u8],
+        loaded: Option<&'k Published>,
+    ) -> Result<(Algorithm, usize, &'k VerifyingKey), Refusal> {
+        let policy = &self.shared.policy;
+        jws::with_header(encoded, |header| {
+            let Some(alg) =
+                Algorithm::from_name(&header.alg).filter(|a| policy.algorithms.contains(*a))
+            else {
+                return Err(refuse(
+                    ErrorKind::AlgorithmNotAllowed,
+                    "algorithm not allowed",
+                ));
+            };
+            if header.has_extension {
+                return Err(refuse(
+                    ErrorKind::UnsupportedCritical,
+                    "unsupported critical header",
+                ));
+            }
+            if !policy.typ.accepts(header.typ.as_deref()) {
+                return Err(refuse(ErrorKind::WrongType, "typ header not accepted"));
+            }
+            let Some(loaded) = loaded else {
+                return Err(Refusal::NeedKeys(Demand::NoKeys));
+            };
+            let Some((index, key)) = loaded.key_set.find(alg, header.kid.as_deref()) else {
+                return Err(Refusal::NeedKeys(Demand::UnknownKid {
+                    seen_generation: loaded.generation,
+                }));
+            };
+            Ok((alg, index, key))
+        })?
     }
 
     /// Turns "keys needed" into an error when there is no remote source to fetch from.
@@ -339,11 +433,14 @@ impl Verifier {
             Err(Refusal::NeedKeys(demand)) => return self.need_keys(demand),
             other => other?,
         };
-        let payload = base64url::Decoded::<1024>::decode(parts.payload).ok_or(refuse(
-            ErrorKind::Malformed,
-            "payload is not canonical base64url",
-        ))?;
-        let (claims, expires_at) = decode_claims::<C>(payload.as_slice(), policy, now)?;
+        let (claims, expires_at) =
+            base64url::with_decoded::<PAYLOAD_STACK_BYTES, _>(parts.payload, |payload| {
+                decode_claims::<C>(payload, policy, now)
+            })
+            .ok_or(refuse(
+                ErrorKind::Malformed,
+                "payload is not canonical base64url",
+            ))??;
         let inner = Arc::new(VerifiedInner {
             claims,
             expires_at,
@@ -453,7 +550,7 @@ fn refuse(kind: ErrorKind, detail: &'static str) -> Refusal {
 struct SignedParts<'t> {
     payload: &'t [u8],
     algorithm: Algorithm,
-    key_id: Option<Arc<str>>,
+    key_id: Option<Box<str>>,
 }
 
 pub(crate) fn demand_error(demand: Demand) -> Error {
@@ -574,12 +671,12 @@ impl VerifierBuilder {
                     .key_set_loaded_at
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
-                keys.store(Some(Arc::new(Published {
-                    key_set: Arc::new(key_set),
-                    generation: 1,
-                    refresh_at: u64::MAX,
-                    usable_until: u64::MAX,
-                })));
+                keys.store(Some(Arc::new(Published::new(
+                    Arc::new(key_set),
+                    1,
+                    u64::MAX,
+                    u64::MAX,
+                ))));
             }
             #[cfg(feature = "runtime")]
             Source::Discover => {
@@ -722,6 +819,77 @@ mod tests {
         v.try_verify::<Claims>(&t).unwrap();
         let value = v.try_verify::<serde_json::Value>(&t).unwrap();
         assert_eq!(value["sub"], "alice");
+    }
+
+    fn remembered_headers(v: &Verifier) -> usize {
+        let loaded = v.shared.keys.load_full().unwrap();
+        loaded
+            .accepted_headers
+            .iter()
+            .filter_map(OnceLock::get)
+            .count()
+    }
+
+    fn claims_for(sub: &str) -> serde_json::Value {
+        serde_json::json!({"iss": "https://issuer.example", "aud": "api", "sub": sub, "exp": NOW + 60})
+    }
+
+    #[test]
+    fn remembered_header_still_needs_a_valid_signature() {
+        let (v, _) = verifier(0);
+        let good = token(NOW + 60);
+        v.try_verify::<Claims>(&good).unwrap();
+        assert_eq!(remembered_headers(&v), 1);
+        // The remembered header with a swapped payload and the original signature.
+        let other = test_keys::sign(
+            &serde_json::json!({"alg": "RS256", "kid": "k1"}),
+            &claims_for("mallory"),
+        );
+        let [header, _, signature]: [&str; 3] =
+            good.split('.').collect::<Vec<_>>().try_into().unwrap();
+        let payload = other.split('.').nth(1).unwrap();
+        let spliced = format!("{header}.{payload}.{signature}");
+        assert_eq!(
+            v.try_verify::<Claims>(&spliced).unwrap_err().kind(),
+            ErrorKind::InvalidSignature
+        );
+    }
+
+    #[test]
+    fn forged_tokens_do_not_fill_the_remembered_header_slots() {
+        let (v, _) = verifier(0);
+        for i in 0..10 {
+            let forged = test_keys::sign(
+                &serde_json::json!({"alg": "RS256", "kid": "k1", "x": i}),
+                &claims_for("mallory"),
+            );
+            // Change one signature character well before the end (all six bits count).
+            let at = forged.len() - 10;
+            let swap = if &forged[at..=at] == "A" { "B" } else { "A" };
+            let tampered = format!("{}{swap}{}", &forged[..at], &forged[at + 1..]);
+            assert_eq!(
+                v.try_verify::<Claims>(&tampered).unwrap_err().kind(),
+                ErrorKind::InvalidSignature
+            );
+        }
+        assert_eq!(remembered_headers(&v), 0);
+        v.try_verify::<Claims>(&token(NOW + 60)).unwrap();
+        assert_eq!(remembered_headers(&v), 1);
+    }
+
+    #[test]
+    fn remembered_header_slots_are_bounded() {
+        let (v, _) = verifier(0);
+        for i in 0..2 * ACCEPTED_HEADERS {
+            let t = test_keys::sign(
+                &serde_json::json!({"alg": "RS256", "kid": "k1", "x": i}),
+                &claims_for("alice"),
+            );
+            // Twice: the second time through the remembered header when one was kept.
+            v.try_verify::<Claims>(&t).unwrap();
+            v.try_verify::<Claims>(&t).unwrap();
+        }
+        assert_eq!(remembered_headers(&v), ACCEPTED_HEADERS);
     }
 
     #[test]
