@@ -33,8 +33,12 @@ pub(crate) fn decode_claims<C: DeserializeOwned>(
             "claims are not a json object",
         ));
     }
+    // Validated once here, so the parser need not check each string again.
+    let Ok(json) = std::str::from_utf8(payload) else {
+        return Err(Error::new(ErrorKind::Malformed, "claims are not utf-8"));
+    };
     let mut registered = Registered::default();
-    let mut de = serde_json::Deserializer::from_slice(payload);
+    let mut de = serde_json::Deserializer::from_str(json);
     let result = C::deserialize(Intercept {
         inner: &mut de,
         registered: &mut registered,

@@ -40,11 +40,14 @@ impl<'de> Visitor<'de> for JsonStrVisitor {
 }
 
 /// Member names seen so far in one JSON object: inline for typical objects, a hash set
-/// for large ones, so duplicate detection never allocates for a normal token and never
-/// goes quadratic for a hostile one.
+/// for large ones or once a name held escapes, so duplicate detection never allocates for
+/// a normal token and never goes quadratic for a hostile one.
 pub(crate) struct SeenNames<'de> {
-    inline: [Cow<'de, str>; INLINE_NAMES],
+    /// Names borrowed from the input; plain references, so this costs nothing to create
+    /// or drop.
+    inline: [&'de str; INLINE_NAMES],
     len: usize,
+    /// Every name seen, once there are too many to keep inline or one had to be unescaped.
     large: Option<HashSet<Cow<'de, str>>>,
 }
 
@@ -53,7 +56,7 @@ const INLINE_NAMES: usize = 16;
 impl Default for SeenNames<'_> {
     fn default() -> Self {
         SeenNames {
-            inline: std::array::from_fn(|_| Cow::Borrowed("")),
+            inline: [""; INLINE_NAMES],
             len: 0,
             large: None,
         }
@@ -66,15 +69,20 @@ impl<'de> SeenNames<'de> {
         if let Some(large) = &mut self.large {
             return large.insert(name);
         }
-        if self.inline[..self.len].contains(&name) {
+        if self.inline[..self.len].contains(&&*name) {
             return false;
         }
-        if self.len < INLINE_NAMES {
-            self.inline[self.len] = name;
+        if let Cow::Borrowed(borrowed) = name
+            && self.len < INLINE_NAMES
+        {
+            self.inline[self.len] = borrowed;
             self.len += 1;
             return true;
         }
-        let mut large: HashSet<_> = self.inline.iter_mut().map(std::mem::take).collect();
+        let mut large: HashSet<_> = self.inline[..self.len]
+            .iter()
+            .map(|n| Cow::Borrowed(*n))
+            .collect();
         large.insert(name);
         self.large = Some(large);
         true
@@ -103,6 +111,15 @@ mod tests {
         let mut small = SeenNames::default();
         assert!(small.insert(Cow::Borrowed("a")));
         assert!(!small.insert(Cow::Borrowed("a")));
+        assert_eq!(small.len(), 1);
+
+        // An unescaped name moves everything to the set; both spellings still collide.
+        let mut mixed = SeenNames::default();
+        assert!(mixed.insert(Cow::Borrowed("sub")));
+        assert!(mixed.insert(Cow::Owned("iss".to_owned())));
+        assert!(!mixed.insert(Cow::Owned("sub".to_owned())));
+        assert!(!mixed.insert(Cow::Borrowed("iss")));
+        assert_eq!(mixed.len(), 2);
     }
 
     #[test]
