@@ -180,8 +180,13 @@ pub fn print(title: &str, rows: &[Row]) {
             Kind::Throughput { subject, target } => {
                 let Some(s) = mean_ns(*subject) else { continue };
                 let per_second = 1e9 / s;
+                let goal = if *target > 0.0 {
+                    format!(", target >= {target:.0}/s")
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{:<72} {per_second:>10.0}/s ({s:.0} ns/op, target >= {target:.0}/s){}",
+                    "{:<72} {per_second:>10.0}/s ({s:.0} ns/op{goal}){}",
                     row.label,
                     verdict(per_second, *target)
                 )
