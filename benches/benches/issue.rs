@@ -11,6 +11,7 @@
     clippy::cast_possible_truncation
 )]
 
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -55,19 +56,18 @@ fn main() {
 
     let mut group = c.benchmark_group("issue");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("raw_aws_lc_rs_sign", |b| {
-        let rng = SystemRandom::new();
-        let mut signature = vec![0u8; raw.public_modulus_len()];
-        b.iter(|| {
-            raw.sign(
-                &RSA_PKCS1_SHA256,
-                &rng,
-                black_box(signing_input.as_bytes()),
-                &mut signature,
-            )
-            .expect("sign");
-        });
-    });
+    let rng = SystemRandom::new();
+    let signature = RefCell::new(vec![0u8; raw.public_modulus_len()]);
+    let raw_sign = || {
+        raw.sign(
+            &RSA_PKCS1_SHA256,
+            &rng,
+            black_box(signing_input.as_bytes()),
+            &mut signature.borrow_mut(),
+        )
+        .expect("sign");
+    };
+    group.bench_function("raw_aws_lc_rs_sign", |b| b.iter(raw_sign));
     group.bench_function("oidc_core_access_token", |b| {
         b.iter(|| encode_access_token(&key, black_box(&claims)).expect("encode"));
     });
@@ -75,22 +75,10 @@ fn main() {
     c.final_summary();
 
     let paired = report::selected("issue/paired/access_token_vs_raw_sign").then(|| {
-        let rng = SystemRandom::new();
-        let mut signature = vec![0u8; raw.public_modulus_len()];
-        // RSA-2048 signing takes about 1 ms: 40 rounds of two 50-operation blocks.
+        // RSA-2048 signing takes about 0.25 ms: 40 rounds of two 50-operation blocks.
         paired::measure(
             40,
-            || {
-                paired::per_op(50, 0, |_| {
-                    raw.sign(
-                        &RSA_PKCS1_SHA256,
-                        &rng,
-                        black_box(signing_input.as_bytes()),
-                        &mut signature,
-                    )
-                    .expect("sign");
-                })
-            },
+            || paired::per_op(50, 0, |_| raw_sign()),
             || {
                 paired::per_op(50, 0, |_| {
                     black_box(encode_access_token(&key, black_box(&claims)).expect("encode"));

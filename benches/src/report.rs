@@ -1,12 +1,22 @@
 //! Reads criterion's estimates back and prints ratios against same-run baselines.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use crate::paired::Paired;
 
 /// Where the benchmarks write criterion's data: the workspace's `target/criterion`.
+/// Every benchmark calls this first, so it also marks when the run started: estimates older
+/// than that (benchmarks a filter left out this time) are not reported.
 pub fn criterion_dir() -> PathBuf {
+    run_started();
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
+}
+
+fn run_started() -> SystemTime {
+    static STARTED: OnceLock<SystemTime> = OnceLock::new();
+    *STARTED.get_or_init(SystemTime::now)
 }
 
 /// A benchmark, as (group, id) — `id` includes a `/parameter` suffix when there is one.
@@ -75,17 +85,31 @@ impl Row {
 }
 
 /// Time per iteration in nanoseconds, as criterion reports it: the slope of its linear
-/// regression when it has one (the figure it prints), else the mean.
+/// regression when it has one (the figure it prints), else the mean. `None` when the
+/// benchmark did not run in this process.
 pub fn mean_ns(bench: BenchRef) -> Option<f64> {
     let path = criterion_dir()
         .join(bench.0)
         .join(bench.1)
         .join("new/estimates.json");
+    let written = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+    if written < run_started() {
+        return None;
+    }
     let text = std::fs::read_to_string(path).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     value["slope"]["point_estimate"]
         .as_f64()
         .or_else(|| value["mean"]["point_estimate"].as_f64())
+}
+
+/// " (target >= 0.95x)", or nothing without a target.
+fn ratio_goal(target: f64) -> String {
+    if target > 0.0 {
+        format!(" (target >= {target:.2}x)")
+    } else {
+        String::new()
+    }
 }
 
 fn verdict(value: f64, target: f64) -> &'static str {
@@ -164,16 +188,12 @@ pub fn print(title: &str, rows: &[Row]) {
                     continue;
                 };
                 let ratio = b / s;
-                let goal = if *target > 0.0 {
-                    format!(" (target >= {target:.2}x)")
-                } else {
-                    String::new()
-                };
                 format!(
-                    "{:<72} {ratio:>6.2}x  [{:.0}/s vs {:.0}/s]{goal}{}",
+                    "{:<72} {ratio:>6.2}x  [{:.0}/s vs {:.0}/s]{}{}",
                     row.label,
                     1e9 / s,
                     1e9 / b,
+                    ratio_goal(*target),
                     verdict(ratio, *target)
                 )
             }
@@ -203,19 +223,15 @@ pub fn print(title: &str, rows: &[Row]) {
             }
             Kind::Paired { result, target } => {
                 let Some(p) = result else { continue };
-                let goal = if *target > 0.0 {
-                    format!(" (target >= {target:.2}x)")
-                } else {
-                    String::new()
-                };
                 format!(
-                    "{:<72} {:>6.3}x  [p10 {:.3}, p90 {:.3}; {:.0} vs {:.0} ns/op]{goal}{}",
+                    "{:<72} {:>6.3}x  [p10 {:.3}, p90 {:.3}; {:.0} vs {:.0} ns/op]{}{}",
                     row.label,
                     p.ratio,
                     p.p10,
                     p.p90,
                     p.subject_ns,
                     p.baseline_ns,
+                    ratio_goal(*target),
                     verdict(p.ratio, *target)
                 )
             }
