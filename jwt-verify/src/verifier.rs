@@ -105,7 +105,7 @@ impl Published {
         )
     }
 
-    /// The algorithm and key a header segment accepted before resolved to.
+    /// What a header segment accepted earlier resolved to: its algorithm and key.
     fn accepted_header(&self, encoded: &[u8]) -> Option<(Algorithm, &VerifyingKey)> {
         self.accepted_headers
             .iter()
