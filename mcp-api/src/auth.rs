@@ -90,17 +90,6 @@ impl Caller {
     pub fn can_write(&self) -> bool {
         self.can_write
     }
-
-    /// A caller for tests and benchmarks, without a token.
-    #[doc(hidden)]
-    pub fn for_tests(owner: Owner, app: &str, can_read: bool, can_write: bool) -> Caller {
-        Caller {
-            owner,
-            app: app.to_owned(),
-            can_read,
-            can_write,
-        }
-    }
 }
 
 #[cfg(test)]

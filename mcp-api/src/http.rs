@@ -1,11 +1,11 @@
 //! HTTP plumbing shared by the REST and MCP services: the response body type, bounded
-//! request-body reading and small response builders.
+//! request-body reading, the JSON content-type check and small response builders.
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use serde::Serialize;
@@ -55,6 +55,21 @@ where
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge { limit }),
         Err(_) => Err(BodyError::Read),
     }
+}
+
+/// Whether the request has exactly one `Content-Type`, and it is `application/json`
+/// (parameters such as `charset=utf-8` allowed). A repeated header is refused: parsers
+/// in front of this one may disagree on which value counts.
+pub(crate) fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(CONTENT_TYPE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
 }
 
 /// A body from bytes.
@@ -111,6 +126,34 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    fn content_types(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(CONTENT_TYPE, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn only_json_content_types_pass() {
+        assert!(is_json_content_type(&content_types(&["application/json"])));
+        assert!(is_json_content_type(&content_types(&[
+            "Application/JSON; charset=utf-8"
+        ])));
+        assert!(!is_json_content_type(&content_types(&[])));
+        assert!(!is_json_content_type(&content_types(&["text/plain"])));
+        assert!(!is_json_content_type(&content_types(&[
+            "application/jsonx"
+        ])));
+        assert!(!is_json_content_type(&content_types(&[
+            "application/jsonp"
+        ])));
+        assert!(!is_json_content_type(&content_types(&[
+            "application/json",
+            "application/json"
+        ])));
     }
 
     #[test]

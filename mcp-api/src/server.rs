@@ -189,12 +189,12 @@ where
 
     fn call(&mut self, request: Request<B>) -> ResponseFuture {
         let shared = Arc::clone(&self.shared);
-        let origin = request
-            .headers()
-            .get(ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            .filter(|o| shared.config.allows_origin(o))
-            .and_then(|o| HeaderValue::from_str(o).ok());
+        // Echoed in CORS headers only if every `Origin` value is allowed (so the first is).
+        let origin = if shared.config.origin_allowed(request.headers()) {
+            request.headers().get(ORIGIN).cloned()
+        } else {
+            None
+        };
         Box::pin(async move {
             let mut response = match route(&request) {
                 Route::Preflight => preflight(origin.is_some()),

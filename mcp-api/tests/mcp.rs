@@ -615,6 +615,31 @@ async fn wrong_content_type_is_415_and_unacceptable_accept_is_406() {
 }
 
 #[tokio::test]
+async fn attack_repeated_content_type_header_smuggling_a_non_json_body_is_415() {
+    let harness = Harness::new();
+    for (path, content_types) in [
+        ("/mcp", ["application/json", "text/plain"]),
+        ("/mcp", ["application/json", "application/json"]),
+        (
+            "/mcp/messages?session_id=abc",
+            ["application/json", "text/plain"],
+        ),
+    ] {
+        let mut request = post(path, &token("alice", READ_WRITE))
+            .body(body_of(&rpc(1, "tools/list", json!({}))))
+            .unwrap();
+        for content_type in content_types {
+            request
+                .headers_mut()
+                .append("content-type", content_type.parse().unwrap());
+        }
+        let response = harness.send(request).await;
+        assert_eq!(response.status(), 415, "{path} {content_types:?}");
+        assert!(json_body(response).await["error"]["code"].is_i64());
+    }
+}
+
+#[tokio::test]
 async fn requests_without_a_valid_token_get_a_401_challenge() {
     let harness = Harness::new();
     let request = Request::post("/mcp")

@@ -170,6 +170,57 @@ async fn preflight_is_answered_without_a_token_for_allowed_origins_only() {
 }
 
 #[tokio::test]
+async fn attack_repeated_origin_header_with_a_disallowed_value_is_refused() {
+    let (_dir, server) = server();
+    let bearer = format!("Bearer {}", token("alice", "memories:read memories:write"));
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+    for origins in [
+        ["https://chatgpt.com", "https://evil.example"],
+        ["https://evil.example", "https://chatgpt.com"],
+    ] {
+        let mut mcp = request(Method::POST, "/mcp")
+            .header("authorization", &bearer)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(Full::from(list.to_string()))
+            .unwrap();
+        let mut preflight = request(Method::OPTIONS, "/mcp")
+            .header("access-control-request-method", "POST")
+            .body(Full::default())
+            .unwrap();
+        for origin in origins {
+            for headers in [mcp.headers_mut(), preflight.headers_mut()] {
+                headers.append("origin", origin.parse().unwrap());
+            }
+        }
+        let response = send(&server, mcp).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origins:?}");
+        assert!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{origins:?}"
+        );
+        let response = send(&server, preflight).await;
+        assert!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{origins:?}"
+        );
+        assert!(
+            response
+                .headers()
+                .get("access-control-allow-methods")
+                .is_none(),
+            "{origins:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn authenticated_requests_reach_both_apis() {
     let (_dir, server) = server();
     let bearer = format!("Bearer {}", token("alice", "memories:read memories:write"));

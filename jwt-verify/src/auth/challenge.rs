@@ -80,6 +80,22 @@ impl Challenge {
         &self.invalid_token
     }
 
+    /// The header for a token that lacks a scope (RFC 6750 §3.1): `error="insufficient_scope"`
+    /// with `scope` naming `required_scope` instead of the configured scopes.
+    ///
+    /// ```
+    /// use jwt_verify::Challenge;
+    ///
+    /// let challenge = Challenge::new().realm("memories");
+    /// assert_eq!(
+    ///     challenge.insufficient_scope_header("memories:write"),
+    ///     r#"Bearer realm="memories", scope="memories:write", error="insufficient_scope""#
+    /// );
+    /// ```
+    pub fn insufficient_scope_header(&self, required_scope: &str) -> HeaderValue {
+        self.header(Some(required_scope), Some("insufficient_scope"))
+    }
+
     fn params(&self, scope_override: Option<&str>, error: Option<&str>) -> String {
         let mut parts = Vec::new();
         if let Some(realm) = &self.realm {
@@ -137,8 +153,10 @@ impl Challenge {
 /// );
 /// ```
 pub fn insufficient_scope<B: Default>(challenge: &Challenge, required_scope: &str) -> Response<B> {
-    let header = challenge.header(Some(required_scope), Some("insufficient_scope"));
-    challenge.response(StatusCode::FORBIDDEN, header)
+    challenge.response(
+        StatusCode::FORBIDDEN,
+        challenge.insufficient_scope_header(required_scope),
+    )
 }
 
 /// Makes a value safe inside an RFC 9110 quoted-string: visible ASCII and spaces only,
@@ -167,6 +185,29 @@ mod tests {
         let c = Challenge::new();
         assert_eq!(c.missing_token_header(), "Bearer");
         assert_eq!(c.invalid_token_header(), "Bearer error=\"invalid_token\"");
+    }
+
+    #[test]
+    fn insufficient_scope_header_replaces_the_configured_scope() {
+        let c = Challenge::new().scope("a b");
+        assert_eq!(
+            c.insufficient_scope_header("b"),
+            "Bearer scope=\"b\", error=\"insufficient_scope\""
+        );
+        let response = insufficient_scope::<()>(&c, "b");
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            c.insufficient_scope_header("b")
+        );
+    }
+
+    #[test]
+    fn attack_header_injection_through_the_required_scope_is_neutralised() {
+        let c = Challenge::new();
+        assert_eq!(
+            c.insufficient_scope_header("x\"\r\nX-Evil: 1"),
+            "Bearer scope=\"x\\\"X-Evil: 1\", error=\"insufficient_scope\""
+        );
     }
 
     #[test]

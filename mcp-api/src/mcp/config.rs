@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use http::HeaderMap;
+use http::header::ORIGIN;
+
 /// How the Streamable HTTP endpoint answers a request when the client accepts both
 /// `application/json` and `text/event-stream`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,6 +98,17 @@ impl McpConfig {
         self.allow_loopback_origins && is_loopback_origin(origin)
     }
 
+    /// Whether a request's browser origin may call the service: no `Origin` header, or
+    /// every `Origin` header allowed. A repeated `Origin` with one disallowed value is
+    /// refused, whichever value an intermediary would have kept (DNS-rebinding defence).
+    pub(crate) fn origin_allowed(&self, headers: &HeaderMap) -> bool {
+        headers.get_all(ORIGIN).iter().all(|origin| {
+            origin
+                .to_str()
+                .is_ok_and(|origin| self.allows_origin(origin))
+        })
+    }
+
     /// The keep-alive period, if keep-alives are on.
     pub(crate) fn keep_alive_period(&self) -> Option<Duration> {
         self.sse_keep_alive.filter(|period| !period.is_zero())
@@ -163,6 +177,27 @@ mod tests {
             "http://127.0.0.1@evil.example",
         ] {
             assert!(!config.allows_origin(origin), "{origin}");
+        }
+    }
+
+    #[test]
+    fn attack_repeated_origin_with_one_disallowed_value_is_refused() {
+        let config = McpConfig::default();
+        let origins = |values: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(ORIGIN, http::HeaderValue::from_static(value));
+            }
+            headers
+        };
+        assert!(config.origin_allowed(&origins(&[])));
+        assert!(config.origin_allowed(&origins(&["https://chatgpt.com"])));
+        assert!(config.origin_allowed(&origins(&["https://chatgpt.com", "http://localhost:6274"])));
+        for values in [
+            ["https://chatgpt.com", "https://evil.example"],
+            ["https://evil.example", "https://chatgpt.com"],
+        ] {
+            assert!(!config.origin_allowed(&origins(&values)), "{values:?}");
         }
     }
 

@@ -16,6 +16,8 @@
 //! this server implements (else `400` with `-32022`); when absent the session's
 //! negotiated version, or 2025-03-26, applies.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
@@ -80,20 +82,9 @@ pub(crate) fn classify_request(headers: &HeaderMap, request: &Request) -> Result
     if envelope_version(&request.params).is_some() {
         return check_modern(headers, request);
     }
-    match single_header(headers, PROTOCOL_VERSION_HEADER) {
-        SingleHeader::Absent => Ok(Route::Legacy {
-            header_version: None,
-        }),
-        SingleHeader::Present(value) => match ProtocolVersion::parse(value) {
-            Some(version) if version.is_modern() => check_modern(headers, request),
-            Some(version) => Ok(Route::Legacy {
-                header_version: Some(version),
-            }),
-            None => Err(RpcError::unsupported_version(value)),
-        },
-        SingleHeader::Malformed => Err(RpcError::header_mismatch(
-            "the MCP-Protocol-Version header is repeated or malformed",
-        )),
+    match classify_notification(headers)? {
+        Route::Modern(_) => check_modern(headers, request),
+        legacy @ Route::Legacy { .. } => Ok(legacy),
     }
 }
 
@@ -199,50 +190,10 @@ fn decode_header_value(value: &str) -> Option<String> {
     String::from_utf8(decode_base64(payload)?).ok()
 }
 
-/// Decodes canonical, padded standard base64 (RFC 4648 §4).
+/// Decodes canonical, padded standard base64 (RFC 4648 §4): the `STANDARD` engine refuses
+/// missing padding and non-zero bits in the last symbol.
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    let quads = bytes.len() / 4;
-    let mut out = Vec::with_capacity(quads * 3);
-    for (index, quad) in bytes.chunks_exact(4).enumerate() {
-        let padding = quad.iter().rev().take_while(|&&b| b == b'=').count();
-        if padding > 2 || (padding > 0 && index + 1 != quads) {
-            return None;
-        }
-        let mut bits: u32 = 0;
-        for &byte in quad.iter().take(4 - padding) {
-            bits = (bits << 6) | base64_value(byte)?;
-        }
-        bits <<= 6 * padding;
-        // Canonical form: the bits that padding drops must be zero.
-        let dropped_mask = match padding {
-            0 => 0,
-            1 => 0xff,
-            _ => 0xffff,
-        };
-        if bits & dropped_mask != 0 {
-            return None;
-        }
-        let [_, first, second, third] = bits.to_be_bytes();
-        // `padding` is at most 2 (checked above), so the range is within the array.
-        out.extend_from_slice(&[first, second, third][..3 - padding]);
-    }
-    Some(out)
-}
-
-fn base64_value(byte: u8) -> Option<u32> {
-    let value = match byte {
-        b'A'..=b'Z' => byte - b'A',
-        b'a'..=b'z' => byte - b'a' + 26,
-        b'0'..=b'9' => byte - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => return None,
-    };
-    Some(u32::from(value))
+    STANDARD.decode(text).ok()
 }
 
 #[cfg(test)]
@@ -295,6 +246,8 @@ mod tests {
             "SGVsbG9=",
             "SGVsbA*=",
             "QQ==QQ==",
+            "SGVs bG8=",
+            "PT9iYXNlNjQ_bGl0ZXJhbD89",
         ] {
             assert!(decode_base64(junk).is_none(), "{junk}");
         }

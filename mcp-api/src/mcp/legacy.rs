@@ -17,7 +17,7 @@ use super::session::{OpenError, StreamGuard};
 use super::sse::{self, SseBody};
 use super::{ProtocolVersion, responses};
 use crate::auth::Caller;
-use crate::http::{BoxError, ResponseBody, read_body};
+use crate::http::{BoxError, ResponseBody, is_json_content_type, read_body};
 use crate::store::MemoryStore;
 
 /// Events a stream may hold before its POSTs are refused with `503` (a client that does
@@ -76,7 +76,7 @@ where
             RpcError::invalid_request("missing session_id query parameter"),
         );
     };
-    if !responses::is_json_content_type(request.headers()) {
+    if !is_json_content_type(request.headers()) {
         return responses::unsupported_media_type();
     }
     let bytes = match read_body(request.into_body(), state.config.max_body_bytes).await {

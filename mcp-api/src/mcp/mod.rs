@@ -45,7 +45,7 @@
 //!
 //! # Sessions
 //!
-//! `initialize` mints an `Mcp-Session-Id` (148 random bits) bound to the token's subject.
+//! `initialize` mints an `Mcp-Session-Id` (160 random bits) bound to the token's subject.
 //! A request naming a session that is unknown, expired, deleted, or **another subject's**
 //! gets `404`, without revealing which. Requests without the header are served
 //! statelessly (the specification lets servers not require sessions): a session only

@@ -2,12 +2,12 @@
 
 use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use jwt_verify::Challenge;
 
 use super::ResponseFormat;
 use super::jsonrpc::{Reply, RequestId, RpcError, code};
 use crate::auth::CallerError;
 use crate::http::{ResponseBody, empty_response, full};
-use crate::resource::ProtectedResource;
 
 /// A JSON-RPC message as an `application/json` response.
 pub(crate) fn rpc_response(status: StatusCode, reply: &Reply) -> Response<ResponseBody> {
@@ -33,11 +33,7 @@ pub(crate) fn forbidden_origin() -> Response<ResponseBody> {
 }
 
 /// `401` for a request without usable verified claims.
-pub(crate) fn unauthorized(
-    resource: &ProtectedResource,
-    error: CallerError,
-) -> Response<ResponseBody> {
-    let challenge = resource.challenge();
+pub(crate) fn unauthorized(challenge: &Challenge, error: CallerError) -> Response<ResponseBody> {
     let header = match error {
         CallerError::Unauthenticated => challenge.missing_token_header().clone(),
         CallerError::InvalidSubject => challenge.invalid_token_header().clone(),
@@ -101,15 +97,6 @@ pub(crate) fn unsupported_media_type() -> Response<ResponseBody> {
 /// `202` with no body: a notification or response was accepted.
 pub(crate) fn accepted() -> Response<ResponseBody> {
     empty_response(StatusCode::ACCEPTED)
-}
-
-/// Whether the `Content-Type` is `application/json` (parameters allowed).
-pub(crate) fn is_json_content_type(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// The format to answer a request in: the configured preference if the client accepts
@@ -221,18 +208,5 @@ mod tests {
             ),
             None
         );
-    }
-
-    #[test]
-    fn content_type_allows_parameters_only() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("Application/JSON; charset=utf-8"),
-        );
-        assert!(is_json_content_type(&headers));
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/jsonp"));
-        assert!(!is_json_content_type(&headers));
-        assert!(!is_json_content_type(&HeaderMap::new()));
     }
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::ORIGIN;
 use http::{Request, Response, StatusCode};
+use jwt_verify::Challenge;
 use tower_service::Service;
 
 use super::handler::Handler;
@@ -46,6 +46,8 @@ pub(crate) struct ServiceState<S> {
     pub(crate) config: McpConfig,
     pub(crate) sessions: Arc<SessionTable>,
     pub(crate) resource: ProtectedResource,
+    /// The `WWW-Authenticate` challenges of `resource`, built once.
+    pub(crate) challenge: Challenge,
 }
 
 impl<S: MemoryStore> McpService<S> {
@@ -88,6 +90,7 @@ impl<S: MemoryStore> McpService<S> {
                 handler: Handler::new(store, &resource),
                 config,
                 sessions,
+                challenge: resource.challenge(),
                 resource,
             }),
         }
@@ -179,12 +182,12 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    if !origin_allowed(&state.config, &request) {
+    if !state.config.origin_allowed(request.headers()) {
         return responses::forbidden_origin();
     }
     let caller = match Caller::from_request(&request) {
         Ok(caller) => caller,
-        Err(error) => return responses::unauthorized(&state.resource, error),
+        Err(error) => return responses::unauthorized(&state.challenge, error),
     };
     match request.uri().path() {
         MCP_PATH => streamable::serve(state, &caller, request).await,
@@ -192,13 +195,4 @@ where
         MESSAGES_PATH => legacy::post_message(state, &caller, request).await,
         _ => empty_response(StatusCode::NOT_FOUND),
     }
-}
-
-/// No `Origin` header, or every one of them allowed (DNS-rebinding defence).
-fn origin_allowed<B>(config: &McpConfig, request: &Request<B>) -> bool {
-    request.headers().get_all(ORIGIN).iter().all(|origin| {
-        origin
-            .to_str()
-            .is_ok_and(|origin| config.allows_origin(origin))
-    })
 }

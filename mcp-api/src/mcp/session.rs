@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::ProtocolVersion;
 use crate::store::Owner;
 
-/// A session id: 38 lowercase hex digits (148 random bits), visible ASCII as the
+/// A session id: 40 lowercase hex digits (160 random bits), visible ASCII as the
 /// specification requires.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct SessionId(String);
@@ -189,17 +189,7 @@ impl SessionTable {
         owner: &Owner,
         now: Instant,
     ) -> Option<ProtocolVersion> {
-        let mut sessions = self.lock();
-        if sessions.is_expired(id, &self.limits, now) {
-            sessions.remove(id);
-            return None;
-        }
-        let session = sessions.owned_mut(id, owner)?;
-        let Kind::Streamable { version } = session.kind else {
-            return None;
-        };
-        session.last_used = now;
-        Some(version)
+        self.lock().use_streamable(id, owner, &self.limits, now)
     }
 
     /// `owner`'s legacy SSE session `id`, marking it used. `None` for an unknown,
@@ -230,10 +220,14 @@ impl SessionTable {
     /// Ends `owner`'s Streamable HTTP session `id`. `false` if there is no such session
     /// (unknown, expired, legacy, or another subject's).
     pub(crate) fn close_streamable(&self, id: &str, owner: &Owner, now: Instant) -> bool {
-        if self.use_streamable(id, owner, now).is_none() {
+        let mut sessions = self.lock();
+        if sessions
+            .use_streamable(id, owner, &self.limits, now)
+            .is_none()
+        {
             return false;
         }
-        self.lock().remove(id).is_some()
+        sessions.remove(id).is_some()
     }
 
     /// Forgets legacy session `id` (its stream ended).
@@ -294,6 +288,26 @@ impl Sessions {
             }
         }
         Some(session)
+    }
+
+    /// See [`SessionTable::use_streamable`]; an expired session is removed.
+    fn use_streamable(
+        &mut self,
+        id: &str,
+        owner: &Owner,
+        limits: &SessionLimits,
+        now: Instant,
+    ) -> Option<ProtocolVersion> {
+        if self.is_expired(id, limits, now) {
+            self.remove(id);
+            return None;
+        }
+        let session = self.owned_mut(id, owner)?;
+        let Kind::Streamable { version } = session.kind else {
+            return None;
+        };
+        session.last_used = now;
+        Some(version)
     }
 
     fn owned_mut(&mut self, id: &str, owner: &Owner) -> Option<&mut Session> {
@@ -461,6 +475,24 @@ mod tests {
         assert_eq!(
             sessions.use_streamable(id.as_str(), &owner("alice"), now),
             None
+        );
+    }
+
+    #[test]
+    fn closing_an_expired_or_legacy_session_fails_and_drops_only_the_expired_one() {
+        let sessions = table(10, 10);
+        let t0 = Instant::now();
+        let idle = sessions.open_streamable(&owner("alice"), V, t0).unwrap();
+        let (sender, _receiver) = mpsc::channel(1);
+        let legacy = sessions.open_legacy(&owner("alice"), sender, t0).unwrap();
+        let later = t0 + IDLE + Duration::from_millis(1);
+        assert!(!sessions.close_streamable(idle.as_str(), &owner("alice"), later));
+        assert!(!sessions.close_streamable(legacy.as_str(), &owner("alice"), later));
+        assert_eq!(sessions.len(), 1);
+        assert!(
+            sessions
+                .use_legacy(legacy.as_str(), &owner("alice"), later)
+                .is_some()
         );
     }
 

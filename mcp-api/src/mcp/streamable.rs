@@ -13,7 +13,7 @@ use super::service::ServiceState;
 use super::session::{SessionId, new_event_id};
 use super::{ProtocolVersion, ResponseFormat, responses, sse};
 use crate::auth::Caller;
-use crate::http::{BoxError, ResponseBody, empty_response, read_body};
+use crate::http::{BoxError, ResponseBody, empty_response, is_json_content_type, read_body};
 use crate::store::MemoryStore;
 
 /// `Mcp-Session-Id`.
@@ -56,7 +56,7 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = request.into_parts();
-    if !responses::is_json_content_type(&parts.headers) {
+    if !is_json_content_type(&parts.headers) {
         return responses::unsupported_media_type();
     }
     let bytes = match read_body(body, state.config.max_body_bytes).await {

@@ -724,15 +724,9 @@ fn printable(message: &str) -> String {
 
 /// `Bearer …, scope="<scope>", error="insufficient_scope"` for this resource.
 fn insufficient_scope_challenge(resource: &ProtectedResource, scope: &str) -> String {
-    let response = jwt_verify::insufficient_scope::<()>(&resource.challenge(), scope);
-    response
-        .headers()
-        .get(http::header::WWW_AUTHENTICATE)
-        .and_then(|value| value.to_str().ok())
-        .map_or_else(
-            || format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
-            ToOwned::to_owned,
-        )
+    let header = resource.challenge().insufficient_scope_header(scope);
+    // The challenge quotes every parameter down to visible ASCII and spaces.
+    header.to_str().unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]

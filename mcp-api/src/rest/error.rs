@@ -4,7 +4,7 @@ use std::error::Error as _;
 
 use http::header::{ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Response, StatusCode};
-use jwt_verify::{Challenge, insufficient_scope};
+use jwt_verify::Challenge;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -139,10 +139,10 @@ impl ApiError {
                 headers.insert(WWW_AUTHENTICATE, challenge.invalid_token_header().clone());
             }
             ApiError::InsufficientScope(scope) => {
-                let refusal = insufficient_scope::<ResponseBody>(challenge, scope.as_str());
-                if let Some(value) = refusal.headers().get(WWW_AUTHENTICATE) {
-                    headers.insert(WWW_AUTHENTICATE, value.clone());
-                }
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    challenge.insufficient_scope_header(scope.as_str()),
+                );
             }
             ApiError::MethodNotAllowed(methods) => {
                 headers.insert(ALLOW, allow_header(&methods));

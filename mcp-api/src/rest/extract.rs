@@ -1,8 +1,6 @@
 //! Typed inputs from the parts of a request: path id, query parameters and JSON body.
 
 use bytes::Bytes;
-use http::HeaderMap;
-use http::header::CONTENT_TYPE;
 use http::request::Parts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -10,7 +8,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::model::MemoryIdPath;
 use super::query::from_query_str;
-use crate::http::{BoxError, read_body};
+use crate::http::{BoxError, is_json_content_type, read_body};
 
 /// The longest part of a deserializer message echoed to the client.
 const MAX_MESSAGE_CHARS: usize = 200;
@@ -50,25 +48,11 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    if !is_json(&parts.headers) {
+    if !is_json_content_type(&parts.headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let bytes = read_body(body, limit).await.map_err(ApiError::Body)?;
     parse_json(&bytes)
-}
-
-/// Whether the request has exactly one `Content-Type`, and it is `application/json`
-/// (parameters such as `charset=utf-8` allowed).
-fn is_json(headers: &HeaderMap) -> bool {
-    let mut values = headers.get_all(CONTENT_TYPE).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return false;
-    };
-    let Ok(value) = value.to_str() else {
-        return false;
-    };
-    let essence = value.split(';').next().unwrap_or("").trim();
-    essence.eq_ignore_ascii_case("application/json")
 }
 
 /// JSON into `T`. Only an object is accepted: serde would also fill a struct from an array
@@ -114,8 +98,6 @@ fn truncate(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderValue;
-
     use super::*;
 
     #[derive(Debug, Deserialize)]
@@ -123,27 +105,6 @@ mod tests {
     struct Body {
         #[allow(dead_code)]
         text: String,
-    }
-
-    fn headers(values: &[&'static str]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for value in values {
-            headers.append(CONTENT_TYPE, HeaderValue::from_static(value));
-        }
-        headers
-    }
-
-    #[test]
-    fn only_json_content_types_pass() {
-        assert!(is_json(&headers(&["application/json"])));
-        assert!(is_json(&headers(&["Application/JSON; charset=utf-8"])));
-        assert!(!is_json(&headers(&[])));
-        assert!(!is_json(&headers(&["text/plain"])));
-        assert!(!is_json(&headers(&["application/jsonx"])));
-        assert!(!is_json(&headers(&[
-            "application/json",
-            "application/json"
-        ])));
     }
 
     #[test]

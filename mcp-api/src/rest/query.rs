@@ -5,8 +5,10 @@
 //! string its field asks for. Errors name the parameter at fault. Repeated keys reach the
 //! derived `Deserialize` as duplicates, which it refuses.
 
+use std::borrow::Cow;
 use std::fmt;
 
+use percent_encoding::percent_decode_str;
 use serde::de::value::StringDeserializer;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 use serde::forward_to_deserialize_any;
@@ -95,37 +97,11 @@ fn not_utf8() -> QueryError {
 /// Form decoding: `+` is a space, `%XX` a byte; a `%` not followed by two hex digits is
 /// kept as is. `None` if the bytes are not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let decoded = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|hex| Some(hex_value(hex[0])? * 16 + hex_value(hex[1])?));
-                if let Some(byte) = decoded {
-                    out.push(byte);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'%');
-            }
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
+    let spaced = text.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(Cow::into_owned)
 }
 
 /// The whole query: a map of parameters.
@@ -299,6 +275,11 @@ mod tests {
         );
         assert_eq!(parse("").unwrap().page, None);
         assert_eq!(parse("&&q=%zz%").unwrap().q.as_deref(), Some("%zz%"));
+        assert_eq!(
+            parse("q=1%2B1+%3d+2").unwrap().q.as_deref(),
+            Some("1+1 = 2")
+        );
+        assert_eq!(parse("q=%4").unwrap().q.as_deref(), Some("%4"));
     }
 
     #[test]
@@ -318,5 +299,10 @@ mod tests {
 
         let error = parse("q=%FF").unwrap_err();
         assert_eq!(error.field.as_deref(), Some("q"));
+
+        let error = parse("q=%C3").unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("q"));
+        let error = parse("%FF=1").unwrap_err();
+        assert!(error.message.contains("UTF-8"), "{}", error.message);
     }
 }
