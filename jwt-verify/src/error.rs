@@ -143,9 +143,14 @@ pub enum BuildError {
     /// No key source was configured.
     #[error("no key source: call discover(), jwks_url() or static_jwks()")]
     NoKeySource,
-    /// A URL is not absolute `https` (or `http` to a loopback host).
+    /// A URL is not absolute `https` (or `http` to a loopback host). The URL is shown
+    /// without userinfo, query or fragment.
     #[error("url must be absolute https (http only for loopback hosts): {0}")]
     InsecureUrl(String),
+    /// A key source URL carries userinfo (`user:password@`). Credentials in URLs leak into
+    /// logs; authenticate in a custom [`HttpFetcher`](crate::jwks::HttpFetcher) instead.
+    #[error("key source url must not carry credentials (user:password@)")]
+    CredentialsInUrl,
     /// A static JWKS did not parse, or holds no usable key.
     #[error("static jwks unusable: {0}")]
     StaticJwks(String),

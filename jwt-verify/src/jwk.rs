@@ -160,8 +160,10 @@ impl KeySet {
     /// assert_eq!(err.to_string(), "no usable key in the jwk set (1 skipped)");
     /// ```
     pub fn from_jwks(json: &[u8], allowed: AlgorithmSet) -> Result<KeySet, JwksError> {
-        let set: RawSet<'_> =
-            serde_json::from_slice(json).map_err(|e| JwksError::NotAJwkSet(e.to_string()))?;
+        // A fixed message: serde's can quote the document, which is not ours to log.
+        let set: RawSet<'_> = serde_json::from_slice(json).map_err(|_| {
+            JwksError::NotAJwkSet("expected a json object with a keys array".into())
+        })?;
         let mut keys = Vec::new();
         let mut skipped = Vec::new();
         for (index, raw) in set.keys.iter().enumerate() {
@@ -556,6 +558,21 @@ mod tests {
                 KeySet::from_jwks(body, rs256()),
                 Err(JwksError::NotAJwkSet(_))
             ));
+        }
+    }
+
+    #[test]
+    fn attack_jwks_content_is_not_quoted_in_errors() {
+        // serde_json's own messages quote strings it did not expect.
+        for body in [
+            &br#"{"keys":"secret-looking-content"}"#[..],
+            br#""secret-looking-content""#,
+        ] {
+            let err = KeySet::from_jwks(body, rs256()).unwrap_err();
+            assert!(matches!(err, JwksError::NotAJwkSet(_)), "{err:?}");
+            for shown in [err.to_string(), format!("{err:?}")] {
+                assert!(!shown.contains("secret-looking"), "{shown}");
+            }
         }
     }
 

@@ -3,9 +3,8 @@
 use std::fmt;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwapOption, Guard};
 use serde::de::DeserializeOwned;
 
 use crate::base64url;
@@ -13,7 +12,7 @@ use crate::claims::decode_claims;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{BuildError, Error, ErrorKind};
 use crate::jwk::{KeySet, VerifyingKey};
-use crate::jwks::{Demand, JwksCacheConfig, Loaded};
+use crate::jwks::{Demand, JwksCacheConfig};
 use crate::jws;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::policy::{Algorithm, Policy};
@@ -94,9 +93,15 @@ impl Published {
     }
 
     /// Converts the cache's monotonic deadlines at (`now`, `now_unix`).
-    pub(crate) fn from_loaded(loaded: &Loaded, now: Instant, now_unix: u64) -> Self {
-        let to_unix =
-            |t: Instant| now_unix.saturating_add(t.saturating_duration_since(now).as_secs());
+    #[cfg(feature = "runtime")]
+    pub(crate) fn from_loaded(
+        loaded: &crate::jwks::Loaded,
+        now: std::time::Instant,
+        now_unix: u64,
+    ) -> Self {
+        let to_unix = |t: std::time::Instant| {
+            now_unix.saturating_add(t.saturating_duration_since(now).as_secs())
+        };
         Published::new(
             Arc::clone(&loaded.key_set),
             loaded.generation,
@@ -400,22 +405,9 @@ impl Verifier {
     {
         let shared = &*self.shared;
         let policy = &shared.policy;
-        if token.len() > policy.max_token_bytes {
-            return Err(refuse(
-                ErrorKind::TooLarge,
-                "token longer than the maximum size",
-            ));
-        }
-        let now = shared.clock.unix_time();
-        let loaded_guard = shared.keys.load();
-        let loaded = loaded_guard
-            .as_deref()
-            .filter(|keys| now < keys.usable_until);
-        if let Some(loaded) = loaded
-            && now >= loaded.refresh_at
-        {
-            self.nudge_refresh();
-        }
+        let keys = self.begin_attempt(token)?;
+        let now = keys.now;
+        let loaded = keys.usable();
 
         let hash = shared
             .token_cache
@@ -454,14 +446,8 @@ impl Verifier {
     }
 
     fn attempt_jws(&self, token: &str) -> Result<Vec<u8>, Refusal> {
-        if token.len() > self.shared.policy.max_token_bytes {
-            return Err(refuse(
-                ErrorKind::TooLarge,
-                "token longer than the maximum size",
-            ));
-        }
-        let loaded = self.current_keys();
-        let parts = match self.check_signature(token, loaded.as_deref()) {
+        let keys = self.begin_attempt(token)?;
+        let parts = match self.check_signature(token, keys.usable()) {
             Err(Refusal::NeedKeys(demand)) => return self.need_keys(demand),
             other => other?,
         };
@@ -469,6 +455,29 @@ impl Verifier {
             ErrorKind::Malformed,
             "payload is not canonical base64url",
         ))
+    }
+
+    /// What every attempt starts with: the size limit (before any decoding), one clock
+    /// read, the key set in use, and a nudge to the refresh task once that set is due.
+    #[inline]
+    fn begin_attempt(&self, token: &str) -> Result<KeysAt, Refusal> {
+        let shared = &*self.shared;
+        if token.len() > shared.policy.max_token_bytes {
+            return Err(refuse(
+                ErrorKind::TooLarge,
+                "token longer than the maximum size",
+            ));
+        }
+        let keys = KeysAt {
+            now: shared.clock.unix_time(),
+            guard: shared.keys.load(),
+        };
+        if let Some(loaded) = keys.usable()
+            && keys.now >= loaded.refresh_at
+        {
+            self.nudge_refresh();
+        }
+        Ok(keys)
     }
 
     pub(crate) async fn retry_after_fetch<C>(
@@ -547,6 +556,22 @@ fn refuse(kind: ErrorKind, detail: &'static str) -> Refusal {
     Refusal::Token(Error::new(kind, detail))
 }
 
+/// The key set as one attempt sees it, and the Unix time it was read at. Holds an
+/// `arc_swap` guard, not a cloned `Arc`, so the hot path touches no shared refcount.
+struct KeysAt {
+    now: u64,
+    guard: Guard<Option<Arc<Published>>>,
+}
+
+impl KeysAt {
+    /// The key set, unless it is past its maximum stale age.
+    fn usable(&self) -> Option<&Published> {
+        self.guard
+            .as_deref()
+            .filter(|keys| self.now < keys.usable_until)
+    }
+}
+
 struct SignedParts<'t> {
     payload: &'t [u8],
     algorithm: Algorithm,
@@ -601,7 +626,8 @@ impl VerifierBuilder {
         self
     }
 
-    /// Keys from this JWKS URL (`https`, or `http` to a loopback host).
+    /// Keys from this JWKS URL (`https`, or `http` to a loopback host; no `user:password@`,
+    /// which [`build`](Self::build) refuses with [`BuildError::CredentialsInUrl`]).
     #[cfg(feature = "runtime")]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
         self.source = Some(Source::JwksUrl(url.into()));

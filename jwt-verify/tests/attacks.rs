@@ -4,7 +4,10 @@
 use std::sync::OnceLock;
 
 use aws_lc_rs::hmac;
-use jwt_verify::{Algorithm, ErrorKind, ManualClock, Policy, StandardClaims, TypPolicy, Verifier};
+use jwt_verify::{
+    Algorithm, DEFAULT_TOKEN_CACHE_ENTRIES, Error, ErrorKind, ManualClock, Policy, SkipReason,
+    StandardClaims, TypPolicy, Verifier,
+};
 use serde_json::{Value, json};
 
 mod common;
@@ -22,11 +25,11 @@ fn attacker() -> &'static TestKey {
     KEY.get_or_init(|| TestKey::generate("k1"))
 }
 
-fn verifier_with(policy: Policy) -> Verifier {
+fn verifier_with(policy: Policy, jwks: &str, token_cache_entries: usize) -> Verifier {
     Verifier::builder(policy)
-        .static_jwks(common::jwks(&[key()]))
+        .static_jwks(jwks)
         .clock(ManualClock::at_unix(NOW))
-        .token_cache_entries(0)
+        .token_cache_entries(token_cache_entries)
         .build()
         .unwrap()
 }
@@ -40,10 +43,55 @@ fn verify(token: &str) -> Result<(), ErrorKind> {
 }
 
 fn verify_with(policy: Policy, token: &str) -> Result<(), ErrorKind> {
-    verifier_with(policy)
+    verify_against(&common::jwks(&[key()]), policy, token)
+}
+
+/// Verifies `token` three times and insists on one outcome: once with the verified-token
+/// cache off, and twice through a verifier with the default cache that has already
+/// accepted a good token (so its header is remembered, and the second pass meets whatever
+/// the first left behind). No error may quote the token.
+fn verify_against(jwks: &str, policy: Policy, token: &str) -> Result<(), ErrorKind> {
+    let uncached = verifier_with(policy.clone(), jwks, 0);
+    let cached = verifier_with(policy, jwks, DEFAULT_TOKEN_CACHE_ENTRIES);
+    // The warm-up token may be refused under some policies and key sets; that is fine.
+    let _ = cached.try_verify::<StandardClaims>(good_token());
+    let outcome = verify_once(&uncached, token);
+    for pass in ["first", "second"] {
+        assert_eq!(
+            verify_once(&cached, token),
+            outcome,
+            "{pass} pass through the cached verifier"
+        );
+    }
+    outcome
+}
+
+fn verify_once(verifier: &Verifier, token: &str) -> Result<(), ErrorKind> {
+    verifier
         .try_verify::<StandardClaims>(token)
         .map(|_| ())
-        .map_err(|e| e.kind())
+        .map_err(|error| {
+            assert_token_not_quoted(&error, token);
+            error.kind()
+        })
+}
+
+/// A token must never reach an error message: no recognisable segment of it may appear in
+/// the error's `Display` or `Debug` output.
+fn assert_token_not_quoted(error: &Error, token: &str) {
+    for shown in [error.to_string(), format!("{error:?}")] {
+        for segment in token.split('.').filter(|segment| segment.len() > 8) {
+            assert!(
+                !shown.contains(segment),
+                "the error {shown:?} quotes a token segment"
+            );
+        }
+    }
+}
+
+fn good_token() -> &'static str {
+    static TOKEN: OnceLock<String> = OnceLock::new();
+    TOKEN.get_or_init(|| key().token(NOW))
 }
 
 fn header() -> Value {
@@ -129,7 +177,14 @@ fn rs256_to_hs256_key_confusion_with_public_key_bytes_is_refused() {
 fn alg_key_mismatch_is_refused() {
     // The JWK says RS256; a PS256 (or ES256) token naming it must not be checked with it.
     let allowed = policy().algorithms([Algorithm::RS256, Algorithm::PS256, Algorithm::ES256]);
-    for alg in ["PS256", "ES256", "RS512"] {
+    for (alg, refusal) in [
+        // Allowed by the policy, but the only key named k1 is bound to RS256: no key fits,
+        // and the static set has nothing to refresh.
+        ("PS256", ErrorKind::UnknownKey),
+        ("ES256", ErrorKind::UnknownKey),
+        // Not in the allow-list: refused before any key is looked up.
+        ("RS512", ErrorKind::AlgorithmNotAllowed),
+    ] {
         let header = json!({"alg": alg, "typ": "at+jwt", "kid": "k1"});
         let token = key().sign(&header, &claims(NOW));
         let result = verify_with(allowed.clone(), &token);
@@ -140,6 +195,7 @@ fn alg_key_mismatch_is_refused() {
             ),
             "{alg}: {result:?}"
         );
+        assert_eq!(result, Err(refusal), "{alg}");
     }
 }
 
@@ -490,4 +546,95 @@ fn whitespace_in_tokens_is_refused() {
         verify(&key().sign_input(&format!("{header}. {payload}"))),
         Err(ErrorKind::Malformed)
     );
+}
+
+#[test]
+fn oversize_signature_segment_is_refused_before_decoding() {
+    // Room for any signature size: the RSA-8192 limit (1024 bytes) is what refuses.
+    let roomy = || policy().max_token_bytes(64 * 1024);
+    let input = format!(
+        "{}.{}",
+        b64(header().to_string().as_bytes()),
+        b64(claims(NOW).to_string().as_bytes())
+    );
+    let at_limit = format!("{input}.{}", b64(&[0x5a; 1024]));
+    assert_eq!(
+        verify_with(roomy(), &at_limit),
+        Err(ErrorKind::InvalidSignature)
+    );
+    for bytes in [1025, 4096, 40_000] {
+        let oversize = format!("{input}.{}", b64(&vec![0x5a; bytes]));
+        assert_eq!(
+            verify_with(roomy(), &oversize),
+            Err(ErrorKind::Malformed),
+            "{bytes} bytes"
+        );
+    }
+}
+
+#[test]
+fn header_with_too_many_members_is_refused() {
+    let with_members = |count: usize| {
+        let mut header = header();
+        for i in 0..count - 3 {
+            header[format!("x{i:03}").as_str()] = json!(0);
+        }
+        header
+    };
+    // 32 members is the limit, and a token at the limit is fine.
+    assert_eq!(verify(&key().sign(&with_members(32), &claims(NOW))), Ok(()));
+    for count in [33, 200] {
+        assert_eq!(
+            verify(&key().sign(&with_members(count), &claims(NOW))),
+            Err(ErrorKind::Malformed),
+            "{count} members"
+        );
+    }
+}
+
+#[test]
+fn jwk_with_kid_over_1_kib_is_skipped() {
+    let long_kid = "k".repeat(1025);
+    let fitting_kid = "k".repeat(1024);
+    let mut oversize = key().jwk();
+    oversize["kid"] = json!(long_kid);
+    let mut fitting = key().jwk();
+    fitting["kid"] = json!(fitting_kid);
+    let jwks = json!({"keys": [oversize, fitting]}).to_string();
+
+    let key_set = verifier_with(policy(), &jwks, 0).key_set().unwrap();
+    assert_eq!(key_set.kids().collect::<Vec<_>>(), [fitting_kid.as_str()]);
+    let skipped = key_set.skipped();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].reason, SkipReason::OversizeKid);
+
+    // A token naming the oversize kid, validly signed by that key, finds no key.
+    let roomy = || policy().max_token_bytes(64 * 1024);
+    let named = |kid: &str| {
+        let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid});
+        key().sign(&header, &claims(NOW))
+    };
+    assert_eq!(
+        verify_against(&jwks, roomy(), &named(&long_kid)),
+        Err(ErrorKind::UnknownKey)
+    );
+    assert_eq!(verify_against(&jwks, roomy(), &named(&fitting_kid)), Ok(()));
+}
+
+#[test]
+fn token_without_kid_is_not_tried_against_each_key() {
+    // Key-trial DoS: trying every key for a token without `kid` would let one token cost one
+    // RSA operation per key in the set.
+    let mut second = attacker().jwk();
+    second["kid"] = json!("k2");
+    let two_keys = json!({"keys": [key().jwk(), second]}).to_string();
+    let no_kid = json!({"alg": "RS256", "typ": "at+jwt"});
+    let token = key().sign(&no_kid, &claims(NOW));
+    // Validly signed by the first key: only not trying keys explains the refusal.
+    assert_eq!(
+        verify_against(&two_keys, policy(), &token),
+        Err(ErrorKind::UnknownKey)
+    );
+    // With one RS256 key there is nothing to choose between: it is used.
+    assert_eq!(verify(&token), Ok(()));
 }

@@ -338,6 +338,72 @@ async fn oversize_jwks_body_is_refused() {
     assert_eq!(v.metrics().jwks_fetch_failures, 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_fetch_does_not_follow_redirects() {
+    let now = unix_now();
+    let key = TestKey::generate("k1");
+    let server = JwksServer::start(common::jwks(&[&key])).await;
+    let clock = ManualClock::at_unix(now);
+    let token = key.token(now);
+    for status in [301, 302, 303, 307, 308] {
+        server.set_mode(Mode::Redirect(status));
+        let hits = server.jwks_hits();
+        let v = verifier(&server, &clock, config());
+        let err = v.verify::<StandardClaims>(&token).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeySetUnavailable, "{status}");
+        assert_eq!(server.jwks_hits(), hits + 1, "{status}");
+        assert_eq!(v.metrics().jwks_fetch_failures, 1, "{status}");
+        assert_eq!(
+            server.redirect_target_hits(),
+            0,
+            "{status}: the redirect target was requested"
+        );
+    }
+    // The target serves good keys: only not following the redirect kept them out.
+    let direct = Verifier::builder(Policy::new(ISSUER, AUDIENCE))
+        .jwks_url(server.redirect_target_url())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    direct.verify::<StandardClaims>(&token).await.unwrap();
+    assert_eq!(server.redirect_target_hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_jws_payload_nudges_a_due_refresh() {
+    let now = unix_now();
+    let key = TestKey::generate("k1");
+    let server = JwksServer::start(common::jwks(&[&key])).await;
+    let clock = ManualClock::at_unix(now);
+    let v = verifier(&server, &clock, config());
+    assert!(v.ready().await);
+    assert_eq!(server.jwks_hits(), 1);
+    // Past the 10-minute TTL, a JWS-only verification wakes the refresh task like
+    // `verify` does (its real-time sleep alone would take the whole TTL).
+    clock.advance(Duration::from_secs(601));
+    v.verify_jws_payload(&key.token(now)).await.unwrap();
+    wait_until(|| server.jwks_hits() == 2).await;
+}
+
+#[test]
+fn attack_jwks_url_with_credentials_is_refused() {
+    let jwks_url = Verifier::builder(Policy::new(ISSUER, AUDIENCE))
+        .jwks_url("https://user:hunter2@issuer.example/jwks?api_key=hunter2")
+        .build()
+        .unwrap_err();
+    let discovered =
+        Verifier::builder(Policy::new("https://user:hunter2@issuer.example", AUDIENCE))
+            .discover()
+            .build()
+            .unwrap_err();
+    for err in [jwks_url, discovered] {
+        assert_eq!(err, jwt_verify::BuildError::CredentialsInUrl);
+        for shown in [err.to_string(), format!("{err:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
+}
+
 #[test]
 fn remote_key_source_without_a_runtime_is_a_build_error() {
     let err = Verifier::builder(Policy::new(ISSUER, AUDIENCE))
@@ -354,6 +420,15 @@ async fn plain_http_key_source_is_refused_unless_loopback() {
         .build()
         .unwrap_err();
     assert!(matches!(err, jwt_verify::BuildError::InsecureUrl(_)));
+    // The refused URL is shown without its query string, where API keys live.
+    let err = Verifier::builder(Policy::new(ISSUER, AUDIENCE))
+        .jwks_url("http://issuer.example/jwks?api_key=hunter2")
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        jwt_verify::BuildError::InsecureUrl("http://issuer.example/jwks".to_owned())
+    );
 }
 
 async fn wait_until(mut condition: impl FnMut() -> bool) {

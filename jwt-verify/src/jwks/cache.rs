@@ -353,8 +353,9 @@ impl JwksCache {
                 "discovery issuer differs from the configured issuer".into(),
             ));
         }
-        let jwks_uri = url::key_source_url(&doc.jwks_uri)
-            .map_err(|_| FetchError::Invalid("jwks_uri is not https".into()))?;
+        let jwks_uri = url::key_source_url(&doc.jwks_uri).map_err(|_| {
+            FetchError::Invalid("jwks_uri is not https, or carries credentials".into())
+        })?;
         self.jwks_uri = Some(jwks_uri);
         self.failures = 0;
         Ok(())
@@ -654,6 +655,10 @@ mod tests {
             ("https://issuer.example/", "https://keys.example/jwks"),
             ("https://evil.example", "https://keys.example/jwks"),
             ("https://issuer.example", "http://keys.example/jwks"),
+            (
+                "https://issuer.example",
+                "https://user:pass@keys.example/jwks",
+            ),
         ] {
             let mut cache = discovering(t0);
             cache.poll(t0);

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, watch};
 
 use super::cache::{Action, Demand, DemandOutcome, FetchKind, JwksCache, Loaded, Update};
 use super::fetch::{FetchError, FetchRequest, HttpFetcher};
+use crate::url;
 use crate::verifier::{Published, Shared};
 
 /// The remote half of a verifier's shared state.
@@ -47,8 +48,12 @@ impl Remote {
     }
 
     /// The key set is past its TTL: make sure the driver is awake (once per load).
+    ///
+    /// Called on every verification once a refresh is due, which during an outage can be
+    /// every request for a long time: the load first keeps that steady state to a read of a
+    /// shared cache line instead of a write to it.
     pub(crate) fn nudge(&self) {
-        if !self.nudged.swap(true, Ordering::Relaxed) {
+        if !self.nudged.load(Ordering::Relaxed) && !self.nudged.swap(true, Ordering::Relaxed) {
             self.wake.notify_one();
         }
     }
@@ -173,6 +178,8 @@ async fn fetch_once(shared: &Shared, fetcher: &dyn HttpFetcher, kind: FetchKind,
 }
 
 fn log_update(uri: &http::Uri, kind: FetchKind, update: &Update, loaded: Option<&Loaded>) {
+    // Never the whole URL: a query string can carry an API key.
+    let uri = url::redacted(&uri.to_string());
     match update {
         Update::Discovered => tracing::debug!(%uri, "discovery document loaded"),
         Update::Loaded { changed } => {

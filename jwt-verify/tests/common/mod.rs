@@ -130,7 +130,13 @@ pub enum Mode {
     Garbage,
     /// Accept the request and never answer (until the test ends).
     Hang,
+    /// This redirect status with `Location:` [`JwksServer::redirect_target_url`], which
+    /// serves the current document.
+    Redirect(u16),
 }
+
+/// Where [`Mode::Redirect`] points.
+pub const REDIRECT_TARGET_PATH: &str = "/moved/jwks";
 
 struct ServerState {
     mode: Mode,
@@ -145,6 +151,7 @@ pub struct JwksServer {
     state: Arc<Mutex<ServerState>>,
     jwks_hits: Arc<AtomicUsize>,
     other_hits: Arc<AtomicUsize>,
+    redirect_target_hits: Arc<AtomicUsize>,
     pub hanging: Arc<Notify>,
 }
 
@@ -161,6 +168,7 @@ impl JwksServer {
             })),
             jwks_hits: Arc::new(AtomicUsize::new(0)),
             other_hits: Arc::new(AtomicUsize::new(0)),
+            redirect_target_hits: Arc::new(AtomicUsize::new(0)),
             hanging: Arc::new(Notify::new()),
         };
         let handler = server.clone();
@@ -190,6 +198,14 @@ impl JwksServer {
             self.other_hits.fetch_add(1, Ordering::SeqCst);
             let doc = json!({"issuer": self.issuer(), "jwks_uri": self.jwks_url()});
             return Response::new(Full::new(Bytes::from(doc.to_string())));
+        }
+        if path == REDIRECT_TARGET_PATH {
+            self.redirect_target_hits.fetch_add(1, Ordering::SeqCst);
+            let body = self.state.lock().unwrap().jwks.clone();
+            return Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap();
         }
         if path != "/jwks" {
             self.other_hits.fetch_add(1, Ordering::SeqCst);
@@ -230,6 +246,11 @@ impl JwksServer {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Response::new(Full::default())
             }
+            Mode::Redirect(code) => Response::builder()
+                .status(code)
+                .header("location", self.redirect_target_url())
+                .body(Full::default())
+                .unwrap(),
         }
     }
 
@@ -239,6 +260,10 @@ impl JwksServer {
 
     pub fn jwks_url(&self) -> String {
         format!("http://{}/jwks", self.addr)
+    }
+
+    pub fn redirect_target_url(&self) -> String {
+        format!("http://{}{REDIRECT_TARGET_PATH}", self.addr)
     }
 
     pub fn set_jwks(&self, jwks: String) {
@@ -258,8 +283,13 @@ impl JwksServer {
         self.jwks_hits.load(Ordering::SeqCst)
     }
 
-    /// Requests to any other path.
+    /// Requests to any other path (except the redirect target).
     pub fn other_hits(&self) -> usize {
         self.other_hits.load(Ordering::SeqCst)
+    }
+
+    /// Requests that reached [`REDIRECT_TARGET_PATH`].
+    pub fn redirect_target_hits(&self) -> usize {
+        self.redirect_target_hits.load(Ordering::SeqCst)
     }
 }
