@@ -133,7 +133,9 @@ impl AuthenticatedUser {
 }
 
 /// The result of a request to a login method's own paths.
-#[derive(Debug)]
+///
+/// `Debug` of a response shows its status, header names and body length only: pages carry
+/// CSRF tokens, and a redirect's `Location` the upstream `state`.
 pub enum LoginOutcome {
     /// Send this response: a page, a redirect to the upstream provider, or an error page.
     Respond(Response<Bytes>),
@@ -144,6 +146,27 @@ pub enum LoginOutcome {
         /// Who logged in.
         user: AuthenticatedUser,
     },
+}
+
+impl fmt::Debug for LoginOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoginOutcome::Respond(response) => f
+                .debug_struct("Respond")
+                .field("status", &response.status())
+                .field(
+                    "header_names",
+                    &response.headers().keys().collect::<Vec<_>>(),
+                )
+                .field("body_len", &response.body().len())
+                .finish(),
+            LoginOutcome::Authenticated { transaction, user } => f
+                .debug_struct("Authenticated")
+                .field("transaction", transaction)
+                .field("user", user)
+                .finish(),
+        }
+    }
 }
 
 /// A way of logging users in.
@@ -217,6 +240,30 @@ mod tests {
     use aws_lc_rs::rand::SystemRandom;
 
     use super::*;
+
+    #[test]
+    fn debug_of_a_login_response_shows_neither_body_nor_header_values() {
+        let outcome = LoginOutcome::Respond(
+            Response::builder()
+                .status(303)
+                .header(
+                    "location",
+                    "https://idp.example/authorize?state=upstream-state",
+                )
+                .body(Bytes::from_static(
+                    b"<input name=\"csrf\" value=\"csrf-token-value\">",
+                ))
+                .unwrap(),
+        );
+        let debug = format!("{outcome:?}");
+        assert!(!debug.contains("csrf-token-value"), "{debug}");
+        assert!(!debug.contains("upstream-state"), "{debug}");
+        assert!(
+            debug.contains("303") && debug.contains("location"),
+            "{debug}"
+        );
+        assert!(debug.contains("body_len: 44"), "{debug}");
+    }
 
     #[test]
     fn transaction_ids_round_trip_and_are_redacted() {

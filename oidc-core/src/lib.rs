@@ -79,6 +79,7 @@
 mod macros;
 
 mod base64url;
+mod client_metadata;
 mod error;
 mod uri;
 

@@ -21,7 +21,8 @@ use oidc_core::outbound::{
 use oidc_core::types::ClientId;
 use serde_json::{Value, json};
 
-use login_common::{AuditLog, FixedResolver, TestServer};
+use login_common::event_log::EventLog;
+use login_common::{FixedResolver, TestServer};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -104,7 +105,7 @@ fn invalid(result: Result<impl std::fmt::Debug, MetadataDocumentError>) -> Strin
 async fn a_valid_document_becomes_a_public_client() {
     let docs = DocumentServer::start().await;
     docs.serve(200, None, &docs.document());
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let resolver = test_resolver();
     let client = resolver.resolve(&docs.client_id(), NOW).await.unwrap();
     assert_eq!(client.client_id, docs.client_id());

@@ -22,7 +22,8 @@ use oidc_core::login::{
 use oidc_core::types::Issuer;
 use url::form_urlencoded;
 
-use login_common::{AuditLog, MemoryStateStore};
+use login_common::MemoryStateStore;
+use login_common::event_log::EventLog;
 
 const NOW: u64 = 1_700_000_000;
 const PASSWORD: &str = "correct horse battery staple";
@@ -162,7 +163,7 @@ async fn form_is_a_safe_page_showing_the_client() {
 #[tokio::test]
 async fn good_login() {
     let (passwords, store) = passwords();
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let login = request("Test client");
     let transaction = login.transaction.clone();
     let form = form_of(&passwords.start(login, NOW).await);
@@ -227,7 +228,7 @@ async fn unverified_configured_email_is_not_passed_on() {
 #[tokio::test]
 async fn wrong_password_gets_a_generic_error_and_a_fresh_form() {
     let (passwords, store) = passwords();
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let form = form_of(&passwords.start(request("Test client"), NOW).await);
     let response = page_of(passwords.handle(submit(&form, "alice", "wrong"), NOW).await);
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -286,7 +287,7 @@ async fn unknown_user_gets_the_same_error_after_the_same_work() {
 #[tokio::test]
 async fn csrf_missing_wrong_or_reused_is_refused() {
     let (passwords, _) = passwords();
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let form = form_of(&passwords.start(request("c"), NOW).await);
     let expired = |outcome: LoginOutcome| {
         let response = page_of(outcome);
@@ -382,7 +383,7 @@ async fn csrf_missing_wrong_or_reused_is_refused() {
 #[tokio::test]
 async fn lockout_after_repeated_failures_with_an_audit_event() {
     let (passwords, _) = passwords();
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let mut now = NOW;
     let mut form = form_of(&passwords.start(request("c"), now).await);
     for _ in 0..5 {

@@ -22,9 +22,9 @@ use oidc_core::login::{
 use oidc_core::types::Issuer;
 use serde_json::json;
 
+use login_common::event_log::EventLog;
 use login_common::{
-    AuditLog, IdpBehaviour, IssParam, MemoryStateStore, TestIdp, b64url, loopback_client,
-    query_map, unix_now,
+    IdpBehaviour, IssParam, MemoryStateStore, TestIdp, b64url, loopback_client, query_map, unix_now,
 };
 
 const OUR_ISSUER: &str = "https://op.example";
@@ -58,6 +58,10 @@ async fn start(upstream: &Upstream, request: LoginRequest, now: u64) -> Started 
     let response = upstream.start(request, now).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()["cache-control"], "no-store");
+    assert!(
+        response.headers()["location"].is_sensitive(),
+        "the location carries the upstream state"
+    );
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let authorize_url = url::Url::parse(&location).unwrap();
     // Follow the redirect to the IdP like a browser; it answers with a redirect back.
@@ -134,7 +138,7 @@ async fn full_login_authenticates() {
         upstream.callback_url(),
         "https://op.example/login/oidc/callback"
     );
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
 
     let (started, outcome) = login(&upstream).await;
     let (transaction, user) = authenticated(outcome);
@@ -234,7 +238,7 @@ async fn client_secret_post_when_basic_is_not_advertised() {
 async fn state_replay_refused() {
     let idp = TestIdp::start().await;
     let (upstream, _) = upstream(&idp, config(&idp).allow_any_user(true)).await;
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let (started, outcome) = login(&upstream).await;
     authenticated(outcome);
     let replay = upstream
@@ -253,7 +257,7 @@ async fn state_replay_refused() {
 async fn unknown_state_refused() {
     let idp = TestIdp::start().await;
     let (upstream, _) = upstream(&idp, config(&idp).allow_any_user(true)).await;
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let now = unix_now();
     for uri in [
         "/login/oidc/callback?code=abc&state=never-issued",
@@ -298,7 +302,7 @@ async fn duplicated_callback_parameters_refused() {
 async fn wrong_nonce_refused() {
     let idp = TestIdp::start().await;
     let (upstream, _) = upstream(&idp, config(&idp).allow_any_user(true)).await;
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     idp.behave(|b| {
         b.claim_overrides
             .insert("nonce".into(), json!("some-other-nonce"));
@@ -317,7 +321,7 @@ async fn wrong_nonce_refused() {
 async fn id_token_from_another_audience_refused() {
     let idp = TestIdp::start().await;
     let (upstream, _) = upstream(&idp, config(&idp).allow_any_user(true)).await;
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     for aud in [json!("another-client"), json!(["another-client"])] {
         idp.behave(|b| {
             b.claim_overrides.insert("aud".into(), aud.clone());
@@ -337,6 +341,59 @@ async fn id_token_from_another_audience_refused() {
     let (_, outcome) = login(&upstream).await;
     refused(&outcome, StatusCode::BAD_GATEWAY);
     assert_eq!(log.refusals(), ["invalid_id_token"; 3]);
+}
+
+#[tokio::test]
+async fn attack_oversized_upstream_sub_is_refused() {
+    let idp = TestIdp::start().await;
+    let (upstream, _) = upstream(&idp, config(&idp).allow_any_user(true)).await;
+    let (log, _guard) = EventLog::install();
+    // 255 bytes is the longest `sub` accepted (OpenID Connect Core §2 caps it there too).
+    let longest = "1".repeat(255);
+    idp.behave(|b| b.sub = longest.clone());
+    let (_, user) = authenticated(login(&upstream).await.1);
+    assert_eq!(user.subject, federated_subject(&idp.issuer, &longest));
+
+    idp.behave(|b| b.sub = "1".repeat(256));
+    let (_, outcome) = login(&upstream).await;
+    refused(&outcome, StatusCode::BAD_GATEWAY);
+    assert_eq!(log.refusals(), ["invalid_id_token"]);
+    assert!(
+        log.events()
+            .iter()
+            .any(|e| e.get("detail").map(String::as_str) == Some("sub")),
+        "refused for its sub: {}",
+        log.all_text()
+    );
+}
+
+#[tokio::test]
+async fn id_tokens_over_8_kib_are_accepted_up_to_16_kib() {
+    let idp = TestIdp::start().await;
+    let (upstream, _) = upstream(&idp, config(&idp).allow_any_user(true)).await;
+    let (log, _guard) = EventLog::install();
+    // About 13 KiB once encoded: over jwt-verify's 8 KiB default, under our 16 KiB.
+    idp.behave(|b| {
+        b.claim_overrides
+            .insert("padding".into(), json!("x".repeat(9_000)));
+    });
+    authenticated(login(&upstream).await.1);
+
+    // About 18 KiB: refused before it is decoded.
+    idp.behave(|b| {
+        b.claim_overrides
+            .insert("padding".into(), json!("x".repeat(13_000)));
+    });
+    let (_, outcome) = login(&upstream).await;
+    refused(&outcome, StatusCode::BAD_GATEWAY);
+    assert_eq!(log.refusals(), ["invalid_id_token"]);
+    assert!(
+        log.events()
+            .iter()
+            .any(|e| e.get("detail").map(String::as_str) == Some("too_large")),
+        "{}",
+        log.all_text()
+    );
 }
 
 #[tokio::test]
@@ -361,7 +418,7 @@ async fn azp_of_another_client_refused() {
 async fn wrong_issuer_refused() {
     let idp = TestIdp::start().await;
     let (upstream, _) = upstream(&idp, config(&idp).allow_any_user(true)).await;
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     for iss in [
         json!("https://evil.example"),
         json!(format!("{}/", idp.issuer)),
@@ -475,7 +532,7 @@ async fn email_verified_false_refused_with_allow_list() {
         ..IdpBehaviour::default()
     })
     .await;
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let (by_email, _) = upstream(&idp, config(&idp).allowed_emails(["jane@example.com"])).await;
     let (_, outcome) = login(&by_email).await;
     refused(&outcome, StatusCode::FORBIDDEN);
@@ -492,7 +549,7 @@ async fn email_not_in_allow_list_refused() {
         ..IdpBehaviour::default()
     })
     .await;
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let config = config(&idp)
         .allowed_emails(["jane@example.com"])
         .allowed_email_domains(["example.com"]);
@@ -521,7 +578,7 @@ async fn hd_mismatch_refused_even_when_the_request_hint_matched() {
         ..IdpBehaviour::default()
     })
     .await;
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let config = config(&idp)
         .flavor(UpstreamFlavor::Google)
         .hosted_domains(["example.com"]);
@@ -549,7 +606,7 @@ async fn mixup_iss_parameter_mismatch_refused() {
         ..IdpBehaviour::default()
     })
     .await;
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let (upstream, _) = upstream(&idp, config(&idp).allow_any_user(true)).await;
     refused(&login(&upstream).await.1, StatusCode::BAD_REQUEST);
     // Advertised support makes a missing `iss` a refusal too.
@@ -584,7 +641,7 @@ async fn upstream_error_response_refused() {
         ..IdpBehaviour::default()
     })
     .await;
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let (upstream, _) = upstream(&idp, config(&idp).allow_any_user(true)).await;
     refused(&login(&upstream).await.1, StatusCode::FORBIDDEN);
     assert_eq!(log.refusals(), ["upstream_error"]);
@@ -618,7 +675,7 @@ async fn subject_derived_from_iss_and_sub_stable_across_logins_not_from_email() 
 async fn upstream_access_token_never_appears_in_the_outcome() {
     let idp = TestIdp::start().await;
     let (upstream, store) = upstream(&idp, config(&idp).allow_any_user(true)).await;
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let (started, outcome) = login(&upstream).await;
     let seen = idp.token_requests();
     let access_token = seen[0].access_token.clone().unwrap();
@@ -648,7 +705,7 @@ async fn nothing_secret_is_logged_on_refusal() {
     })
     .await;
     let (upstream, _) = upstream(&idp, config(&idp).allowed_emails(["jane@example.com"])).await;
-    let (log, _guard) = AuditLog::install();
+    let (log, _guard) = EventLog::install();
     let (started, outcome) = login(&upstream).await;
     refused(&outcome, StatusCode::FORBIDDEN);
     let code = query_map(started.callback.uri().query().unwrap())["code"].clone();

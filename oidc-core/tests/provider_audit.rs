@@ -11,6 +11,7 @@ use std::time::Duration;
 use http::StatusCode;
 use oidc_core::keys::RotationPolicy;
 use oidc_core::provider::RateLimit;
+use provider_common::event_log::EventLog;
 use provider_common::*;
 use serde_json::json;
 

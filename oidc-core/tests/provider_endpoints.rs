@@ -9,6 +9,7 @@ mod provider_common;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
+use oidc_core::types::{ClientId, Subject};
 use provider_common::*;
 use serde_json::json;
 
@@ -63,6 +64,35 @@ async fn userinfo_with_a_bad_token_is_401_invalid_token() {
                 .unwrap()
                 .contains("error=\"invalid_token\"")
         );
+    }
+}
+
+#[tokio::test]
+async fn attack_access_token_with_the_jti_of_another_clients_or_subjects_grant_is_refused_at_userinfo()
+ {
+    let p = start().await;
+    let tokens = p.tokens().await;
+    // The same claims signed again pass: only the changed claim below can be the reason.
+    let unchanged = resign_access_token(&tokens.access_token, |_| {});
+    assert_eq!(p.userinfo(&unchanged).await.status, StatusCode::OK);
+
+    // Valid signatures, but the `jti` is recorded under PUBLIC's grant for SUBJECT.
+    let other_client = resign_access_token(&tokens.access_token, |claims| {
+        claims.client_id = ClientId::parse(CONF).unwrap();
+    });
+    let other_subject = resign_access_token(&tokens.access_token, |claims| {
+        claims.sub = Subject::parse("user-2").unwrap();
+    });
+    for forged in [other_client, other_subject] {
+        let response = p.userinfo(&forged).await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            response
+                .header("www-authenticate")
+                .unwrap()
+                .contains("error=\"invalid_token\"")
+        );
+        assert!(!response.text().contains(SUBJECT));
     }
 }
 

@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
+use oidc_core::provider::StaticClient;
+use oidc_core::redirect::RedirectUri;
+use oidc_core::types::ClientId;
 use provider_common::*;
 
 const DAY: u64 = 24 * 3600;
@@ -205,6 +208,36 @@ async fn client_without_refresh_permission_gets_none() {
         )
         .await;
     assert!(response.json().get("refresh_token").is_none());
+}
+
+#[tokio::test]
+async fn attack_refresh_after_the_clients_refresh_permission_was_withdrawn_is_unauthorized_client()
+{
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let clock = VirtualClock::at(T0);
+    let before = start_in(Arc::clone(&dir), clock.clone(), |_| {}).await;
+    let refresh_token = before.tokens().await.refresh_token.unwrap();
+    drop(before);
+
+    // The operator withdraws PUBLIC's refresh permission; its refresh token is still stored.
+    let after = start_in(Arc::clone(&dir), clock, |config| {
+        config
+            .static_clients
+            .retain(|client| client.client_id().as_str() != PUBLIC);
+        config.static_clients.push(
+            StaticClient::public(
+                ClientId::parse(PUBLIC).unwrap(),
+                "Public App",
+                vec![RedirectUri::parse(PUBLIC_REDIRECT).unwrap()],
+            )
+            .with_refresh_tokens(false),
+        );
+    })
+    .await;
+    let response = after.refresh(&refresh_token, &[]).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(response.error(), "unauthorized_client");
+    assert!(response.json().get("access_token").is_none());
 }
 
 #[tokio::test]

@@ -58,9 +58,11 @@ pub use upstream::{
 
 /// The client's IP address, as a request extension for login methods.
 ///
-/// The provider inserts it into requests it hands to
-/// [`Authenticator::handle`](crate::authn::Authenticator::handle), after deciding which
-/// proxy headers to trust; [`Passwords`] counts failed logins per address with it (and
-/// falls back to a [`std::net::SocketAddr`] extension, the peer address).
+/// The provider does not insert it: requests reach
+/// [`Authenticator::handle`](crate::authn::Authenticator::handle) with the extensions the
+/// server gave them. Insert it in front of the provider (after deciding which proxy headers
+/// to trust) to name the client's address; [`Passwords`] counts failed logins per address
+/// with it, and falls back to a [`std::net::SocketAddr`] extension (the peer address, or
+/// the client a trusted proxy forwarded, as the server set it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientIp(pub IpAddr);

@@ -568,8 +568,8 @@ fn busy() -> Response<Bytes> {
     page
 }
 
-/// The client address from the request's extensions: [`ClientIp`] (set by the provider
-/// after it sanitised proxy headers), else the peer [`SocketAddr`].
+/// The client address from the request's extensions: [`ClientIp`] (set in front of the
+/// provider, after proxy headers were sanitised), else the [`SocketAddr`] the server set.
 fn client_ip<B>(request: &Request<B>) -> Option<IpAddr> {
     let extensions = request.extensions();
     extensions

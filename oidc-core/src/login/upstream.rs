@@ -36,7 +36,8 @@ pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(600);
 
 /// Longest `sub`, `email`, `hd` or `name` accepted from an ID token, in bytes.
 const MAX_CLAIM_BYTES: usize = 255;
-/// Largest ID token accepted from the token endpoint.
+/// Largest ID token accepted from the token endpoint (the verifier's policy refuses longer
+/// ones before decoding them).
 const MAX_ID_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Which provider-specific behaviour an upstream gets.
@@ -560,8 +561,9 @@ impl Upstream {
         let algorithms = id_token_algorithms(&metadata.id_token_signing_algs).ok_or_else(|| {
             UpstreamError::Discovery("id tokens are signed with neither RS256 nor ES256".into())
         })?;
-        let mut policy =
-            Policy::new(config.issuer.as_str(), config.client_id.as_str()).algorithms(algorithms);
+        let mut policy = Policy::new(config.issuer.as_str(), config.client_id.as_str())
+            .algorithms(algorithms)
+            .max_token_bytes(MAX_ID_TOKEN_BYTES);
         if config.flavor == UpstreamFlavor::Google {
             policy = policy.also_accept_issuer(GOOGLE_LEGACY_ISSUER);
         }
@@ -666,8 +668,10 @@ impl Upstream {
                 query.append_pair("login_hint", hint);
             }
         }
-        let location = HeaderValue::from_str(url.as_str())
+        let mut location = HeaderValue::from_str(url.as_str())
             .map_err(|_| Refusal::Internal("authorization url"))?;
+        // It carries the upstream `state` and `nonce`.
+        location.set_sensitive(true);
         let mut response = Response::new(Bytes::new());
         *response.status_mut() = StatusCode::SEE_OTHER;
         let headers = response.headers_mut();
@@ -828,11 +832,9 @@ impl Upstream {
         }
         let parsed: TokenResponse =
             serde_json::from_slice(&response.body).map_err(|_| Refusal::TokenEndpoint)?;
-        let id_token = Zeroizing::new(parsed.id_token.ok_or(Refusal::TokenEndpoint)?);
-        if id_token.len() > MAX_ID_TOKEN_BYTES {
-            return Err(Refusal::InvalidIdToken("too_large"));
-        }
-        Ok(id_token)
+        Ok(Zeroizing::new(
+            parsed.id_token.ok_or(Refusal::TokenEndpoint)?,
+        ))
     }
 
     /// Applies the admission rules to verified claims and builds the user.

@@ -163,7 +163,10 @@ pub enum OutboundError {
 
 /// A whole response: status, headers and body (within the size limit). Redirects are
 /// returned as they are, never followed.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the status, the header names and the body's length only: the body may be
+/// an upstream token response, and header values may carry tokens too.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct OutboundResponse {
     /// The status.
@@ -172,6 +175,16 @@ pub struct OutboundResponse {
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
+}
+
+impl fmt::Debug for OutboundResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundResponse")
+            .field("status", &self.status)
+            .field("header_names", &self.headers.keys().collect::<Vec<_>>())
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 type HyperClient = Client<HttpsConnector<GuardedConnector>, Full<Bytes>>;
@@ -473,5 +486,32 @@ impl HttpFetcher for OutboundClient {
             *out.headers_mut() = response.headers;
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_response_shows_neither_body_nor_header_values() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            "x-upstream-token",
+            HeaderValue::from_static("header-secret"),
+        );
+        let response = OutboundResponse {
+            status: StatusCode::OK,
+            headers,
+            body: Bytes::from_static(br#"{"access_token":"upstream-secret"}"#),
+        };
+        let debug = format!("{response:?}");
+        assert!(!debug.contains("upstream-secret"), "{debug}");
+        assert!(!debug.contains("header-secret"), "{debug}");
+        assert!(!debug.contains("application/json"), "{debug}");
+        assert!(debug.contains("200"), "{debug}");
+        assert!(debug.contains("content-type") && debug.contains("x-upstream-token"));
+        assert!(debug.contains("body_len: 34"), "{debug}");
     }
 }

@@ -10,9 +10,9 @@
 //! - `client_id`: exactly the URL it was fetched from.
 //! - `redirect_uris`: one to [`MAX_REDIRECT_URIS`] URIs, each a valid
 //!   [`RedirectUri`](crate::redirect::RedirectUri) that is `https` or an `http` loopback
-//!   URI (no fragment, no wildcard). Private-use schemes (`com.example.app:/cb`) are
-//!   refused: any app on a device can claim one, and nothing ties it to the document's
-//!   host.
+//!   URI (no fragment, no wildcard); duplicates are dropped. Private-use schemes
+//!   (`com.example.app:/cb`) are refused: any app on a device can claim one, and nothing
+//!   ties it to the document's host.
 //! - `token_endpoint_auth_method`: absent or `none`. Metadata-document clients are public
 //!   clients here (PKCE is their protection). A document asking for `private_key_jwt` or a
 //!   shared-secret method is refused with [`MetadataDocumentError::Invalid`]: this
@@ -23,8 +23,13 @@
 //!   `refresh_token` in it allows the refresh grant.
 //! - `response_types`: absent or `["code"]`.
 //! - `client_name`: shown on the consent page; when absent, empty, longer than
-//!   [`MAX_CLIENT_NAME_CHARS`] or holding control characters, the URL's host is shown
+//!   [`MAX_CLIENT_NAME_CHARS`], or holding control characters or invisible formatting
+//!   characters (bidirectional overrides, zero-width marks), the URL's host is shown
 //!   instead.
+//!
+//! These are the rules of Dynamic Client Registration too, except where a public document
+//! must differ: only `none` authentication, and an unfit name falls back to the host
+//! (which names who published the document) instead of refusing the client.
 //!
 //! Unknown members are ignored.
 
@@ -37,13 +42,14 @@ use http::header::CACHE_CONTROL;
 use serde::Deserialize;
 
 use crate::client::{Client, ClientAuthMethod, ClientKind, MetadataDocumentError};
+use crate::client_metadata::{self, RedirectUrisError};
 use crate::redirect::RedirectUri;
 use crate::types::ClientId;
 
+pub use crate::client_metadata::MAX_CLIENT_NAME_CHARS;
+
 /// Most redirect URIs a document may list.
 pub const MAX_REDIRECT_URIS: usize = 16;
-/// Longest `client_name` shown as is, in characters.
-pub const MAX_CLIENT_NAME_CHARS: usize = 64;
 
 /// Validates a Client ID Metadata Document fetched from `client_id` at `now` and turns it
 /// into a public [`Client`] of kind [`ClientKind::MetadataDocument`].
@@ -102,29 +108,10 @@ pub fn parse_metadata_document(
         }
         Some(_) => return Err(invalid("unsupported token_endpoint_auth_method")),
     }
-    let redirect_uris = parse_redirect_uris(document.redirect_uris)?;
-    let refresh_tokens = match document.grant_types.as_deref() {
-        None => false,
-        Some(grants) => {
-            if !grants.iter().any(|g| g == "authorization_code") {
-                return Err(invalid("grant_types must include authorization_code"));
-            }
-            if grants
-                .iter()
-                .any(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token"))
-            {
-                return Err(invalid(
-                    "grant_types may only hold authorization_code and refresh_token",
-                ));
-            }
-            grants.iter().any(|g| g == "refresh_token")
-        }
-    };
-    if let Some(types) = document.response_types.as_deref()
-        && (types.is_empty() || types.iter().any(|t| t != "code"))
-    {
-        return Err(invalid("response_types may only hold code"));
-    }
+    let redirect_uris = parse_redirect_uris(document.redirect_uris.as_deref())?;
+    let grant_types =
+        client_metadata::grant_types(document.grant_types.as_deref()).map_err(invalid)?;
+    client_metadata::response_types(document.response_types.as_deref()).map_err(invalid)?;
     let name = display_name(document.client_name.as_deref(), client_id);
     let mut client = Client {
         client_id: client_id.clone(),
@@ -132,7 +119,7 @@ pub fn parse_metadata_document(
         redirect_uris,
         auth_method: ClientAuthMethod::None,
         secret_hash: None,
-        refresh_tokens,
+        refresh_tokens: grant_types.contains(&"refresh_token"),
         kind: ClientKind::MetadataDocument,
         created_at: now,
     };
@@ -154,41 +141,24 @@ struct Document {
     client_secret_expires_at: Option<serde::de::IgnoredAny>,
 }
 
-fn parse_redirect_uris(
-    uris: Option<Vec<String>>,
-) -> Result<Vec<RedirectUri>, MetadataDocumentError> {
-    let invalid = |message: String| MetadataDocumentError::Invalid(message);
-    let uris = uris.unwrap_or_default();
-    if uris.is_empty() {
-        return Err(invalid("redirect_uris must list at least one uri".into()));
-    }
-    if uris.len() > MAX_REDIRECT_URIS {
-        return Err(invalid(format!(
-            "redirect_uris may list at most {MAX_REDIRECT_URIS} uris"
-        )));
-    }
-    uris.iter()
-        .enumerate()
-        .map(|(i, uri)| {
-            let parsed =
-                RedirectUri::parse(uri).map_err(|e| invalid(format!("redirect_uris[{i}]: {e}")))?;
-            if parsed.is_private_use_scheme() {
-                return Err(invalid(format!(
-                    "redirect_uris[{i}]: private-use schemes are not accepted in metadata documents"
-                )));
+fn parse_redirect_uris(uris: Option<&[String]>) -> Result<Vec<RedirectUri>, MetadataDocumentError> {
+    client_metadata::redirect_uris(uris, MAX_REDIRECT_URIS).map_err(|error| {
+        MetadataDocumentError::Invalid(match error {
+            RedirectUrisError::Missing => "redirect_uris must list at least one uri".to_owned(),
+            RedirectUrisError::TooMany => {
+                format!("redirect_uris may list at most {MAX_REDIRECT_URIS} uris")
             }
-            Ok(parsed)
+            RedirectUrisError::Invalid(i, e) => format!("redirect_uris[{i}]: {e}"),
+            RedirectUrisError::PrivateUseScheme(i) => format!(
+                "redirect_uris[{i}]: private-use schemes are not accepted in metadata documents"
+            ),
         })
-        .collect()
+    })
 }
 
 /// `client_name` when it is fit to show, else the URL's host.
 fn display_name(client_name: Option<&str>, client_id: &ClientId) -> String {
-    if let Some(name) = client_name.map(str::trim)
-        && !name.is_empty()
-        && name.chars().count() <= MAX_CLIENT_NAME_CHARS
-        && !name.chars().any(char::is_control)
-    {
+    if let Some(Ok(Some(name))) = client_name.map(client_metadata::client_name) {
         return name.to_owned();
     }
     url::Url::parse(client_id.as_str())
@@ -445,14 +415,9 @@ mod resolver {
             let Ok(url) = url::Url::parse(client_id.as_str()) else {
                 return false;
             };
-            let loopback = match url.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                None => false,
-            };
+            // `url` lowercases the host of an `http` URL, so `LOCALHOST` is `localhost`.
             url.scheme() == "http"
-                && loopback
+                && crate::uri::is_loopback(&url)
                 && url.path() != "/"
                 && url.fragment().is_none()
                 && url.as_str() == client_id.as_str()
@@ -679,6 +644,21 @@ mod tests {
         let mut doc = good();
         doc.as_object_mut().unwrap().remove("client_name");
         assert_eq!(parse(&doc).unwrap().name, "app.example");
+    }
+
+    #[test]
+    fn attack_bidi_override_in_metadata_document_name_falls_back_to_the_host() {
+        // The right-to-left override makes "Bank\u{202E}lapyap" read "Bankpaypal".
+        for spoof in [
+            "Bank\u{202E}lapyap",
+            "Pay\u{200B}Pal",
+            "\u{2067}Bank\u{2069}",
+            "Bank\u{FEFF}",
+        ] {
+            let mut doc = good();
+            doc["client_name"] = spoof.into();
+            assert_eq!(parse(&doc).unwrap().name, "app.example", "{spoof:?}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ORIGIN, VARY,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, VARY,
 };
 use http::{HeaderMap, HeaderValue};
 
@@ -93,10 +93,11 @@ fn is_loopback_origin(origin: &str) -> bool {
     }
 }
 
-/// Adds the CORS response headers for the request's `Origin` (if allowed) to `headers`.
-pub(crate) fn apply(policy: &CorsPolicy, request: &HeaderMap, headers: &mut HeaderMap) {
+/// Adds the CORS response headers for the request's `Origin` (if it has one and it is
+/// allowed) to `headers`.
+pub(crate) fn apply(policy: &CorsPolicy, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
     headers.append(VARY, HeaderValue::from_static("Origin"));
-    let Some(origin) = request.get(ORIGIN) else {
+    let Some(origin) = origin else {
         return;
     };
     let Ok(text) = origin.to_str() else {
@@ -112,8 +113,12 @@ pub(crate) fn apply(policy: &CorsPolicy, request: &HeaderMap, headers: &mut Head
 }
 
 /// Adds the headers of a preflight answer (to a 204) for an allowed origin.
-pub(crate) fn apply_preflight(policy: &CorsPolicy, request: &HeaderMap, headers: &mut HeaderMap) {
-    apply(policy, request, headers);
+pub(crate) fn apply_preflight(
+    policy: &CorsPolicy,
+    origin: Option<&HeaderValue>,
+    headers: &mut HeaderMap,
+) {
+    apply(policy, origin, headers);
     if !headers.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN) {
         return;
     }
@@ -156,10 +161,9 @@ mod tests {
 
     #[test]
     fn credentials_are_never_allowed() {
-        let mut request = HeaderMap::new();
-        request.insert(ORIGIN, HeaderValue::from_static("https://chatgpt.com"));
+        let origin = HeaderValue::from_static("https://chatgpt.com");
         let mut headers = HeaderMap::new();
-        apply_preflight(&CorsPolicy::default(), &request, &mut headers);
+        apply_preflight(&CorsPolicy::default(), Some(&origin), &mut headers);
         assert_eq!(headers[ACCESS_CONTROL_ALLOW_ORIGIN], "https://chatgpt.com");
         assert!(!headers.contains_key(http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS));
     }

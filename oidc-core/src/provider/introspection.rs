@@ -97,13 +97,7 @@ pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
     let Some(record) = record else {
         return inactive();
     };
-    let absolute = record.grant.refresh_expires_at.unwrap_or(0);
-    let exp = record.idle_expires_at.min(absolute);
-    let active = record.client_id == client.client_id
-        && record.used_at.is_none()
-        && !record.grant.revoked
-        && now < exp;
-    if !active {
+    if record.client_id != client.client_id || !record.is_active(now) {
         return inactive();
     }
     response::json(
@@ -113,7 +107,7 @@ pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
             scope: Some(record.scope.as_str()),
             client_id: Some(record.client_id.as_str()),
             sub: Some(record.grant.subject.as_str()),
-            exp: Some(exp),
+            exp: Some(record.expires_at()),
             iat: Some(record.issued_at),
             iss: Some(inner.config.issuer.as_str()),
             token_type: Some("refresh_token"),

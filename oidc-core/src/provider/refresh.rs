@@ -52,10 +52,15 @@ pub(crate) async fn grant(
     if record.grant.revoked {
         return Err(OAuthError::invalid_grant("the refresh token was revoked"));
     }
-    let absolute = record.grant.refresh_expires_at.unwrap_or(0);
-    if now >= record.idle_expires_at || now >= absolute {
+    // The successor's idle expiry is capped by the grant's absolute one, which every
+    // active refresh token's grant has.
+    let Some(absolute) = record
+        .grant
+        .refresh_expires_at
+        .filter(|_| record.is_active(now))
+    else {
         return Err(OAuthError::invalid_grant("the refresh token expired"));
-    }
+    };
     let scope = match params.get("scope")? {
         None => record.scope.clone(),
         Some(text) => {

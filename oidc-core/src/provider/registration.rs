@@ -2,8 +2,11 @@
 //!
 //! Open registration (no initial access token: MCP clients cannot get one), rate-limited
 //! per IP. Redirect URIs must be `https` or `http` to a loopback host, with no fragment
-//! and no wildcard; private-use schemes are not registered here. Unknown metadata is
-//! ignored and not echoed. Confidential clients get a secret once; only its hash is kept.
+//! and no wildcard; private-use schemes are not registered here. A `client_name` longer
+//! than [`MAX_CLIENT_NAME_CHARS`](crate::outbound::MAX_CLIENT_NAME_CHARS) characters or
+//! holding control or invisible formatting characters is refused. These rules are shared
+//! with Client ID Metadata Documents. Unknown metadata is ignored and not echoed.
+//! Confidential clients get a secret once; only its hash is kept.
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -17,13 +20,12 @@ use super::response::{self, HttpResponse};
 use super::service::Inner;
 use crate::audit::{self, AuditEvent};
 use crate::client::{Client, ClientAuthMethod, ClientKind};
+use crate::client_metadata::{self, RedirectUrisError};
 use crate::redirect::RedirectUri;
 use crate::secret::Secret;
 use crate::store::StoreErrorKind;
 use crate::types::ClientId;
 
-/// Longest `client_name` accepted, in characters.
-const MAX_CLIENT_NAME_CHARS: usize = 100;
 /// The name shown for a client that gave none.
 const UNNAMED: &str = "An unnamed application";
 
@@ -64,32 +66,23 @@ fn redirect_error(description: &'static str) -> OAuthError {
 
 /// Checks a registration request (sans I/O).
 pub(crate) fn validate(
-    request: RegistrationRequest,
+    request: &RegistrationRequest,
     max_redirect_uris: usize,
 ) -> Result<Registration, OAuthError> {
-    let uris = request
-        .redirect_uris
-        .filter(|uris| !uris.is_empty())
-        .ok_or_else(|| redirect_error("redirect_uris is required"))?;
-    if uris.len() > max_redirect_uris {
-        return Err(redirect_error("too many redirect_uris"));
-    }
-    let mut redirect_uris = Vec::with_capacity(uris.len());
-    for uri in &uris {
-        let parsed = RedirectUri::parse(uri).map_err(|_| {
-            redirect_error(
-                "each redirect_uri must be https (or http to a loopback host) without fragment or wildcard",
-            )
-        })?;
-        if parsed.is_private_use_scheme() {
-            return Err(redirect_error(
-                "each redirect_uri must be https or http to a loopback host",
-            ));
-        }
-        if !redirect_uris.contains(&parsed) {
-            redirect_uris.push(parsed);
-        }
-    }
+    let redirect_uris =
+        client_metadata::redirect_uris(request.redirect_uris.as_deref(), max_redirect_uris)
+            .map_err(|e| {
+                redirect_error(match e {
+                    RedirectUrisError::Missing => "redirect_uris is required",
+                    RedirectUrisError::TooMany => "too many redirect_uris",
+                    RedirectUrisError::Invalid(..) => {
+                        "each redirect_uri must be https (or http to a loopback host) without fragment or wildcard"
+                    }
+                    RedirectUrisError::PrivateUseScheme(_) => {
+                        "each redirect_uri must be https or http to a loopback host"
+                    }
+                })
+            })?;
 
     let auth_method = match request.token_endpoint_auth_method.as_deref() {
         None => ClientAuthMethod::ClientSecretBasic,
@@ -100,46 +93,20 @@ pub(crate) fn validate(
         })?,
     };
 
-    let mut grant_types: Vec<&'static str> = Vec::new();
-    for grant in request
-        .grant_types
-        .unwrap_or_else(|| vec!["authorization_code".to_owned()])
+    let grant_types =
+        client_metadata::grant_types(request.grant_types.as_deref()).map_err(metadata_error)?;
+    client_metadata::response_types(request.response_types.as_deref()).map_err(metadata_error)?;
+    let client_name = match request
+        .client_name
+        .as_deref()
+        .map(client_metadata::client_name)
     {
-        let known = match grant.as_str() {
-            "authorization_code" => "authorization_code",
-            "refresh_token" => "refresh_token",
-            _ => {
-                return Err(metadata_error(
-                    "grant_types may only hold authorization_code and refresh_token",
-                ));
-            }
-        };
-        if !grant_types.contains(&known) {
-            grant_types.push(known);
-        }
-    }
-    if !grant_types.contains(&"authorization_code") {
-        return Err(metadata_error(
-            "grant_types must include authorization_code",
-        ));
-    }
-    let response_types = request
-        .response_types
-        .unwrap_or_else(|| vec!["code".to_owned()]);
-    if response_types.is_empty() || response_types.iter().any(|t| t != "code") {
-        return Err(metadata_error("response_types may only hold code"));
-    }
-
-    let client_name = match request.client_name {
-        None => None,
-        Some(name) => {
-            let name = name.trim().to_owned();
-            if name.chars().count() > MAX_CLIENT_NAME_CHARS || name.chars().any(is_hidden_char) {
-                return Err(metadata_error(
-                    "client_name must be at most 100 characters without control or invisible characters",
-                ));
-            }
-            (!name.is_empty()).then_some(name)
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(name))) => Some(name.to_owned()),
+        Some(Err(_)) => {
+            return Err(metadata_error(
+                "client_name must be at most 64 characters without control or invisible characters",
+            ));
         }
     };
     let application_type = match request.application_type.as_deref() {
@@ -170,7 +137,7 @@ pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
             ));
         }
     };
-    let registration = match validate(request, inner.config.registration.max_redirect_uris) {
+    let registration = match validate(&request, inner.config.registration.max_redirect_uris) {
         Ok(registration) => registration,
         Err(e) => return error(e),
     };
@@ -241,16 +208,6 @@ pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
     response::json(StatusCode::CREATED, &Value::Object(body))
 }
 
-/// Control characters, and the invisible formatting characters that could make a name on
-/// the consent page read as something else (bidirectional overrides, zero-width marks).
-fn is_hidden_char(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
-        )
-}
-
 fn error(error: OAuthError) -> HttpResponse {
     response::oauth_error(StatusCode::BAD_REQUEST, error)
 }
@@ -267,7 +224,7 @@ mod tests {
     use super::*;
 
     fn request(json: Value) -> Result<Registration, OAuthError> {
-        validate(serde_json::from_value(json).unwrap(), 10)
+        validate(&serde_json::from_value(json).unwrap(), 10)
     }
 
     #[test]
@@ -311,6 +268,15 @@ mod tests {
         assert!(base(json!({"client_name": "Zero\u{200B}width"})).is_err());
         assert!(base(json!({"client_name": "Café Ünïcode ✓"})).is_ok());
         assert!(base(json!({"client_name": "x".repeat(101)})).is_err());
+        let longest = "x".repeat(crate::outbound::MAX_CLIENT_NAME_CHARS);
+        assert!(base(json!({ "client_name": longest })).is_ok());
+        let too_long = base(json!({ "client_name": longest.clone() + "x" })).unwrap_err();
+        assert_eq!(too_long.code(), ErrorCode::InvalidClientMetadata);
+        assert!(
+            too_long
+                .description()
+                .contains(&crate::outbound::MAX_CLIENT_NAME_CHARS.to_string())
+        );
         assert!(base(json!({"application_type": "desktop"})).is_err());
         let ok = base(json!({"grant_types": ["authorization_code", "refresh_token"], "extra": 1}))
             .unwrap();

@@ -37,15 +37,20 @@ pub(crate) fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> HttpR
     response
 }
 
-/// A public JSON document (discovery, JWKS) cacheable for `max_age` seconds.
-pub(crate) fn public_json(body: Bytes, max_age: u64) -> HttpResponse {
+/// A public JSON document (discovery, JWKS) with `cache_control` from
+/// [`public_cache_control`].
+pub(crate) fn public_json(body: Bytes, cache_control: HeaderValue) -> HttpResponse {
     let mut response = with_body(StatusCode::OK, body);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
-        headers.insert(CACHE_CONTROL, value);
-    }
+    headers.insert(CACHE_CONTROL, cache_control);
     response
+}
+
+/// `Cache-Control: public, max-age={max_age}`, built once per provider.
+pub(crate) fn public_cache_control(max_age: u64) -> HeaderValue {
+    HeaderValue::try_from(format!("public, max-age={max_age}"))
+        .unwrap_or_else(|_| unreachable!("ascii letters and digits are a valid header value"))
 }
 
 #[derive(Serialize)]

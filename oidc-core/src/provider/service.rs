@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use bytes::Bytes;
-use http::header::{REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+use http::header::{ORIGIN, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -105,6 +105,10 @@ pub(crate) struct Inner {
     pub(crate) issuer_origin: String,
     metadata: ProviderMetadata,
     metadata_json: Bytes,
+    /// `Cache-Control` of the discovery document.
+    metadata_cache_control: HeaderValue,
+    /// `Cache-Control` of the JWK Set.
+    jwks_cache_control: HeaderValue,
     maintenance_task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -273,6 +277,7 @@ impl ProviderBuilder {
             .map(|u| u.origin().ascii_serialization())
             .map_err(|_| ProviderError::InvalidConfig("the issuer has no origin"))?;
         let keys = KeyManager::load(store.as_ref(), &config, Arc::clone(&clock)).await?;
+        let jwks_cache_control = response::public_cache_control(keys.jwks_max_age());
         let static_clients = config
             .static_clients
             .iter()
@@ -293,6 +298,8 @@ impl ProviderBuilder {
             issuer_origin,
             metadata,
             metadata_json,
+            metadata_cache_control: response::public_cache_control(300),
+            jwks_cache_control,
             maintenance_task: Mutex::new(None),
             config,
         });
@@ -527,13 +534,15 @@ impl Inner {
         );
         let mut response = if cors_enabled && request.method() == Method::OPTIONS {
             let mut response = response::with_body(StatusCode::NO_CONTENT, Bytes::new());
-            cors::apply_preflight(&self.config.cors, request.headers(), response.headers_mut());
+            let origin = request.headers().get(ORIGIN);
+            cors::apply_preflight(&self.config.cors, origin, response.headers_mut());
             response
         } else {
-            let request_headers = cors_enabled.then(|| request.headers().clone());
+            // Only the `Origin` is kept: the other headers may hold credentials.
+            let origin = cors_enabled.then(|| request.headers().get(ORIGIN).cloned());
             let mut response = self.dispatch(route, request, now).await;
-            if let Some(headers) = request_headers {
-                cors::apply(&self.config.cors, &headers, response.headers_mut());
+            if let Some(origin) = origin {
+                cors::apply(&self.config.cors, origin.as_ref(), response.headers_mut());
             }
             response
         };
@@ -584,9 +593,12 @@ impl Inner {
         let is_get = method == Method::GET || method == Method::HEAD;
         let is_post = method == Method::POST;
         match route {
-            Route::Discovery if is_get => response::public_json(self.metadata_json.clone(), 300),
+            Route::Discovery if is_get => response::public_json(
+                self.metadata_json.clone(),
+                self.metadata_cache_control.clone(),
+            ),
             Route::Jwks if is_get => {
-                response::public_json(self.keys.jwks(), self.keys.jwks_max_age())
+                response::public_json(self.keys.jwks(), self.jwks_cache_control.clone())
             }
             Route::Authorize if is_get || is_post => {
                 authorize::handle(self, &parts, &body, now).await

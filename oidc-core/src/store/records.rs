@@ -498,6 +498,23 @@ pub struct RefreshTokenRecord {
     pub used_at: Option<u64>,
 }
 
+impl RefreshTokenRecord {
+    /// When it stops being usable: its idle expiry or its grant's absolute refresh expiry,
+    /// whichever comes first; `0` when the grant has no refresh expiry (such a grant has no
+    /// usable refresh tokens).
+    pub fn expires_at(&self) -> u64 {
+        self.grant
+            .refresh_expires_at
+            .map_or(0, |absolute| absolute.min(self.idle_expires_at))
+    }
+
+    /// Whether it may be exchanged at `now`: never used, its grant not revoked, and
+    /// `now` before [`expires_at`](Self::expires_at).
+    pub fn is_active(&self, now: u64) -> bool {
+        self.used_at.is_none() && !self.grant.revoked && now < self.expires_at()
+    }
+}
+
 /// A stored access token id with its grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -594,5 +611,63 @@ impl PurgeReport {
             + self.access_tokens
             + self.refresh_tokens
             + self.login_states
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::rand::SystemRandom;
+
+    use super::*;
+
+    const T0: u64 = 1_700_000_000;
+
+    fn refresh_token(idle_expires_at: u64, absolute: Option<u64>) -> RefreshTokenRecord {
+        let grant = GrantRecord::new(
+            GrantId::generate(&SystemRandom::new()).unwrap(),
+            ClientId::parse("cli").unwrap(),
+            Subject::parse("u-1").unwrap(),
+            Scope::parse("openid").unwrap(),
+            Vec::new(),
+            T0,
+            ReleasedClaims::default(),
+            T0,
+            absolute,
+        );
+        RefreshTokenRecord {
+            grant,
+            client_id: ClientId::parse("cli").unwrap(),
+            scope: Scope::parse("openid").unwrap(),
+            issued_at: T0,
+            idle_expires_at,
+            used_at: None,
+        }
+    }
+
+    #[test]
+    fn refresh_tokens_expire_at_the_first_of_idle_and_absolute_expiry() {
+        let idle_first = refresh_token(T0 + 100, Some(T0 + 500));
+        assert_eq!(idle_first.expires_at(), T0 + 100);
+        assert!(idle_first.is_active(T0 + 99));
+        assert!(!idle_first.is_active(T0 + 100));
+
+        let absolute_first = refresh_token(T0 + 500, Some(T0 + 100));
+        assert_eq!(absolute_first.expires_at(), T0 + 100);
+        assert!(absolute_first.is_active(T0 + 99));
+        assert!(!absolute_first.is_active(T0 + 100));
+
+        let no_absolute = refresh_token(T0 + 500, None);
+        assert_eq!(no_absolute.expires_at(), 0);
+        assert!(!no_absolute.is_active(T0));
+    }
+
+    #[test]
+    fn used_or_revoked_refresh_tokens_are_not_active() {
+        let mut used = refresh_token(T0 + 100, Some(T0 + 500));
+        used.used_at = Some(T0 + 1);
+        assert!(!used.is_active(T0 + 2));
+        let mut revoked = refresh_token(T0 + 100, Some(T0 + 500));
+        revoked.grant.revoked = true;
+        assert!(!revoked.is_active(T0 + 2));
     }
 }

@@ -23,6 +23,7 @@ use oidc_core::authn::{
     AuthenticatedUser, Authenticator, BoxFuture, LoginMethod, LoginOutcome, LoginRequest,
     TransactionId,
 };
+use oidc_core::jwt::{AccessTokenClaims, encode_access_token};
 use oidc_core::keys::{KeyError, KeyGenerator, KeySize, SigningKey};
 use oidc_core::pkce::CodeVerifier;
 use oidc_core::provider::{Provider, ProviderConfig, RateLimits, ScopeDefinition, StaticClient};
@@ -34,6 +35,9 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 use url::form_urlencoded;
+
+#[path = "../event_log/mod.rs"]
+pub mod event_log;
 
 pub const ISSUER: &str = "https://auth.example.com";
 pub const RESOURCE: &str = "https://mcp.example.com/mcp";
@@ -657,6 +661,26 @@ pub fn jwt_part(token: &str, index: usize) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
+/// `access_token` (one of ours) signed again by the same provider key after `change`: a
+/// token the provider's own key vouches for, with claims the provider never issued.
+pub fn resign_access_token(
+    access_token: &str,
+    change: impl FnOnce(&mut AccessTokenClaims),
+) -> String {
+    let kid = jwt_part(access_token, 0)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = key_pool()
+        .iter()
+        .map(|der| SigningKey::from_pkcs8_der(der).unwrap())
+        .find(|key| key.kid() == kid)
+        .expect("the provider signs with a pooled key");
+    let mut claims: AccessTokenClaims = serde_json::from_value(jwt_part(access_token, 1)).unwrap();
+    change(&mut claims);
+    encode_access_token(&key, &claims).unwrap()
+}
+
 /// A request extension with a client address, for rate-limit tests.
 pub fn from_ip(mut request: Request<Full<Bytes>>, ip: &str) -> Request<Full<Bytes>> {
     let addr = SocketAddr::new(ip.parse().unwrap(), 40000);
@@ -673,93 +697,4 @@ pub fn access_token_verifier(jwks: &str, audience: &str, now: u64) -> jwt_verify
     .clock(jwt_verify::ManualClock::at_unix(now))
     .build()
     .unwrap()
-}
-
-// ---------------------------------------------------------------------------------------
-// Audit capture
-
-/// Records the `tracing` events of the current thread (install with [`EventLog::install`];
-/// `#[tokio::test]` runs on one thread, so every event of the test is seen).
-#[derive(Clone, Default)]
-pub struct EventLog {
-    events: Arc<Mutex<Vec<HashMap<String, String>>>>,
-    /// `false` for the global sink, which enables every callsite and keeps nothing.
-    keep: bool,
-}
-
-impl EventLog {
-    pub fn install() -> (EventLog, tracing::subscriber::DefaultGuard) {
-        // tracing caches per-callsite interest process-wide: a global sink that enables
-        // everything keeps every callsite live for the per-thread recorders.
-        static GLOBAL_SINK: std::sync::Once = std::sync::Once::new();
-        GLOBAL_SINK.call_once(|| {
-            let _ = tracing::subscriber::set_global_default(EventLog::default());
-        });
-        let log = EventLog {
-            keep: true,
-            ..EventLog::default()
-        };
-        let guard = tracing::subscriber::set_default(log.clone());
-        (log, guard)
-    }
-
-    pub fn events(&self) -> Vec<HashMap<String, String>> {
-        self.events.lock().unwrap().clone()
-    }
-
-    /// The audit events named `event`.
-    pub fn audit(&self, event: &str) -> Vec<HashMap<String, String>> {
-        self.events()
-            .into_iter()
-            .filter(|e| {
-                e.get("target").map(String::as_str) == Some("audit")
-                    && e.get("event").map(String::as_str) == Some(event)
-            })
-            .collect()
-    }
-
-    /// Every field of every event, as one string.
-    pub fn all_text(&self) -> String {
-        format!("{:?}", self.events())
-    }
-}
-
-struct FieldVisitor<'a>(&'a mut HashMap<String, String>);
-
-impl tracing::field::Visit for FieldVisitor<'_> {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-}
-
-impl tracing::Subscriber for EventLog {
-    fn enabled(&self, _metadata: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, _span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-
-    fn record(&self, _span: &tracing::span::Id, _values: &tracing::span::Record<'_>) {}
-
-    fn record_follows_from(&self, _span: &tracing::span::Id, _follows: &tracing::span::Id) {}
-
-    fn event(&self, event: &tracing::Event<'_>) {
-        if !self.keep {
-            return;
-        }
-        let mut fields = HashMap::new();
-        fields.insert("target".to_owned(), event.metadata().target().to_owned());
-        event.record(&mut FieldVisitor(&mut fields));
-        self.events.lock().unwrap().push(fields);
-    }
-
-    fn enter(&self, _span: &tracing::span::Id) {}
-
-    fn exit(&self, _span: &tracing::span::Id) {}
 }

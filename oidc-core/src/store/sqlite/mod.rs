@@ -522,31 +522,8 @@ impl ProviderStore for SqliteStore {
         token: SecretHash,
     ) -> BoxFuture<'_, Result<Option<RefreshTokenRecord>, StoreError>> {
         Box::pin(async move {
-            self.read(move |tx| {
-                let sql = format!(
-                    "SELECT r.client_id, r.scope, r.issued_at, r.idle_expires_at, r.used_at, {GRANT_COLUMNS} \
-                     FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.hash = ?1"
-                );
-                let mut statement = tx.prepare_cached(&sql).db()?;
-                let mut rows = statement.query(params![hash_blob(&token)]).db()?;
-                let Some(row) = rows.next().db()? else {
-                    return Ok(None);
-                };
-                let client_id: String = row.get(0).db()?;
-                let scope: String = row.get(1).db()?;
-                let issued_at: i64 = row.get(2).db()?;
-                let idle_expires_at: i64 = row.get(3).db()?;
-                let used_at: Option<i64> = row.get(4).db()?;
-                Ok(Some(RefreshTokenRecord {
-                    grant: decode_grant(row, 5)?,
-                    client_id: read_client_id(&client_id)?,
-                    scope: read_scope(&scope)?,
-                    issued_at: read_time(issued_at)?,
-                    idle_expires_at: read_time(idle_expires_at)?,
-                    used_at: used_at.map(read_time).transpose()?,
-                }))
-            })
-            .await
+            self.read(move |tx| select_refresh_token(tx, &hash_blob(&token)))
+                .await
         })
     }
 
@@ -559,43 +536,28 @@ impl ProviderStore for SqliteStore {
         Box::pin(async move {
             self.write(move |tx| {
                 let token = hash_blob(&token);
-                type Row = (String, String, Option<i64>, i64, Option<i64>, Option<i64>);
-                let row: Option<Row> = tx
-                    .query_row(
-                        "SELECT r.grant_id, r.client_id, r.used_at, r.idle_expires_at, g.revoked_at, g.refresh_expires_at \
-                         FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.hash = ?1",
-                        params![token],
-                        |row| {
-                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
-                        },
-                    )
-                    .optional()
-                    .db()?;
-                let Some((grant_id, client_id, used_at, idle_expires_at, revoked_at, refresh_expires_at)) =
-                    row
-                else {
+                let Some(record) = select_refresh_token(tx, &token)? else {
                     return Ok(RotateOutcome::Inactive);
                 };
-                let grant_id = read_grant_id(&grant_id)?;
-                if used_at.is_some() {
-                    revoke(tx, &grant_id, now)?;
-                    return Ok(RotateOutcome::Reused { grant_id });
+                if record.used_at.is_some() {
+                    revoke(tx, &record.grant.id, now)?;
+                    return Ok(RotateOutcome::Reused {
+                        grant_id: record.grant.id,
+                    });
                 }
-                let now_db = time(now);
-                let expired = idle_expires_at <= now_db
-                    || refresh_expires_at.is_none_or(|absolute| absolute <= now_db);
-                if revoked_at.is_some() || expired {
+                if !record.is_active(now) {
                     return Ok(RotateOutcome::Inactive);
                 }
+                let now_db = time(now);
                 tx.execute(
                     "UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL",
                     params![token, now_db],
                 )
                 .db()?;
-                insert_tokens(tx, &grant_id, &read_client_id(&client_id)?, &tokens, now)?;
+                insert_tokens(tx, &record.grant.id, &record.client_id, &tokens, now)?;
                 tx.execute(
                     "UPDATE grants SET expires_at = MAX(expires_at, ?2) WHERE id = ?1",
-                    params![grant_id.as_str(), time(tokens.access_expires_at)],
+                    params![record.grant.id.as_str(), time(tokens.access_expires_at)],
                 )
                 .db()?;
                 Ok(RotateOutcome::Rotated)
@@ -768,6 +730,35 @@ fn select_pending(
         Some(row) => decode_pending(row).map(Some),
         None => Ok(None),
     }
+}
+
+/// Reads the refresh token whose hash is `token`, with its grant.
+fn select_refresh_token(
+    tx: &Transaction<'_>,
+    token: &[u8; 32],
+) -> Result<Option<RefreshTokenRecord>, StoreError> {
+    let sql = format!(
+        "SELECT r.client_id, r.scope, r.issued_at, r.idle_expires_at, r.used_at, {GRANT_COLUMNS} \
+         FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.hash = ?1"
+    );
+    let mut statement = tx.prepare_cached(&sql).db()?;
+    let mut rows = statement.query(params![token]).db()?;
+    let Some(row) = rows.next().db()? else {
+        return Ok(None);
+    };
+    let client_id: String = row.get(0).db()?;
+    let scope: String = row.get(1).db()?;
+    let issued_at: i64 = row.get(2).db()?;
+    let idle_expires_at: i64 = row.get(3).db()?;
+    let used_at: Option<i64> = row.get(4).db()?;
+    Ok(Some(RefreshTokenRecord {
+        grant: decode_grant(row, 5)?,
+        client_id: read_client_id(&client_id)?,
+        scope: read_scope(&scope)?,
+        issued_at: read_time(issued_at)?,
+        idle_expires_at: read_time(idle_expires_at)?,
+        used_at: used_at.map(read_time).transpose()?,
+    }))
 }
 
 /// Stores the access token id and the refresh token (if any) of `tokens` under `grant`.
