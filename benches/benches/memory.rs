@@ -47,9 +47,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    // `cargo bench` passes --bench; under `cargo test` the bench runs once, small and quick,
-    // to prove it still works.
-    let scale = if std::env::args().any(|a| a == "--bench") {
+    // Under `cargo test` the bench runs once, small and quick, to prove it still works.
+    let scale = if benches::report::measuring() {
         Scale::FULL
     } else {
         Scale::SMOKE

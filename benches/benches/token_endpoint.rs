@@ -28,7 +28,7 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 
 fn main() {
-    let quick = !std::env::args().any(|a| a == "--bench");
+    let quick = !benches::report::measuring();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -2,10 +2,14 @@
 //! of precedence, with defaults last. `--help` documents every setting and its variable.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
 use clap::Parser;
+use oidc_core::InvalidValueKind;
+use oidc_core::types::Issuer;
+use zeroize::Zeroizing;
 
 /// Parses `T` from `args`, with the values of the TOML file named by `--config <path>` (or
 /// the `config_env` variable) as defaults that flags and environment variables override.
@@ -78,30 +82,55 @@ pub fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// Refuses a public URL that is not https: plain http is only for loopback hosts, so that
-/// local tests work and production cannot be misconfigured into it.
-pub fn require_https_unless_loopback(name: &str, url: &str) -> anyhow::Result<()> {
-    let uri: http::Uri = url
-        .parse()
-        .with_context(|| format!("{name} is not a URL: {url}"))?;
-    let host = uri
-        .host()
-        .with_context(|| format!("{name} has no host: {url}"))?;
-    match uri.scheme_str() {
-        Some("https") => Ok(()),
-        Some("http") if is_loopback(host) => Ok(()),
-        Some("http") => bail!("{name} must be https for a non-loopback host (got {url})"),
-        _ => bail!("{name} must be an http(s) URL (got {url})"),
+/// Parses a URL setting by the rules of an issuer identifier ([`Issuer::parse`]): https, or
+/// plain http only to a loopback host, so that local tests work and production cannot be
+/// misconfigured into it; absolute, in canonical form, without query, fragment or user
+/// information.
+///
+/// The message names the setting, not the value, which could carry a password.
+pub fn require_https_unless_loopback(name: &str, url: &str) -> anyhow::Result<Issuer> {
+    Issuer::parse(url).map_err(|error| match error.kind() {
+        InvalidValueKind::InsecureScheme => {
+            anyhow!("{name} must be https for a non-loopback host")
+        }
+        kind => anyhow!("{name} is not an acceptable URL: {kind}"),
+    })
+}
+
+/// Creates `path` and any missing parents, each new directory readable only by the owner
+/// (mode 0700 on unix). Directories that already exist keep their mode.
+pub fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(path)
+        .with_context(|| format!("creating the data directory {}", path.display()))
+}
+
+/// A secret setting, such as a client secret: `Debug` prints `<redacted>`, and the memory is
+/// zeroed on drop. `Clone` only because clap requires it of every value.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// The secret. Do not log it.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
     }
 }
 
-/// `localhost`, `127.0.0.0/8` or `[::1]`.
-pub fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(Zeroizing::new(value))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 #[cfg(test)]
@@ -159,5 +188,51 @@ mod tests {
         assert!(require_https_unless_loopback("x", "http://[::1]:8765").is_ok());
         assert!(require_https_unless_loopback("x", "http://mcp.example").is_err());
         assert!(require_https_unless_loopback("x", "ftp://mcp.example").is_err());
+    }
+
+    #[test]
+    fn refused_urls_are_named_but_not_repeated() {
+        let insecure = require_https_unless_loopback("MCP_BASE_URL", "http://user:pw@mcp.example")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            insecure.contains("MCP_BASE_URL must be https"),
+            "{insecure}"
+        );
+        assert!(!insecure.contains("pw"), "{insecure}");
+        let query = require_https_unless_loopback("OIDC_ISSUER", "https://auth.example/?x=1")
+            .unwrap_err()
+            .to_string();
+        assert!(query.contains("OIDC_ISSUER"), "{query}");
+        assert!(query.contains("query not allowed"), "{query}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let secret = Secret::from("GOCSPX-do-not-print".to_owned());
+        assert_eq!(secret.expose_secret(), "GOCSPX-do-not-print");
+        let debug = format!("{secret:?}");
+        assert!(!debug.contains("GOCSPX"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_data_directories_are_private_and_existing_ones_keep_their_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        let nested = data.join("oidc-server");
+        create_private_dir(&nested).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&nested), 0o700);
+
+        let shared = root.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o750)).unwrap();
+        create_private_dir(&shared.join("mcp-server")).unwrap();
+        assert_eq!(mode(&shared), 0o750, "an existing directory is left alone");
+        assert_eq!(mode(&shared.join("mcp-server")), 0o700);
     }
 }

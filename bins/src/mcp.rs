@@ -16,7 +16,7 @@ use mcp_api::server::access_token_policy;
 use mcp_api::{Limits, MemoryServer, ProtectedResource, SqliteStore};
 use tokio::net::TcpListener;
 
-use crate::config::{require_https_unless_loopback, split_list};
+use crate::config::{create_private_dir, require_https_unless_loopback, split_list};
 
 /// The memory MCP server: MCP (Streamable HTTP at /mcp, legacy SSE at /mcp/sse) and the REST
 /// API under /api/v1, every request authenticated by an access token from the issuer.
@@ -79,8 +79,7 @@ impl McpServer {
     pub async fn bind(args: &McpArgs) -> anyhow::Result<McpServer> {
         require_https_unless_loopback("MCP_BASE_URL", &args.base_url)?;
         require_https_unless_loopback("OIDC_ISSUER", &args.issuer)?;
-        std::fs::create_dir_all(&args.data_dir)
-            .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+        create_private_dir(&args.data_dir)?;
         let db = args.data_dir.join("memories.db");
         let store = SqliteStore::open(&db, Limits::default())
             .with_context(|| format!("opening {}", db.display()))?;

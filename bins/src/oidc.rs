@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use oidc_core::authn::{Authenticator, LoginStateStore};
 use oidc_core::login::{
-    ClientSecret, LocalUser, PasswordHashString, Passwords, Upstream, UpstreamConfig,
+    ClientSecret, LocalUser, PasswordHashString, Passwords, Upstream, UpstreamConfig, UpstreamError,
 };
 use oidc_core::outbound::{
     AddressPolicy, ClientMetadataDocuments, MetadataDocumentConfig, OutboundClient, OutboundConfig,
@@ -23,7 +23,7 @@ use oidc_core::types::{Issuer, ResourceIndicator};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use crate::config::{require_https_unless_loopback, split_list};
+use crate::config::{Secret, create_private_dir, require_https_unless_loopback, split_list};
 
 /// Google's issuer.
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
@@ -75,7 +75,7 @@ pub struct OidcArgs {
 
     /// Our client secret at the upstream.
     #[arg(long, env = "GOOGLE_CLIENT_SECRET", hide_env_values = true)]
-    pub google_client_secret: Option<String>,
+    pub google_client_secret: Option<Secret>,
 
     /// Only these email addresses may sign in upstream (comma-separated, verified emails only).
     #[arg(long, env = "OIDC_ALLOWED_EMAILS", default_value = "")]
@@ -184,13 +184,10 @@ pub struct OidcServer {
 impl OidcServer {
     /// Opens the store, loads or creates keys, sets up the login methods and binds.
     pub async fn bind(args: &OidcArgs) -> anyhow::Result<OidcServer> {
-        require_https_unless_loopback("OIDC_BASE_URL", &args.base_url)?;
-        let issuer =
-            Issuer::parse(&args.base_url).context("OIDC_BASE_URL is not a valid issuer")?;
+        let issuer = require_https_unless_loopback("OIDC_BASE_URL", &args.base_url)?;
         let audience = ResourceIndicator::parse(&args.default_audience)
             .context("OIDC_DEFAULT_AUDIENCE is not a valid resource")?;
-        std::fs::create_dir_all(&args.data_dir)
-            .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+        create_private_dir(&args.data_dir)?;
         let db = args.data_dir.join("oidc.db");
         let store =
             Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
@@ -282,7 +279,8 @@ impl OidcServer {
 }
 
 /// The upstream login, when a client id is configured. Discovery is retried for about half
-/// a minute before start-up fails.
+/// a minute while the upstream is unreachable or answers badly; a configuration error fails
+/// at once.
 async fn upstream_login(
     args: &OidcArgs,
     issuer: &Issuer,
@@ -293,17 +291,16 @@ async fn upstream_login(
     };
     let secret = args
         .google_client_secret
-        .clone()
+        .as_ref()
         .context("GOOGLE_CLIENT_ID is set but GOOGLE_CLIENT_SECRET is not")?;
-    require_https_unless_loopback("OIDC_UPSTREAM_ISSUER", &args.upstream_issuer)?;
-    let upstream_issuer = Issuer::parse(&args.upstream_issuer)
-        .context("OIDC_UPSTREAM_ISSUER is not a valid issuer")?;
+    let upstream_issuer =
+        require_https_unless_loopback("OIDC_UPSTREAM_ISSUER", &args.upstream_issuer)?;
     // The secret is not Clone (it is zeroized on drop): build the config anew per attempt.
     let make_config = || {
         UpstreamConfig::new(
             upstream_issuer.clone(),
             client_id.as_str(),
-            ClientSecret::new(secret.clone()),
+            ClientSecret::new(secret.expose_secret()),
             issuer,
         )
         .allowed_emails(split_list(&args.allowed_emails))
@@ -312,7 +309,7 @@ async fn upstream_login(
         .allow_any_user(args.allow_any_user)
     };
     let probe = make_config();
-    if !probe.has_restriction() {
+    if !probe.has_restriction() && !args.allow_any_user {
         bail!(
             "refusing to start: any account at {} could sign in. Set OIDC_ALLOWED_EMAILS, OIDC_ALLOWED_DOMAINS \
              or OIDC_HOSTED_DOMAINS, or OIDC_ALLOW_ANY_USER=true if that is really intended",
@@ -321,7 +318,7 @@ async fn upstream_login(
     }
     // An upstream on this machine (tests, a local IdP) was configured explicitly: allow it.
     let mut outbound = OutboundConfig::default();
-    if is_loopback_host(&args.upstream_issuer) {
+    if upstream_issuer.is_loopback() {
         outbound = outbound
             .with_address_policy(AddressPolicy::public_only().insecure_allow_loopback())
             .insecure_allow_http_to_loopback();
@@ -333,20 +330,45 @@ async fn upstream_login(
     loop {
         match Upstream::discover(make_config(), client.clone(), Arc::clone(&store)).await {
             Ok(upstream) => return Ok(Some(Arc::new(upstream))),
-            Err(error) if attempt < 5 => {
+            Err(error @ UpstreamError::Discovery(_)) if attempt < 5 => {
                 tracing::warn!(%error, attempt, "upstream discovery failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
                 attempt += 1;
             }
-            Err(error) => return Err(error).context("upstream discovery failed"),
+            Err(error @ UpstreamError::Discovery(_)) => {
+                return Err(error).context("upstream discovery failed");
+            }
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!(
+                        "the upstream login at {} is misconfigured",
+                        args.upstream_issuer
+                    )
+                });
+            }
         }
     }
 }
 
-fn is_loopback_host(url: &str) -> bool {
-    url.parse::<http::Uri>()
-        .ok()
-        .and_then(|uri| uri.host().map(crate::config::is_loopback))
-        .unwrap_or(false)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_arguments_does_not_show_the_client_secret() {
+        let args = OidcArgs::parse_from([
+            "oidc-server",
+            "--google-client-id=id.apps.googleusercontent.com",
+            "--google-client-secret=GOCSPX-never-in-a-log",
+        ]);
+        let debug = format!("{args:?}");
+        assert!(!debug.contains("GOCSPX-never-in-a-log"), "{debug}");
+        assert!(debug.contains("id.apps.googleusercontent.com"), "{debug}");
+        let secret = args
+            .google_client_secret
+            .as_ref()
+            .map(Secret::expose_secret);
+        assert_eq!(secret, Some("GOCSPX-never-in-a-log"));
+    }
 }

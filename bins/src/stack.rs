@@ -8,7 +8,10 @@ use anyhow::Context as _;
 use aws_lc_rs::rand::SystemRandom;
 use clap::Parser;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use zeroize::Zeroizing;
 
+use crate::config::create_private_dir;
 use crate::mcp::{McpArgs, McpServer};
 use crate::oidc::{OidcArgs, OidcServer};
 
@@ -30,6 +33,10 @@ pub struct StackArgs {
     /// Port of the memory MCP server on 127.0.0.1.
     #[arg(long, env = "STACK_MCP_PORT", default_value_t = 8765)]
     pub mcp_port: u16,
+
+    /// A TOML file with any of these settings (keys in snake_case, e.g. data_dir).
+    #[arg(long, env = "STACK_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// What the stack prints for a person to read.
@@ -38,27 +45,30 @@ pub struct Banner {
     pub mcp_url: String,
     /// The OpenID issuer.
     pub issuer: String,
-    /// The first user's password, when it was just created (shown once).
-    pub new_password: Option<String>,
+    /// The first user's password, when it was just created (shown once; zeroed on drop).
+    pub new_password: Option<Zeroizing<String>>,
     /// The users file.
     pub users_file: PathBuf,
 }
 
 impl Banner {
-    /// The text: URLs, how to sign in and a ready-to-paste client configuration.
-    pub fn text(&self) -> String {
+    /// The text: URLs, how to sign in and a ready-to-paste client configuration. It may
+    /// hold the new password, so it is zeroed on drop.
+    pub fn text(&self) -> Zeroizing<String> {
         let base = self.mcp_url.trim_end_matches("/mcp");
-        let sign_in = match &self.new_password {
+        let sign_in = Zeroizing::new(match &self.new_password {
             Some(password) => format!(
-                "  username: admin\n  password: {password}\n  (shown once; only its hash is kept, in {})",
+                "  username: admin\n  password: {}\n  (shown once; only its hash is kept, in {})",
+                password.as_str(),
                 self.users_file.display()
             ),
             None => format!(
                 "  with a user from {} (delete the file to create a new admin password)",
                 self.users_file.display()
             ),
-        };
-        format!(
+        });
+        let sign_in = sign_in.as_str();
+        Zeroizing::new(format!(
             "\nMemory stack is running.\n\n\
              MCP server (Streamable HTTP)  {mcp}\n\
              MCP server (legacy SSE)       {base}/mcp/sse\n\
@@ -71,13 +81,13 @@ impl Banner {
              Press Ctrl-C to stop.\n",
             mcp = self.mcp_url,
             issuer = self.issuer,
-        )
+        ))
     }
 }
 
 /// Creates the users file with an `admin` user and a random password if it does not exist;
 /// returns the new password (to show once).
-pub fn ensure_first_user(users_file: &Path) -> anyhow::Result<Option<String>> {
+pub fn ensure_first_user(users_file: &Path) -> anyhow::Result<Option<Zeroizing<String>>> {
     if users_file.exists() {
         return Ok(None);
     }
@@ -90,7 +100,7 @@ pub fn ensure_first_user(users_file: &Path) -> anyhow::Result<Option<String>> {
          [[users]]\nusername = \"admin\"\npassword_hash = \"{hash}\"\nname = \"Administrator\"\n"
     );
     write_private(users_file, &text)?;
-    Ok(Some(password.to_string()))
+    Ok(Some(password))
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -108,6 +118,9 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// Starts both servers; returns when `shutdown` completes and both have stopped.
+///
+/// If either server fails to start, a users file created by this call is removed again:
+/// its password was never shown, and the next start creates a new one.
 pub async fn run(
     args: &StackArgs,
     shutdown: impl std::future::Future<Output = ()>,
@@ -115,8 +128,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let oidc_dir = args.data_dir.join("oidc-server");
     let mcp_dir = args.data_dir.join("mcp-server");
-    std::fs::create_dir_all(&oidc_dir)
-        .with_context(|| format!("creating {}", oidc_dir.display()))?;
+    create_private_dir(&oidc_dir)?;
     let users_file = oidc_dir.join("users.toml");
     let new_password = ensure_first_user(&users_file)?;
 
@@ -139,10 +151,15 @@ pub async fn run(
     ]);
 
     let (stop, stopping) = watch::channel(false);
-    let oidc = OidcServer::bind(&oidc_args).await?;
-    let oidc_task = tokio::spawn(oidc.run(wait(stopping.clone())));
-    let mcp = McpServer::bind(&mcp_args).await?;
-    let mcp_task = tokio::spawn(mcp.run(wait(stopping)));
+    let (oidc_task, mcp_task) = match start(&oidc_args, &mcp_args, &stopping).await {
+        Ok(tasks) => tasks,
+        Err(error) => {
+            if new_password.is_some() {
+                forget_first_user(&users_file);
+            }
+            return Err(error);
+        }
+    };
 
     on_ready(Banner {
         mcp_url: format!("{mcp_base}/mcp"),
@@ -156,6 +173,36 @@ pub async fn run(
     oidc_result.context("oidc-server task")??;
     mcp_result.context("mcp-server task")??;
     Ok(())
+}
+
+type ServerTask = JoinHandle<anyhow::Result<()>>;
+
+/// Binds and spawns both servers, which stop when `stopping` turns true.
+async fn start(
+    oidc_args: &OidcArgs,
+    mcp_args: &McpArgs,
+    stopping: &watch::Receiver<bool>,
+) -> anyhow::Result<(ServerTask, ServerTask)> {
+    let oidc = OidcServer::bind(oidc_args).await?;
+    let mcp = McpServer::bind(mcp_args).await?;
+    let oidc_task = tokio::spawn(oidc.run(wait(stopping.clone())));
+    let mcp_task = tokio::spawn(mcp.run(wait(stopping.clone())));
+    Ok((oidc_task, mcp_task))
+}
+
+/// Removes a users file whose password nobody saw.
+fn forget_first_user(users_file: &Path) {
+    match std::fs::remove_file(users_file) {
+        Ok(()) => tracing::info!(
+            file = %users_file.display(),
+            "removed the new users file: its password was never shown"
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            file = %users_file.display(),
+            "could not remove the users file whose password was never shown; delete it to get a new one"
+        ),
+    }
 }
 
 async fn wait(mut stopping: watch::Receiver<bool>) {

@@ -21,13 +21,15 @@
     missing_docs
 )]
 
+mod common;
 mod e2e_support;
 
 use serde_json::{Value, json};
 
+use common::free_port;
 use e2e_support::{
-    EMAIL, Process, Stack, StackOptions, UpstreamLogin, chromium, free_port, node_peers,
-    python_peers, run_peer, screenshot_dir,
+    EMAIL, Process, Stack, StackOptions, UpstreamLogin, chromium, node_peers, python_peers,
+    run_peer, screenshot_dir,
 };
 
 /// Users of the fake Google: one allowed, one verified but not on the allow-list, one on

@@ -18,11 +18,16 @@ struct Stack {
 impl Stack {
     /// Starts the stack in `dir` and reads its banner up to "Press Ctrl-C to stop."
     fn start(dir: &std::path::Path, oidc_port: u16, mcp_port: u16) -> Stack {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stack"))
-            .current_dir(dir)
+        let mut command = stack_command(dir);
+        command
             .env("STACK_OIDC_PORT", oidc_port.to_string())
-            .env("STACK_MCP_PORT", mcp_port.to_string())
-            .env("RUST_LOG", "warn")
+            .env("STACK_MCP_PORT", mcp_port.to_string());
+        Stack::spawn(&mut command)
+    }
+
+    /// Spawns `command` and reads its banner up to "Press Ctrl-C to stop."
+    fn spawn(command: &mut Command) -> Stack {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -56,6 +61,19 @@ impl Stack {
         }
         panic!("stack did not stop after SIGINT");
     }
+}
+
+/// The stack binary in `dir`, with none of its settings from the caller's environment.
+fn stack_command(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stack"));
+    command
+        .current_dir(dir)
+        .env_remove("STACK_DATA_DIR")
+        .env_remove("STACK_OIDC_PORT")
+        .env_remove("STACK_MCP_PORT")
+        .env_remove("STACK_CONFIG")
+        .env("RUST_LOG", "warn");
+    command
 }
 
 impl Drop for Stack {
@@ -144,6 +162,95 @@ async fn one_command_starts_both_servers_and_a_second_start_reuses_the_data() {
     assert!(second.interrupt().success());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_keeps_no_password_nobody_saw() {
+    let dir = tempfile::tempdir().unwrap();
+    let (oidc_port, mcp_port) = (free_port(), free_port());
+    let users = dir.path().join("data/oidc-server/users.toml");
+
+    // The MCP port is taken: the stack fails after creating the users file and binding the
+    // provider, and before it could print the password.
+    let taken = std::net::TcpListener::bind(("127.0.0.1", mcp_port)).unwrap();
+    let output = stack_command(dir.path())
+        .env("STACK_OIDC_PORT", oidc_port.to_string())
+        .env("STACK_MCP_PORT", mcp_port.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stdout.contains("password:"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("listening on 127.0.0.1:{mcp_port}")),
+        "{stderr}"
+    );
+    assert!(
+        !users.exists(),
+        "a users file whose password was never shown is removed"
+    );
+    drop(taken);
+
+    let mut second = Stack::start(dir.path(), oidc_port, mcp_port);
+    assert!(
+        second.banner.contains("username: admin"),
+        "{}",
+        second.banner
+    );
+    let password = second
+        .banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    assert!(users.exists());
+    assert!(second.interrupt().success());
+    let hash = std::fs::read_to_string(&users)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("password_hash = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    let hash = oidc_core::login::PasswordHashString::parse(&hash).unwrap();
+    assert!(
+        hash.verify(&password),
+        "the printed password is the stored one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_sets_the_ports_and_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (oidc_port, mcp_port) = (free_port(), free_port());
+    let config = dir.path().join("stack.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = \"from-file\"\noidc_port = {oidc_port}\nmcp_port = {mcp_port}\n"),
+    )
+    .unwrap();
+    let mut command = stack_command(dir.path());
+    command.arg("--config").arg(&config);
+    let mut stack = Stack::spawn(&mut command);
+    assert!(
+        stack
+            .banner
+            .contains(&format!("http://127.0.0.1:{mcp_port}/mcp")),
+        "{}",
+        stack.banner
+    );
+    let (status, discovery) = get(
+        &format!("http://127.0.0.1:{oidc_port}/.well-known/openid-configuration"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(discovery["issuer"], format!("http://127.0.0.1:{oidc_port}"));
+    assert!(dir.path().join("from-file/oidc-server/users.toml").exists());
+    assert!(stack.interrupt().success());
+}
+
 #[test]
 fn every_setting_is_documented_in_help() {
     for (binary, variables) in [
@@ -184,7 +291,12 @@ fn every_setting_is_documented_in_help() {
         ),
         (
             env!("CARGO_BIN_EXE_stack"),
-            &["STACK_DATA_DIR", "STACK_OIDC_PORT", "STACK_MCP_PORT"][..],
+            &[
+                "STACK_DATA_DIR",
+                "STACK_OIDC_PORT",
+                "STACK_MCP_PORT",
+                "STACK_CONFIG",
+            ][..],
         ),
     ] {
         let output = Command::new(binary).arg("--help").output().unwrap();

@@ -59,6 +59,23 @@ impl Issuer {
         &self.0
     }
 
+    /// Whether the host is loopback (`localhost`, 127.0.0.0/8 or `[::1]`): the only hosts
+    /// an `http` issuer may have.
+    ///
+    /// ```
+    /// use oidc_core::types::Issuer;
+    ///
+    /// assert!(Issuer::parse("http://127.0.0.1:8766")?.is_loopback());
+    /// assert!(Issuer::parse("https://localhost")?.is_loopback());
+    /// assert!(Issuer::parse("http://[::1]:8766")?.is_loopback());
+    /// assert!(!Issuer::parse("https://accounts.google.com")?.is_loopback());
+    /// # Ok::<(), oidc_core::InvalidValue>(())
+    /// ```
+    pub fn is_loopback(&self) -> bool {
+        // A valid issuer is an absolute URL, so it parses again.
+        uri::parse_absolute("issuer", &self.0).is_ok_and(|url| uri::is_loopback(&url))
+    }
+
     /// The issuer's path without a trailing `/` (`""` for an issuer without a path).
     pub(crate) fn path(&self) -> &str {
         // A valid issuer is `scheme://authority[/path]` with no query or fragment.

@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
     bins::stack::run(&args, bins::serve::shutdown_signal(), |banner| {
         #[allow(clippy::print_stdout)]
         {
-            println!("{}", banner.text());
+            println!("{}", banner.text().as_str());
         }
     })
     .await?;

@@ -19,7 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
-/// An issuer on 127.0.0.1 serving discovery and a JWKS for its own key.
+/// An issuer on 127.0.0.1 serving discovery and a JWKS for its own key. Its discovery
+/// document is complete enough for it to stand in as the oidc-server's upstream provider.
 pub struct TestIssuer {
     pub url: String,
     key: Arc<KeyPair>,
@@ -35,7 +36,10 @@ impl TestIssuer {
             "n": B64.encode(public.modulus().big_endian_without_leading_zero()),
             "e": B64.encode(public.exponent().big_endian_without_leading_zero())}]})
         .to_string();
-        let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks.json")}).to_string();
+        let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks.json"),
+            "authorization_endpoint": format!("{url}/authorize"), "token_endpoint": format!("{url}/token"),
+            "id_token_signing_alg_values_supported": ["RS256"]})
+        .to_string();
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
@@ -88,13 +92,12 @@ impl TestIssuer {
     }
 }
 
-/// A port that was free a moment ago.
+/// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
 }
 
 /// A server binary running as a child process; killed when dropped.
@@ -117,11 +120,12 @@ impl Server {
         Server { child, addr }
     }
 
-    /// Waits until `/health` answers (the process is up), at most 30 s.
+    /// Waits until `/health` reports the server healthy (200: store open, keys at hand), at
+    /// most 30 s.
     pub async fn wait_ready(&self) {
         for _ in 0..300 {
             if let Ok((status, _)) = get(&format!("http://{}/health", self.addr), None).await
-                && status > 0
+                && status == 200
             {
                 return;
             }

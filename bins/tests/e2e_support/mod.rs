@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{Read, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,10 +15,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest::{SHA256, digest};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use oidc_core::keys::{KeyRing, RotationPolicy};
 use oidc_core::store::{ProviderStore as _, SqliteStore};
 use serde_json::Value;
+
+use crate::common::free_port;
 
 /// How long one peer script may run.
 pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -346,14 +347,6 @@ pub(crate) fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
-}
-
 /// A long-running child process (one of our servers, the fake Google) with its output in a
 /// log file; its process group is killed when dropped.
 pub(crate) struct Process {
@@ -562,24 +555,16 @@ impl Stack {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let record = keys
-            .records
-            .iter()
-            .find(|r| r.activates_at <= now && now < r.retires_at)
-            .unwrap_or_else(|| {
-                panic!(
-                    "no active signing key among {} in the store",
-                    keys.records.len()
-                )
-            });
-        let body = STANDARD.encode(record.pkcs8.secret_der());
-        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-        for line in body.as_bytes().chunks(64) {
-            pem.push_str(&String::from_utf8_lossy(line));
-            pem.push('\n');
-        }
-        pem.push_str("-----END PRIVATE KEY-----\n");
-        (record.kid.clone(), pem)
+        let count = keys.records.len();
+        let ring = KeyRing::from_records(RotationPolicy::default(), keys.records)
+            .unwrap_or_else(|e| panic!("the stored keys do not form a key ring: {e}"));
+        let signer = ring
+            .signer(now)
+            .unwrap_or_else(|| panic!("no active signing key among {count} in the store"));
+        let pem = signer
+            .to_pkcs8_pem()
+            .unwrap_or_else(|e| panic!("encoding the signing key: {e}"));
+        (signer.kid().to_owned(), pem.as_str().to_owned())
     }
 
     /// The servers' log tails, for failure messages.

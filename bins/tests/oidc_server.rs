@@ -1,0 +1,107 @@
+//! The `oidc-server` binary as a process: who may sign in upstream decides whether it starts,
+//! and configuration errors fail at once instead of being retried like an unreachable
+//! upstream.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+
+mod common;
+use common::{Server, TestIssuer, free_port, get};
+
+/// The environment of an oidc-server on `port` with `upstream` as its upstream provider and
+/// no restriction on who may sign in there.
+fn unrestricted_upstream(
+    upstream: &str,
+    data_dir: &std::path::Path,
+    port: u16,
+) -> Vec<(String, String)> {
+    [
+        ("OIDC_BASE_URL", format!("http://127.0.0.1:{port}")),
+        ("OIDC_LISTEN", format!("127.0.0.1:{port}")),
+        ("OIDC_DATA_DIR", data_dir.to_str().unwrap().to_owned()),
+        ("OIDC_UPSTREAM_ISSUER", upstream.to_owned()),
+        ("GOOGLE_CLIENT_ID", "memory-stack-test".to_owned()),
+        ("GOOGLE_CLIENT_SECRET", "not-a-real-secret".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// Runs oidc-server to completion without the restriction settings of the caller's environment.
+fn run_to_exit(envs: &[(String, String)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_oidc-server"))
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .env_remove("OIDC_ALLOW_ANY_USER")
+        .env_remove("OIDC_ALLOWED_EMAILS")
+        .env_remove("OIDC_ALLOWED_DOMAINS")
+        .env_remove("OIDC_HOSTED_DOMAINS")
+        .env_remove("OIDC_USERS_FILE")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_any_user_starts_without_a_restriction() {
+    let upstream = TestIssuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut envs = unrestricted_upstream(&upstream.url, dir.path(), port);
+    envs.push(("OIDC_ALLOW_ANY_USER".to_owned(), "true".to_owned()));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Server::spawn(env!("CARGO_BIN_EXE_oidc-server"), &[], &envs, addr);
+    server.wait_ready().await;
+
+    let (status, discovery) = get(
+        &format!("http://{addr}/.well-known/openid-configuration"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(discovery["issuer"], format!("http://{addr}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_restriction_is_refused_before_contacting_the_upstream() {
+    // Nothing listens at the upstream: had the server tried discovery, it would log retries.
+    let upstream = format!("http://127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_to_exit(&unrestricted_upstream(&upstream, dir.path(), 0), &[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refusing to start"), "{stderr}");
+    assert!(stderr.contains("OIDC_ALLOW_ANY_USER=true"), "{stderr}");
+    assert!(!stderr.contains("retrying"), "{stderr}");
+    assert!(!stderr.contains("not-a-real-secret"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_error_is_not_retried() {
+    // The upstream answers; the empty client secret is what is wrong.
+    let upstream = TestIssuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let envs = unrestricted_upstream(&upstream.url, dir.path(), 0);
+    let output = run_to_exit(&envs, &["--allow-any-user", "--google-client-secret="]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("misconfigured"), "{stderr}");
+    assert!(stderr.contains("client_secret are required"), "{stderr}");
+    assert!(!stderr.contains("retrying"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_upstream_is_retried() {
+    let upstream = format!("http://127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let envs = unrestricted_upstream(&upstream, dir.path(), 0);
+    let output = run_to_exit(&envs, &["--allow-any-user"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("retrying"), "{stderr}");
+    assert!(stderr.contains("upstream discovery failed"), "{stderr}");
+}
