@@ -26,7 +26,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use jwt_verify::{BearerAuthLayer, Verified, Verifier};
+use jwks_verify::{BearerAuthLayer, Verified, Verifier};
 use mcp_api::http::ResponseBody;
 use mcp_api::mcp::{McpConfig, McpService};
 use mcp_api::rest::RestApi;

@@ -1,4 +1,4 @@
-//! RS256 bearer-token verification: `jwt-verify` against raw aws-lc-rs and `jsonwebtoken`,
+//! RS256 bearer-token verification: `jwks-verify` against raw aws-lc-rs and `jsonwebtoken`,
 //! all measured in this process, then printed as ratios.
 //!
 //! Run with: `cargo bench -p benches --bench verify`
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use criterion::{Criterion, Throughput};
 use http::{Request, Response};
-use jwt_verify::{BearerAuthLayer, Policy, StandardClaims, TypPolicy, Verifier};
+use jwks_verify::{BearerAuthLayer, Policy, StandardClaims, TypPolicy, Verifier};
 use tower::{Layer, Service, service_fn};
 
 use benches::fixture::{AUDIENCE, Fixture, ISSUER, TOKENS};
@@ -47,46 +47,46 @@ fn main() {
         "RS256 verification (ratios measured in this run)",
         &[
             Row::paired(
-                "jwt-verify distinct tokens / raw aws-lc-rs verify (paired)",
+                "jwks-verify distinct tokens / raw aws-lc-rs verify (paired)",
                 paired.distinct_vs_raw,
                 0.95,
             ),
             // Informational: with the cache on, every request also hashes the whole token
             // (SHA-256, about 0.4 us for a 640-byte token) to look it up.
             Row::paired(
-                "jwt-verify distinct tokens, token cache on (all misses) / raw (paired)",
+                "jwks-verify distinct tokens, token cache on (all misses) / raw (paired)",
                 paired.cache_misses_vs_raw,
                 0.0,
             ),
             Row::paired(
-                "jwt-verify distinct tokens / jsonwebtoken 11 decode (paired)",
+                "jwks-verify distinct tokens / jsonwebtoken 11 decode (paired)",
                 paired.distinct_vs_jsonwebtoken,
                 1.2,
             ),
             Row::ratio(
-                "jwt-verify distinct tokens / raw aws-lc-rs verify (criterion)",
-                ("verify", "jwt_verify_distinct"),
+                "jwks-verify distinct tokens / raw aws-lc-rs verify (criterion)",
+                ("verify", "jwks_verify_distinct"),
                 ("verify", "raw_aws_lc_rs"),
                 0.0,
             ),
             Row::ratio(
-                "jwt-verify distinct tokens / jsonwebtoken 11 decode (criterion)",
-                ("verify", "jwt_verify_distinct"),
+                "jwks-verify distinct tokens / jsonwebtoken 11 decode (criterion)",
+                ("verify", "jwks_verify_distinct"),
                 ("verify", "jsonwebtoken_decode"),
                 0.0,
             ),
             Row::throughput(
-                "jwt-verify same token (verified-token cache hit)",
-                ("verify", "jwt_verify_cache_hit"),
+                "jwks-verify same token (verified-token cache hit)",
+                ("verify", "jwks_verify_cache_hit"),
                 2_000_000.0,
             ),
             Row::paired(
-                "jwt-verify 2 threads / 1 thread, distinct tokens (paired)",
+                "jwks-verify 2 threads / 1 thread, distinct tokens (paired)",
                 paired.two_threads_distinct,
                 1.85,
             ),
             Row::paired(
-                "jwt-verify 2 threads / 1 thread, cache hits (paired)",
+                "jwks-verify 2 threads / 1 thread, cache hits (paired)",
                 paired.two_threads_cache_hit,
                 1.85,
             ),
@@ -215,7 +215,7 @@ fn spread(t: usize, i: u64) -> u64 {
     (t as u64).wrapping_mul(7919).wrapping_add(i)
 }
 
-/// `jsonwebtoken` set up to check what `jwt-verify`'s policy checks.
+/// `jsonwebtoken` set up to check what `jwks-verify`'s policy checks.
 fn jsonwebtoken_setup(fixture: &Fixture) -> (jsonwebtoken::DecodingKey, jsonwebtoken::Validation) {
     let decoding_key =
         jsonwebtoken::DecodingKey::from_rsa_components(&fixture.jwk_n(), &fixture.jwk_e())
@@ -272,7 +272,7 @@ fn single_thread(c: &mut Criterion, fixture: &Fixture) {
     });
 
     let plain = verifier(fixture, 0);
-    group.bench_function("jwt_verify_distinct", |b| {
+    group.bench_function("jwks_verify_distinct", |b| {
         let mut i = 0;
         b.iter(|| {
             let token = &fixture.tokens[i % TOKENS];
@@ -284,7 +284,7 @@ fn single_thread(c: &mut Criterion, fixture: &Fixture) {
     });
 
     let small_cache = verifier(fixture, 16);
-    group.bench_function("jwt_verify_distinct_cache_misses", |b| {
+    group.bench_function("jwks_verify_distinct_cache_misses", |b| {
         let mut i = 0;
         b.iter(|| {
             let token = &fixture.tokens[i % TOKENS];
@@ -297,7 +297,7 @@ fn single_thread(c: &mut Criterion, fixture: &Fixture) {
 
     let cached = verifier(fixture, 4096);
     let token = &fixture.tokens[0];
-    group.bench_function("jwt_verify_cache_hit", |b| {
+    group.bench_function("jwks_verify_cache_hit", |b| {
         b.iter(|| {
             cached
                 .try_verify::<StandardClaims>(black_box(token))

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use jwt_verify::Verifier;
-use jwt_verify::jwks::JwksCacheConfig;
+use jwks_verify::Verifier;
+use jwks_verify::jwks::JwksCacheConfig;
 use mcp_api::mcp::McpConfig;
 use mcp_api::server::access_token_policy;
 use mcp_api::{Limits, MemoryServer, ProtectedResource, SqliteStore};

@@ -1,4 +1,4 @@
-//! The same bearer layer in front of an axum router: `jwt-verify` needs neither axum nor
+//! The same bearer layer in front of an axum router: `jwks-verify` needs neither axum nor
 //! hyper, and works with both.
 //!
 //! Run with:
@@ -7,7 +7,7 @@
 //!     --issuer https://accounts.google.com --audience <your-client-id> [--listen 127.0.0.1:3001]
 //! ```
 
-use jwt_verify::{Policy, Verifier};
+use jwks_verify::{Policy, Verifier};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -9,7 +9,7 @@
 //! Keys come from `{issuer}/.well-known/openid-configuration` and are refreshed in the
 //! background; the answer is `hello <sub>`, or a 401 with an RFC 6750 challenge.
 
-use jwt_verify::{Policy, Verifier};
+use jwks_verify::{Policy, Verifier};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
 //! Shared code of the runnable examples (in `examples/`), kept here so tests can drive it.
 //!
-//! - `protected_service`: a plain hyper service behind `jwt_verify::BearerAuthLayer` that
+//! - `protected_service`: a plain hyper service behind `jwks_verify::BearerAuthLayer` that
 //!   answers with the verified subject.
 //! - `axum_service`: the same layer in front of an axum router.
 
@@ -11,7 +11,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use jwt_verify::{BearerAuthLayer, Challenge, StandardClaims, Verified, Verifier};
+use jwks_verify::{BearerAuthLayer, Challenge, StandardClaims, Verified, Verifier};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use jwt_verify::{Policy, Verifier};
+use jwks_verify::{Policy, Verifier};
 
 const ISSUER: &str = "https://issuer.example";
 const AUDIENCE: &str = "example-api";

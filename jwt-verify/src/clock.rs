@@ -32,7 +32,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use jwt_verify::{Clock, ManualClock};
+/// use jwks_verify::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::at_unix(1_300_819_000);
 /// let before = clock.now();

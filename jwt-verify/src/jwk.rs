@@ -153,7 +153,7 @@ impl KeySet {
     /// Parses a JWK Set document, keeping the keys usable with `allowed` algorithms.
     ///
     /// ```
-    /// use jwt_verify::{AlgorithmSet, Algorithm, KeySet};
+    /// use jwks_verify::{AlgorithmSet, Algorithm, KeySet};
     ///
     /// let json = br#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#;
     /// let err = KeySet::from_jwks(json, AlgorithmSet::only(Algorithm::RS256)).unwrap_err();

@@ -4,7 +4,7 @@
 //! # Getting started
 //!
 //! ```no_run
-//! use jwt_verify::{Policy, TypPolicy, Verifier};
+//! use jwks_verify::{Policy, TypPolicy, Verifier};
 //!
 //! #[derive(serde::Deserialize)]
 //! struct Claims {

@@ -213,7 +213,7 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 ///
 /// ```
 /// use std::time::Duration;
-/// use jwt_verify::{Algorithm, Policy, TypPolicy};
+/// use jwks_verify::{Algorithm, Policy, TypPolicy};
 ///
 /// let policy = Policy::new("https://issuer.example", "https://api.example/mcp")
 ///     .also_accept_audience("https://api.example")

@@ -209,14 +209,14 @@ impl Verifier {
     /// Starts building a verifier for `policy`.
     ///
     /// ```
-    /// use jwt_verify::{Policy, Verifier};
+    /// use jwks_verify::{Policy, Verifier};
     ///
     /// # let jwks = br#"{"keys":[{"kty":"RSA","kid":"k1","alg":"RS256","use":"sig","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB"}]}"#;
     /// let verifier = Verifier::builder(Policy::new("https://issuer.example", "my-api"))
     ///     .static_jwks(jwks)
     ///     .build()?;
     /// assert_eq!(verifier.metrics().keys_in_use, 1);
-    /// # Ok::<(), jwt_verify::BuildError>(())
+    /// # Ok::<(), jwks_verify::BuildError>(())
     /// ```
     pub fn builder(policy: Policy) -> VerifierBuilder {
         VerifierBuilder {

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use aws_lc_rs::hmac;
-use jwt_verify::{
+use jwks_verify::{
     Algorithm, DEFAULT_TOKEN_CACHE_ENTRIES, Error, ErrorKind, ManualClock, Policy, SkipReason,
     StandardClaims, TypPolicy, Verifier,
 };

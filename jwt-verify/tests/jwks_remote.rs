@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jwt_verify::jwks::JwksCacheConfig;
-use jwt_verify::{ErrorKind, ManualClock, Policy, StandardClaims, Verifier};
+use jwks_verify::jwks::JwksCacheConfig;
+use jwks_verify::{ErrorKind, ManualClock, Policy, StandardClaims, Verifier};
 use serde_json::json;
 
 mod common;
@@ -397,7 +397,7 @@ fn attack_jwks_url_with_credentials_is_refused() {
             .build()
             .unwrap_err();
     for err in [jwks_url, discovered] {
-        assert_eq!(err, jwt_verify::BuildError::CredentialsInUrl);
+        assert_eq!(err, jwks_verify::BuildError::CredentialsInUrl);
         for shown in [err.to_string(), format!("{err:?}")] {
             assert!(!shown.contains("hunter2"), "{shown}");
         }
@@ -410,7 +410,7 @@ fn remote_key_source_without_a_runtime_is_a_build_error() {
         .jwks_url("https://issuer.example/jwks")
         .build()
         .unwrap_err();
-    assert_eq!(err, jwt_verify::BuildError::NoRuntime);
+    assert_eq!(err, jwks_verify::BuildError::NoRuntime);
 }
 
 #[tokio::test]
@@ -419,7 +419,7 @@ async fn plain_http_key_source_is_refused_unless_loopback() {
         .jwks_url("http://issuer.example/jwks")
         .build()
         .unwrap_err();
-    assert!(matches!(err, jwt_verify::BuildError::InsecureUrl(_)));
+    assert!(matches!(err, jwks_verify::BuildError::InsecureUrl(_)));
     // The refused URL is shown without its query string, where API keys live.
     let err = Verifier::builder(Policy::new(ISSUER, AUDIENCE))
         .jwks_url("http://issuer.example/jwks?api_key=hunter2")
@@ -427,7 +427,7 @@ async fn plain_http_key_source_is_refused_unless_loopback() {
         .unwrap_err();
     assert_eq!(
         err,
-        jwt_verify::BuildError::InsecureUrl("http://issuer.example/jwks".to_owned())
+        jwks_verify::BuildError::InsecureUrl("http://issuer.example/jwks".to_owned())
     );
 }
 

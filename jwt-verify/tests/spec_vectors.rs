@@ -1,7 +1,7 @@
 //! Specification vectors: RFC 7515 A.2, RFC 7520 §4.1 and Wycheproof RSA PKCS#1 v1.5.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use jwt_verify::{Algorithm, AlgorithmSet, ErrorKind, KeySet, ManualClock, Policy, Verifier};
+use jwks_verify::{Algorithm, AlgorithmSet, ErrorKind, KeySet, ManualClock, Policy, Verifier};
 use serde_json::json;
 use wycheproof::TestResult;
 use wycheproof::rsa_pkcs1_verify::{TestName, TestSet};

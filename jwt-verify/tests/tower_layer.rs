@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
-use jwt_verify::{
+use jwks_verify::{
     BearerAuthLayer, Challenge, ErrorKind, ManualClock, Policy, StandardClaims, Verified, Verifier,
     insufficient_scope,
 };

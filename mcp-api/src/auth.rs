@@ -1,11 +1,11 @@
 //! Who is calling: the verified access token, turned into an [`Owner`] and scopes.
 //!
-//! Every request that reaches a handler has passed [`jwt_verify::BearerAuthLayer`], which put
-//! a [`Verified<AccessClaims>`](jwt_verify::Verified) into the request extensions. The
+//! Every request that reaches a handler has passed [`jwks_verify::BearerAuthLayer`], which put
+//! a [`Verified<AccessClaims>`](jwks_verify::Verified) into the request extensions. The
 //! owner of every memory touched is the token's `sub`: never a path, query or body value.
 
 use http::Request;
-use jwt_verify::Verified;
+use jwks_verify::Verified;
 use serde::Deserialize;
 
 use crate::store::Owner;

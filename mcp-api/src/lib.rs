@@ -10,7 +10,7 @@
 //!   stateless 2026-07-28 era) and the legacy HTTP+SSE transport (`/mcp/sse`).
 //! - [`rest`]: the REST API under `/api/v1` and its OpenAPI 3.1 document.
 //! - [`server`]: [`MemoryServer`], everything composed into one tower `Service` with bearer
-//!   authentication (`jwt-verify`), RFC 9728 protected-resource metadata, CORS and health.
+//!   authentication (`jwks-verify`), RFC 9728 protected-resource metadata, CORS and health.
 //! - [`auth`], [`resource`], [`http`]: who the caller is, what this resource is called, and
 //!   the response body type.
 //!

@@ -1,7 +1,7 @@
 //! This server as an OAuth protected resource (RFC 9728): its canonical URI, its
 //! authorization server, and the metadata document and challenges that point clients there.
 
-use jwt_verify::Challenge;
+use jwks_verify::Challenge;
 use serde::Serialize;
 
 use crate::auth::{SCOPE_READ, SCOPE_WRITE};

@@ -24,7 +24,7 @@ use http::header::{
     VARY,
 };
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use jwt_verify::{BearerAuth, BearerAuthLayer, Policy, TypPolicy, Verifier};
+use jwks_verify::{BearerAuth, BearerAuthLayer, Policy, TypPolicy, Verifier};
 use serde::Serialize;
 use tower_layer::Layer;
 use tower_service::Service;

@@ -279,7 +279,7 @@ mod tests {
     use aws_lc_rs::test::rand::FixedByteRandom;
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use jwt_verify::{ErrorKind, ManualClock, Policy, TypPolicy, Verifier};
+    use jwks_verify::{ErrorKind, ManualClock, Policy, TypPolicy, Verifier};
 
     use super::*;
     use crate::keys::test_keys;

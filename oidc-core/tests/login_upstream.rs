@@ -372,7 +372,7 @@ async fn id_tokens_over_8_kib_are_accepted_up_to_16_kib() {
     let idp = TestIdp::start().await;
     let (upstream, _) = upstream(&idp, config(&idp).allow_any_user(true)).await;
     let (log, _guard) = EventLog::install();
-    // About 13 KiB once encoded: over jwt-verify's 8 KiB default, under our 16 KiB.
+    // About 13 KiB once encoded: over jwks-verify's 8 KiB default, under our 16 KiB.
     idp.behave(|b| {
         b.claim_overrides
             .insert("padding".into(), json!("x".repeat(9_000)));

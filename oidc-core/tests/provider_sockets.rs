@@ -1,7 +1,7 @@
 //! The whole flow over real sockets with hyper, as an MCP client would run it: dynamic
 //! registration → discovery → authorize → login → consent → code → token → userinfo →
 //! refresh rotation → reuse detection → revocation, with the access token verified by
-//! `jwt_verify` against the JWKS fetched over HTTP.
+//! `jwks_verify` against the JWKS fetched over HTTP.
 
 // Helpers outside `#[test]` functions panic on failure too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,7 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use jwt_verify::{ErrorKind, Policy, TypPolicy, Verifier};
+use jwks_verify::{ErrorKind, Policy, TypPolicy, Verifier};
 use oidc_core::provider::{Provider, RateLimits};
 use oidc_core::store::SqliteStore;
 use provider_common::*;
@@ -266,7 +266,7 @@ async fn full_flow_over_real_sockets() {
     let access = tokens["access_token"].as_str().unwrap();
     let id_token = tokens["id_token"].as_str().unwrap();
 
-    // The access token verifies with jwt_verify against the JWKS fetched over HTTP; the
+    // The access token verifies with jwks_verify against the JWKS fetched over HTTP; the
     // ID token does not pass as an access token.
     let jwks = http.get(&d.jwks, &[]).await;
     assert!(
@@ -280,14 +280,14 @@ async fn full_flow_over_real_sockets() {
         .build()
         .unwrap();
     let verified = verifier
-        .verify::<jwt_verify::StandardClaims>(access)
+        .verify::<jwks_verify::StandardClaims>(access)
         .await
         .unwrap();
     assert_eq!(verified.sub.as_deref(), Some(SUBJECT));
     assert_eq!(verified.client_id.as_deref(), Some(client_id.as_str()));
     assert_eq!(
         verifier
-            .verify::<jwt_verify::StandardClaims>(id_token)
+            .verify::<jwks_verify::StandardClaims>(id_token)
             .await
             .unwrap_err()
             .kind(),
@@ -330,7 +330,7 @@ async fn full_flow_over_real_sockets() {
     let second_access = rotated["access_token"].as_str().unwrap().to_owned();
     assert!(
         verifier
-            .verify::<jwt_verify::StandardClaims>(&second_access)
+            .verify::<jwks_verify::StandardClaims>(&second_access)
             .await
             .is_ok()
     );

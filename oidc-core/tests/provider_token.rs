@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use aws_lc_rs::rand::SystemRandom;
 use http::StatusCode;
-use jwt_verify::{ErrorKind, TypPolicy};
+use jwks_verify::{ErrorKind, TypPolicy};
 use oidc_core::authn::{AuthenticatedUser, LoginMethod, TransactionId};
 use oidc_core::client::ClientKind;
 use oidc_core::pkce::CodeChallenge;
@@ -559,19 +559,19 @@ async fn access_token_has_the_rfc_9068_claims() {
 }
 
 #[tokio::test]
-async fn access_token_verifies_with_jwt_verify_and_id_token_does_not() {
+async fn access_token_verifies_with_jwks_verify_and_id_token_does_not() {
     let p = start().await;
     let tokens = p.tokens().await;
     let jwks = p.jwks().await;
     let verifier = access_token_verifier(&jwks, RESOURCE, T0 + 1);
     let verified = verifier
-        .try_verify::<jwt_verify::StandardClaims>(&tokens.access_token)
+        .try_verify::<jwks_verify::StandardClaims>(&tokens.access_token)
         .unwrap();
     assert_eq!(verified.sub.as_deref(), Some(SUBJECT));
 
     let id_token = tokens.id_token.unwrap();
     let error = verifier
-        .try_verify::<jwt_verify::StandardClaims>(&id_token)
+        .try_verify::<jwks_verify::StandardClaims>(&id_token)
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::WrongType);
 
@@ -579,16 +579,16 @@ async fn access_token_verifies_with_jwt_verify_and_id_token_does_not() {
     assert_eq!(p.userinfo(&id_token).await.status, StatusCode::UNAUTHORIZED);
 
     // And the access token is not an ID token for the client.
-    let id_verifier = jwt_verify::Verifier::builder(
-        jwt_verify::Policy::new(ISSUER, PUBLIC).typ(TypPolicy::OneOf(vec!["JWT".to_owned()])),
+    let id_verifier = jwks_verify::Verifier::builder(
+        jwks_verify::Policy::new(ISSUER, PUBLIC).typ(TypPolicy::OneOf(vec!["JWT".to_owned()])),
     )
     .static_jwks(&jwks)
-    .clock(jwt_verify::ManualClock::at_unix(T0 + 1))
+    .clock(jwks_verify::ManualClock::at_unix(T0 + 1))
     .build()
     .unwrap();
     assert!(
         id_verifier
-            .try_verify::<jwt_verify::StandardClaims>(&tokens.access_token)
+            .try_verify::<jwks_verify::StandardClaims>(&tokens.access_token)
             .is_err()
     );
 }

@@ -6,7 +6,7 @@ use http::{HeaderValue, Response, StatusCode};
 /// The parameters of the `Bearer` challenges a protected resource sends.
 ///
 /// ```
-/// use jwt_verify::Challenge;
+/// use jwks_verify::Challenge;
 ///
 /// let challenge = Challenge::new()
 ///     .resource_metadata("https://mcp.example/.well-known/oauth-protected-resource/mcp")
@@ -84,7 +84,7 @@ impl Challenge {
     /// with `scope` naming `required_scope` instead of the configured scopes.
     ///
     /// ```
-    /// use jwt_verify::Challenge;
+    /// use jwks_verify::Challenge;
     ///
     /// let challenge = Challenge::new().realm("memories");
     /// assert_eq!(
@@ -143,7 +143,7 @@ impl Challenge {
 /// A 403 `insufficient_scope` response (RFC 6750 §3.1) naming the scope the request needs.
 ///
 /// ```
-/// use jwt_verify::{Challenge, insufficient_scope};
+/// use jwks_verify::{Challenge, insufficient_scope};
 ///
 /// let response = insufficient_scope::<String>(&Challenge::new(), "memories:write");
 /// assert_eq!(response.status(), 403);

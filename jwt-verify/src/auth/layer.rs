@@ -20,7 +20,7 @@ use crate::verifier::Verifier;
 /// ```
 /// use std::convert::Infallible;
 /// use http::{Request, Response};
-/// use jwt_verify::{BearerAuthLayer, Challenge, Policy, StandardClaims, Verified, Verifier};
+/// use jwks_verify::{BearerAuthLayer, Challenge, Policy, StandardClaims, Verified, Verifier};
 /// use tower::{ServiceBuilder, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]

@@ -142,8 +142,8 @@ pub enum Update {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use jwt_verify::jwks::{Action, FetchKind, JwksCache, JwksCacheConfig, Update};
-/// use jwt_verify::{Algorithm, AlgorithmSet};
+/// use jwks_verify::jwks::{Action, FetchKind, JwksCache, JwksCacheConfig, Update};
+/// use jwks_verify::{Algorithm, AlgorithmSet};
 ///
 /// let start = Instant::now();
 /// let mut cache = JwksCache::for_jwks_url(
@@ -155,10 +155,10 @@ pub enum Update {
 /// let Action::Fetch(FetchKind::Jwks, uri) = cache.poll(start) else { unreachable!() };
 /// assert_eq!(uri, "https://issuer.example/jwks");
 /// // The fetch failed: the cache backs off for a second.
-/// let update = cache.on_response(start, FetchKind::Jwks, Err(jwt_verify::jwks::FetchError::Timeout));
+/// let update = cache.on_response(start, FetchKind::Jwks, Err(jwks_verify::jwks::FetchError::Timeout));
 /// assert!(matches!(update, Update::Failed(_)));
 /// assert_eq!(cache.poll(start), Action::WaitUntil(start + Duration::from_secs(1)));
-/// # Ok::<(), jwt_verify::BuildError>(())
+/// # Ok::<(), jwks_verify::BuildError>(())
 /// ```
 #[derive(Debug)]
 pub struct JwksCache {

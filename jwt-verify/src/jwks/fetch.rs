@@ -22,7 +22,7 @@ pub struct FetchRequest {
 /// [`FetchRequest::max_body_bytes`]. The caller applies the overall timeout.
 ///
 /// ```
-/// use jwt_verify::jwks::{BoxFuture, FetchError, FetchRequest, HttpFetcher};
+/// use jwks_verify::jwks::{BoxFuture, FetchError, FetchRequest, HttpFetcher};
 ///
 /// /// Serves one fixed document (useful in tests).
 /// struct Fixed(&'static str);

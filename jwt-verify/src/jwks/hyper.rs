@@ -72,7 +72,7 @@ impl HttpFetcher for HyperFetcher {
                 .header(ACCEPT, "application/jwk-set+json, application/json")
                 .header(
                     USER_AGENT,
-                    concat!("jwt-verify/", env!("CARGO_PKG_VERSION")),
+                    concat!("jwks-verify/", env!("CARGO_PKG_VERSION")),
                 )
                 .body(Empty::new())
                 .map_err(|e| FetchError::Transport(e.to_string()))?;

@@ -3,7 +3,7 @@
 //!
 //! # Paths and eras
 //!
-//! The service sits behind `jwt_verify::BearerAuthLayer<AccessClaims>`: every request
+//! The service sits behind `jwks_verify::BearerAuthLayer<AccessClaims>`: every request
 //! carries a verified access token, and its `sub` owns every memory a tool touches.
 //!
 //! - **`POST /mcp`** serves two eras on one endpoint ("dual-era"):

@@ -2,7 +2,7 @@
 
 use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use jwt_verify::Challenge;
+use jwks_verify::Challenge;
 
 use super::ResponseFormat;
 use super::jsonrpc::{Reply, RequestId, RpcError, code};

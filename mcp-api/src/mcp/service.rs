@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use jwt_verify::Challenge;
+use jwks_verify::Challenge;
 use tower_service::Service;
 
 use super::handler::Handler;
@@ -29,7 +29,7 @@ pub const MESSAGES_PATH: &str = "/mcp/messages";
 
 /// The MCP server of the memory service, as a tower [`Service`].
 ///
-/// It must sit behind [`jwt_verify::BearerAuthLayer`] with [`AccessClaims`](crate::AccessClaims):
+/// It must sit behind [`jwks_verify::BearerAuthLayer`] with [`AccessClaims`](crate::AccessClaims):
 /// every request needs verified claims, and the token's `sub` owns every memory touched
 /// (a request without claims gets `401`). It answers three paths, which the caller routes
 /// to it unchanged: [`MCP_PATH`], [`SSE_PATH`] and [`MESSAGES_PATH`]; any other path gets

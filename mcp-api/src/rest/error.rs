@@ -4,7 +4,7 @@ use std::error::Error as _;
 
 use http::header::{ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Response, StatusCode};
-use jwt_verify::Challenge;
+use jwks_verify::Challenge;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

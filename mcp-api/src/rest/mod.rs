@@ -1,7 +1,7 @@
 //! The REST API under `/api/v1`: OpenMemory's routes, scoped to the access token's subject.
 //!
 //! [`RestApi`] is a tower service meant to sit behind
-//! [`jwt_verify::BearerAuthLayer<AccessClaims>`](crate::AccessClaims). It routes with a
+//! [`jwks_verify::BearerAuthLayer<AccessClaims>`](crate::AccessClaims). It routes with a
 //! small table ([`routes()`]), checks the token's scope per route, parses typed inputs
 //! (such as [`CreateMemoryRequest`]) and calls the [`MemoryStore`](crate::MemoryStore) with the caller's
 //! [`Owner`](crate::Owner). [`openapi_document`] describes the same table with schemas

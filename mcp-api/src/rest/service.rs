@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use http::header::LOCATION;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
-use jwt_verify::Challenge;
+use jwks_verify::Challenge;
 use serde::Serialize;
 use tower_service::Service;
 
@@ -26,7 +26,7 @@ use crate::store::MemoryStore;
 
 /// The REST API under `/api/v1`, as a tower [`Service`].
 ///
-/// Mount it behind [`jwt_verify::BearerAuthLayer<AccessClaims>`](crate::AccessClaims): every
+/// Mount it behind [`jwks_verify::BearerAuthLayer<AccessClaims>`](crate::AccessClaims): every
 /// request must carry verified claims, and the owner of everything it touches is the
 /// token's `sub` (never a path, query or body value). Reads need
 /// [`SCOPE_READ`](crate::auth::SCOPE_READ), changes [`SCOPE_WRITE`](crate::auth::SCOPE_WRITE);

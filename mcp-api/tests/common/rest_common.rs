@@ -21,7 +21,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use jwt_verify::{BearerAuth, BearerAuthLayer, ManualClock, Policy, TypPolicy, Verifier};
+use jwks_verify::{BearerAuth, BearerAuthLayer, ManualClock, Policy, TypPolicy, Verifier};
 use mcp_api::rest::RestApi;
 use mcp_api::store::{ListQuery, Memory, MemoryState, SortColumn, SortDirection, SqliteOptions};
 use mcp_api::{AccessClaims, Owner, ProtectedResource, SqliteStore};

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use jwt_verify::{BearerAuth, BearerAuthLayer, Verifier};
+use jwks_verify::{BearerAuth, BearerAuthLayer, Verifier};
 use mcp_api::http::ResponseBody;
 use mcp_api::mcp::{McpConfig, McpService};
 use mcp_api::{AccessClaims, Limits, ProtectedResource, SqliteStore};

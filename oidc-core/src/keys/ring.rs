@@ -670,7 +670,7 @@ mod tests {
     use std::collections::HashMap;
 
     use base64::Engine as _;
-    use jwt_verify::{ErrorKind, ManualClock, Policy, TypPolicy, Verifier};
+    use jwks_verify::{ErrorKind, ManualClock, Policy, TypPolicy, Verifier};
 
     use super::*;
     use crate::jwt::encode_jwt;

@@ -8,7 +8,7 @@
 //! - [`Upstream`] (feature `hyper-client`): federation to an upstream OpenID provider,
 //!   Google by default ([`UpstreamConfig::google`]) or any issuer ([`UpstreamConfig::new`]).
 //!   State, nonce and PKCE `S256` toward the upstream, RFC 9207 `iss` checking, ID tokens
-//!   verified with [`jwt_verify::Verifier`], `email_verified`, `hd` and allow-lists
+//!   verified with [`jwks_verify::Verifier`], `email_verified`, `hd` and allow-lists
 //!   enforced, subjects from the upstream `iss` + `sub` only.
 //! - [`Passwords`] (feature `tower`): local users from configuration with Argon2id
 //!   hashes ([`hash_password`]), a form with a CSRF token, constant work for unknown

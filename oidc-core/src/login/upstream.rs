@@ -9,7 +9,7 @@ use aws_lc_rs::rand::SystemRandom;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, LOCATION, REFERRER_POLICY};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use jwt_verify::{Algorithm, Policy, Verifier};
+use jwks_verify::{Algorithm, Policy, Verifier};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 use zeroize::{Zeroize as _, Zeroizing};
@@ -314,7 +314,7 @@ pub enum UpstreamError {
     Discovery(String),
     /// The ID token verifier could not be built.
     #[error("upstream id token verifier: {0}")]
-    Verifier(#[from] jwt_verify::BuildError),
+    Verifier(#[from] jwks_verify::BuildError),
 }
 
 /// What this login needs from the upstream's discovery document.

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use jwt_verify::jwks::{FetchError, FetchRequest, HttpFetcher};
+use jwks_verify::jwks::{FetchError, FetchRequest, HttpFetcher};
 use url::form_urlencoded;
 use zeroize::Zeroizing;
 
@@ -458,13 +458,13 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     out.chars().take(300).collect()
 }
 
-/// JWK Sets (and jwt-verify's own discovery) through the same client, policy and limits,
-/// with the size limit jwt-verify asks for.
+/// JWK Sets (and jwks-verify's own discovery) through the same client, policy and limits,
+/// with the size limit jwks-verify asks for.
 impl HttpFetcher for OutboundClient {
     fn get(
         &self,
         request: FetchRequest,
-    ) -> jwt_verify::jwks::BoxFuture<'_, Result<http::Response<Vec<u8>>, FetchError>> {
+    ) -> jwks_verify::jwks::BoxFuture<'_, Result<http::Response<Vec<u8>>, FetchError>> {
         Box::pin(async move {
             let url = request.uri.to_string();
             let response = self

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use jwt_verify::{Policy, TypPolicy, Verifier};
+use jwks_verify::{Policy, TypPolicy, Verifier};
 
 use super::UnixClock;
 use super::config::ProviderConfig;
@@ -296,10 +296,10 @@ fn snapshot(
     })
 }
 
-/// The provider's clock as `jwt_verify` wants it.
+/// The provider's clock as `jwks_verify` wants it.
 struct ClockAdapter(UnixClock);
 
-impl jwt_verify::Clock for ClockAdapter {
+impl jwks_verify::Clock for ClockAdapter {
     fn now(&self) -> Instant {
         Instant::now()
     }

@@ -4,7 +4,7 @@
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use jwt_verify::Verified;
+use jwks_verify::Verified;
 use serde::{Deserialize, Serialize};
 
 use super::errors::{ErrorCode, OAuthError};

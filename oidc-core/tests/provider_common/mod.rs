@@ -688,13 +688,13 @@ pub fn from_ip(mut request: Request<Full<Bytes>>, ip: &str) -> Request<Full<Byte
     request
 }
 
-/// A jwt-verify verifier for our access tokens over `jwks`, at `now`.
-pub fn access_token_verifier(jwks: &str, audience: &str, now: u64) -> jwt_verify::Verifier {
-    jwt_verify::Verifier::builder(
-        jwt_verify::Policy::new(ISSUER, audience).typ(jwt_verify::TypPolicy::AccessToken),
+/// A jwks-verify verifier for our access tokens over `jwks`, at `now`.
+pub fn access_token_verifier(jwks: &str, audience: &str, now: u64) -> jwks_verify::Verifier {
+    jwks_verify::Verifier::builder(
+        jwks_verify::Policy::new(ISSUER, audience).typ(jwks_verify::TypPolicy::AccessToken),
     )
     .static_jwks(jwks)
-    .clock(jwt_verify::ManualClock::at_unix(now))
+    .clock(jwks_verify::ManualClock::at_unix(now))
     .build()
     .unwrap()
 }
