@@ -17,9 +17,11 @@ use oidc_core::login::{
 use oidc_core::outbound::{
     AddressPolicy, ClientMetadataDocuments, MetadataDocumentConfig, OutboundClient, OutboundConfig,
 };
-use oidc_core::provider::{CorsPolicy, Provider, ProviderConfig, RateLimits, ScopeDefinition};
+use oidc_core::provider::{
+    CorsPolicy, Provider, ProviderConfig, RateLimits, ResourceScopes, ScopeDefinition,
+};
 use oidc_core::store::{ProviderStore, SqliteStore};
-use oidc_core::types::{Issuer, ResourceIndicator};
+use oidc_core::types::{Issuer, ResourceIndicator, Scope};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
@@ -63,6 +65,16 @@ pub struct OidcArgs {
     /// Further resources (RFC 8707) clients may request tokens for, comma-separated.
     #[arg(long, env = "OIDC_RESOURCES", default_value = "")]
     pub resources: String,
+
+    /// Default scopes per resource: `resource=scope scope` entries separated by `;` (or
+    /// `,`), e.g. `https://mcp.example.com/mcp=memories:read memories:write`. A client
+    /// asking for a token for a resource without naming any of its scopes (say, only
+    /// `openid email profile`) is granted them all; one naming some gets only those. The
+    /// default audience defaults to `memories:read memories:write` unless listed here;
+    /// `resource=` with no scopes turns a resource's defaults off. Each resource must be the
+    /// default audience or in OIDC_RESOURCES, each scope memories:read or memories:write.
+    #[arg(long, env = "OIDC_RESOURCE_SCOPES", default_value = "")]
+    pub resource_scopes: String,
 
     /// The upstream OpenID provider users sign in at.
     #[arg(long, env = "OIDC_UPSTREAM_ISSUER", default_value = GOOGLE_ISSUER)]
@@ -173,6 +185,78 @@ pub fn read_users(path: &Path) -> anyhow::Result<Vec<LocalUser>> {
         .collect()
 }
 
+/// The scopes of the memory server, with the consent page's words for them.
+pub const MEMORY_SCOPES: [(&str, &str); 2] = [
+    ("memories:read", "Read your memories"),
+    ("memories:write", "Add, change and delete your memories"),
+];
+
+/// The provider configuration the settings describe (everything but the store, the login
+/// methods and the socket), checked as a whole.
+pub fn provider_config(args: &OidcArgs) -> anyhow::Result<ProviderConfig> {
+    let issuer = require_https_unless_loopback("OIDC_BASE_URL", &args.base_url)?;
+    let audience = ResourceIndicator::parse(&args.default_audience)
+        .context("OIDC_DEFAULT_AUDIENCE is not a valid resource")?;
+    let resource_scopes = resource_scopes(&args.resource_scopes, &audience)?;
+    let mut config = ProviderConfig::new(issuer, audience);
+    for (name, description) in MEMORY_SCOPES {
+        config = config.with_scope(ScopeDefinition::new(name, description)?);
+    }
+    for resource in split_list(&args.resources) {
+        config = config.with_resource(
+            ResourceIndicator::parse(&resource)
+                .with_context(|| format!("OIDC_RESOURCES: {resource}"))?,
+        );
+    }
+    for entry in resource_scopes {
+        config = config.with_resource_scopes(entry);
+    }
+    config
+        .check_resource_scopes()
+        .context("OIDC_RESOURCE_SCOPES")?;
+    config.cors = CorsPolicy::new(split_list(&args.allowed_origins)).with_loopback(true);
+    if args.rate_limits == "off" {
+        config.rate_limits = RateLimits::unlimited();
+    }
+    config.validate().context("invalid configuration")?;
+    Ok(config)
+}
+
+/// Parses `OIDC_RESOURCE_SCOPES`: `resource=scope scope` entries separated by `;` or `,`
+/// (so a TOML array of entries works too). `default_audience` gets both
+/// [`MEMORY_SCOPES`] unless an entry names it. A resource listed twice is refused.
+///
+/// Errors name the entry by its position, not its text.
+pub fn resource_scopes(
+    setting: &str,
+    default_audience: &ResourceIndicator,
+) -> anyhow::Result<Vec<ResourceScopes>> {
+    let mut entries: Vec<ResourceScopes> = Vec::new();
+    let texts = setting
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty());
+    for (index, text) in texts.enumerate() {
+        let entry = ResourceScopes::parse(text)
+            .with_context(|| format!("OIDC_RESOURCE_SCOPES: entry {}", index + 1))?;
+        if entries.iter().any(|e| e.resource() == entry.resource()) {
+            bail!(
+                "OIDC_RESOURCE_SCOPES: entry {} names a resource already listed",
+                index + 1
+            );
+        }
+        entries.push(entry);
+    }
+    if !entries.iter().any(|e| e.resource() == default_audience) {
+        let memories = Scope::from_tokens(MEMORY_SCOPES.iter().map(|(name, _)| *name))?;
+        entries.push(ResourceScopes::new(
+            default_audience.clone(),
+            Some(memories),
+        ));
+    }
+    Ok(entries)
+}
+
 /// A bound, ready-to-run provider.
 pub struct OidcServer {
     listener: TcpListener,
@@ -184,30 +268,12 @@ pub struct OidcServer {
 impl OidcServer {
     /// Opens the store, loads or creates keys, sets up the login methods and binds.
     pub async fn bind(args: &OidcArgs) -> anyhow::Result<OidcServer> {
-        let issuer = require_https_unless_loopback("OIDC_BASE_URL", &args.base_url)?;
-        let audience = ResourceIndicator::parse(&args.default_audience)
-            .context("OIDC_DEFAULT_AUDIENCE is not a valid resource")?;
+        let config = provider_config(args)?;
+        let issuer = config.issuer.clone();
         create_private_dir(&args.data_dir)?;
         let db = args.data_dir.join("oidc.db");
         let store =
             Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
-
-        let mut config = ProviderConfig::new(issuer.clone(), audience)
-            .with_scope(ScopeDefinition::new("memories:read", "Read your memories")?)
-            .with_scope(ScopeDefinition::new(
-                "memories:write",
-                "Add, change and delete your memories",
-            )?);
-        for resource in split_list(&args.resources) {
-            config = config.with_resource(
-                ResourceIndicator::parse(&resource)
-                    .with_context(|| format!("OIDC_RESOURCES: {resource}"))?,
-            );
-        }
-        config.cors = CorsPolicy::new(split_list(&args.allowed_origins)).with_loopback(true);
-        if args.rate_limits == "off" {
-            config.rate_limits = RateLimits::unlimited();
-        }
         let trusted_proxies = split_list(&args.trusted_proxies)
             .iter()
             .map(|ip| {
@@ -354,6 +420,106 @@ async fn upstream_login(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const AUDIENCE: &str = "http://127.0.0.1:8765/mcp";
+
+    fn granted(config: &ProviderConfig, scope: &str, resource: &str) -> String {
+        config
+            .scope_for_resources(
+                &Scope::parse(scope).unwrap(),
+                &[ResourceIndicator::parse(resource).unwrap()],
+            )
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn by_default_the_seed_scopes_gain_both_memory_scopes_for_the_mcp_resource() {
+        // The settings `stack` passes: only the audience differs from the defaults.
+        let args = OidcArgs::parse_from([
+            "oidc-server",
+            "--default-audience=http://127.0.0.1:9999/mcp",
+            "--resource-scopes=",
+        ]);
+        let config = provider_config(&args).unwrap();
+        assert_eq!(
+            granted(&config, "openid email profile", "http://127.0.0.1:9999/mcp"),
+            "openid email profile memories:read memories:write"
+        );
+        assert_eq!(
+            granted(&config, "openid memories:read", "http://127.0.0.1:9999/mcp"),
+            "openid memories:read",
+            "naming one memory scope yields only that one"
+        );
+    }
+
+    #[test]
+    fn resource_scopes_parse_and_override_the_default_audience() {
+        let audience = ResourceIndicator::parse(AUDIENCE).unwrap();
+        let entries = resource_scopes(
+            " https://other.example/api = memories:read ; http://127.0.0.1:8765/mcp=memories:write,",
+            &audience,
+        )
+        .unwrap();
+        assert_eq!(
+            entries.len(),
+            2,
+            "the audience is listed: no built-in entry"
+        );
+        assert_eq!(
+            entries[1].defaults().map(Scope::as_str),
+            Some("memories:write")
+        );
+        let off = resource_scopes(&format!("{AUDIENCE}="), &audience).unwrap();
+        assert_eq!(off.len(), 1);
+        assert_eq!(
+            off[0].defaults(),
+            None,
+            "`resource=` turns the defaults off"
+        );
+        let default = resource_scopes("", &audience).unwrap();
+        assert_eq!(
+            default[0].defaults().map(Scope::as_str),
+            Some("memories:read memories:write")
+        );
+    }
+
+    #[test]
+    fn malformed_resource_scopes_are_refused_with_the_setting_named() {
+        let audience = ResourceIndicator::parse(AUDIENCE).unwrap();
+        for (setting, expected) in [
+            ("memories:read", "entry 1"),
+            ("https://a.example/=memories:read;not a uri=x", "entry 2"),
+            (
+                "http://127.0.0.1:8765/mcp=memories:read;HTTP://127.0.0.1:8765/mcp=",
+                "already listed",
+            ),
+        ] {
+            let error = format!("{:#}", resource_scopes(setting, &audience).unwrap_err());
+            assert!(error.contains("OIDC_RESOURCE_SCOPES"), "{error}");
+            assert!(error.contains(expected), "{error}");
+        }
+        for (setting, expected) in [
+            ("https://elsewhere.example/=memories:read", "does not serve"),
+            (
+                &format!("{AUDIENCE}=memories:admin") as &str,
+                "configured scopes",
+            ),
+            (
+                &format!("{AUDIENCE}=offline_access") as &str,
+                "configured scopes",
+            ),
+        ] {
+            let args = OidcArgs::parse_from([
+                "oidc-server".to_owned(),
+                format!("--default-audience={AUDIENCE}"),
+                format!("--resource-scopes={setting}"),
+            ]);
+            let error = format!("{:#}", provider_config(&args).unwrap_err());
+            assert!(error.contains("OIDC_RESOURCE_SCOPES"), "{error}");
+            assert!(error.contains(expected), "{error}");
+        }
+    }
 
     #[test]
     fn debug_of_the_arguments_does_not_show_the_client_secret() {

@@ -105,3 +105,74 @@ async fn an_unreachable_upstream_is_retried() {
     assert!(stderr.contains("retrying"), "{stderr}");
     assert!(stderr.contains("upstream discovery failed"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_scopes_are_parsed_and_the_server_starts() {
+    let upstream = TestIssuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut envs = unrestricted_upstream(&upstream.url, dir.path(), port);
+    envs.extend(
+        [
+            ("OIDC_ALLOW_ANY_USER", "true"),
+            ("OIDC_DEFAULT_AUDIENCE", "http://127.0.0.1:8765/mcp"),
+            ("OIDC_RESOURCES", "https://other.example/api"),
+            (
+                "OIDC_RESOURCE_SCOPES",
+                "https://other.example/api=memories:read; http://127.0.0.1:8765/mcp=memories:read memories:write",
+            ),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Server::spawn(env!("CARGO_BIN_EXE_oidc-server"), &[], &envs, addr);
+    server.wait_ready().await;
+
+    let (status, discovery) = get(
+        &format!("http://{addr}/.well-known/openid-configuration"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    let supported = discovery["scopes_supported"].as_array().unwrap();
+    for scope in ["openid", "memories:read", "memories:write"] {
+        assert!(supported.iter().any(|s| s == scope), "{supported:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_resource_scopes_are_refused_at_start() {
+    // Nothing listens at the upstream: the setting is refused before any login method starts.
+    let upstream = format!("http://127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    for (setting, reason) in [
+        ("memories:read memories:write", "resource=scope scope"),
+        (
+            "https://mcp.example/#x=memories:read",
+            "not an absolute uri",
+        ),
+        (
+            "https://unserved.example/mcp=memories:read",
+            "does not serve",
+        ),
+        (
+            "http://127.0.0.1:8765/mcp=memories:admin",
+            "configured scopes",
+        ),
+    ] {
+        let mut envs = unrestricted_upstream(&upstream, dir.path(), 0);
+        envs.push(("OIDC_RESOURCE_SCOPES".to_owned(), setting.to_owned()));
+        envs.push((
+            "OIDC_DEFAULT_AUDIENCE".to_owned(),
+            "http://127.0.0.1:8765/mcp".to_owned(),
+        ));
+        let output = run_to_exit(&envs, &["--allow-any-user"]);
+        assert!(!output.status.success(), "{setting} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("OIDC_RESOURCE_SCOPES"), "{stderr}");
+        assert!(stderr.contains(reason), "{stderr}");
+        assert!(!stderr.contains("retrying"), "{stderr}");
+    }
+}

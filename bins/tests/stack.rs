@@ -262,6 +262,7 @@ fn every_setting_is_documented_in_help() {
                 "OIDC_DATA_DIR",
                 "OIDC_DEFAULT_AUDIENCE",
                 "OIDC_RESOURCES",
+                "OIDC_RESOURCE_SCOPES",
                 "OIDC_UPSTREAM_ISSUER",
                 "GOOGLE_CLIENT_ID",
                 "GOOGLE_CLIENT_SECRET",

@@ -13,6 +13,8 @@ pub enum AuditEvent<'a> {
         client_id: &'a str,
         /// The user.
         subject: &'a str,
+        /// The scope granted, including a resource's default scopes.
+        scope: &'a str,
     },
     /// A code was redeemed for tokens.
     CodeRedeemed {
@@ -82,8 +84,12 @@ pub enum AuditEvent<'a> {
 /// Logs `event` at `info` under the target `audit`.
 pub fn record(event: &AuditEvent<'_>) {
     match event {
-        AuditEvent::CodeIssued { client_id, subject } => {
-            tracing::info!(target: "audit", event = "code_issued", client_id, subject);
+        AuditEvent::CodeIssued {
+            client_id,
+            subject,
+            scope,
+        } => {
+            tracing::info!(target: "audit", event = "code_issued", client_id, subject, scope);
         }
         AuditEvent::CodeRedeemed { client_id } => {
             tracing::info!(target: "audit", event = "code_redeemed", client_id);

@@ -197,6 +197,10 @@ pub(crate) fn validate(
 
     let scope = requested_scope(params.get("scope")?, client, config, supported_scopes)?;
     let resources = requested_resources(params, config)?;
+    // Each resource's default scopes join a request that names none of its own.
+    let scope = config
+        .scope_for_resources(&scope, &resources)
+        .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "the scope is too long"))?;
 
     let nonce = params.get("nonce")?;
     if nonce.is_some_and(|n| n.len() > MAX_NONCE_LEN) {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::{Client, ClientAuthMethod, ClientKind};
+use crate::error::InvalidValue;
 use crate::keys::{KeyGenerator, KeySize, RotationPolicy};
 use crate::redirect::RedirectUri;
 use crate::secret::SecretHash;
@@ -25,7 +26,7 @@ pub const STANDARD_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_a
 /// when it is built.
 ///
 /// ```
-/// use oidc_core::provider::{ProviderConfig, ScopeDefinition, StaticClient};
+/// use oidc_core::provider::{ProviderConfig, ResourceScopes, ScopeDefinition, StaticClient};
 /// use oidc_core::redirect::RedirectUri;
 /// use oidc_core::types::{ClientId, Issuer, ResourceIndicator};
 ///
@@ -35,6 +36,9 @@ pub const STANDARD_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_a
 /// )
 /// .with_scope(ScopeDefinition::new("memories:read", "Read your memories")?)
 /// .with_scope(ScopeDefinition::new("memories:write", "Add and change your memories")?)
+/// .with_resource_scopes(ResourceScopes::parse(
+///     "https://mcp.example.com/mcp=memories:read memories:write",
+/// )?)
 /// .with_static_client(StaticClient::public(
 ///     ClientId::parse("cli")?,
 ///     "Command-line tool",
@@ -56,6 +60,10 @@ pub struct ProviderConfig {
     pub resources: Vec<ResourceIndicator>,
     /// Scopes beside [`STANDARD_SCOPES`], with the words the consent page shows.
     pub scopes: Vec<ScopeDefinition>,
+    /// Each resource's own scopes, granted by default to a request for the resource that
+    /// names none of them (see [`ProviderConfig::scope_for_resources`]). A resource not
+    /// listed has no default scopes. None by default.
+    pub resource_scopes: Vec<ResourceScopes>,
     /// The scope granted when a request names none. `None` means `openid` plus every
     /// configured scope.
     pub default_scope: Option<Scope>,
@@ -93,6 +101,7 @@ impl ProviderConfig {
             default_audience,
             resources: Vec::new(),
             scopes: Vec::new(),
+            resource_scopes: Vec::new(),
             default_scope: None,
             lifetimes: Lifetimes::default(),
             static_clients: Vec::new(),
@@ -121,6 +130,15 @@ impl ProviderConfig {
         self
     }
 
+    /// Sets the default scopes of a resource (replacing any set before for it).
+    #[must_use]
+    pub fn with_resource_scopes(mut self, scopes: ResourceScopes) -> Self {
+        self.resource_scopes
+            .retain(|existing| existing.resource != scopes.resource);
+        self.resource_scopes.push(scopes);
+        self
+    }
+
     /// Adds a static client.
     #[must_use]
     pub fn with_static_client(mut self, client: StaticClient) -> Self {
@@ -142,6 +160,108 @@ impl ProviderConfig {
     /// Whether `resource` may be requested: the default audience or a configured resource.
     pub fn allows_resource(&self, resource: &ResourceIndicator) -> bool {
         *resource == self.default_audience || self.resources.contains(resource)
+    }
+
+    /// The default scopes of `resource`, if it has any.
+    pub fn default_scopes_for(&self, resource: &ResourceIndicator) -> Option<&Scope> {
+        self.resource_scopes
+            .iter()
+            .find(|entry| entry.resource == *resource)
+            .and_then(|entry| entry.defaults.as_ref())
+    }
+
+    /// The scope to grant when a client asks for `requested` in a token for `resources`
+    /// (RFC 8707; the default audience when the request names none): Keycloak-style
+    /// default client scopes, per resource.
+    ///
+    /// For each resource, if `requested` names **none** of that resource's own scopes
+    /// ([`ResourceScopes`]), all of them are added; if it names any, nothing is added, so a
+    /// client asking for `memories:read` alone stays read-only (least privilege). Only a
+    /// resource's own scopes count: a scope that belongs to another resource does not
+    /// suppress this one's defaults. The result keeps the requested tokens first, in order,
+    /// and never drops one. Call it on a scope already checked against the supported ones.
+    ///
+    /// ```
+    /// use oidc_core::provider::{ProviderConfig, ResourceScopes, ScopeDefinition};
+    /// use oidc_core::types::{Issuer, ResourceIndicator, Scope};
+    ///
+    /// let mcp = ResourceIndicator::parse("https://mcp.example.com/mcp")?;
+    /// let config = ProviderConfig::new(Issuer::parse("https://auth.example.com")?, mcp.clone())
+    ///     .with_scope(ScopeDefinition::new("memories:read", "Read your memories")?)
+    ///     .with_scope(ScopeDefinition::new("memories:write", "Change your memories")?)
+    ///     .with_resource_scopes(ResourceScopes::parse(
+    ///         "https://mcp.example.com/mcp=memories:read memories:write",
+    ///     )?);
+    /// let seed = Scope::parse("openid email profile")?;
+    /// assert_eq!(
+    ///     config.scope_for_resources(&seed, &[mcp.clone()])?.as_str(),
+    ///     "openid email profile memories:read memories:write"
+    /// );
+    /// let read = Scope::parse("openid memories:read")?;
+    /// assert_eq!(config.scope_for_resources(&read, &[mcp])?, read);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidValue`] if the result would exceed [`Scope::MAX_TOKENS`] or
+    /// [`Scope::MAX_LEN`].
+    pub fn scope_for_resources(
+        &self,
+        requested: &Scope,
+        resources: &[ResourceIndicator],
+    ) -> Result<Scope, InvalidValue> {
+        let defaults: Vec<&Scope> = resources
+            .iter()
+            .filter_map(|resource| self.default_scopes_for(resource))
+            .filter(|own| !requested.iter().any(|token| own.contains(token)))
+            .collect();
+        if defaults.is_empty() {
+            return Ok(requested.clone());
+        }
+        Scope::from_tokens(
+            requested
+                .iter()
+                .chain(defaults.into_iter().flat_map(Scope::iter)),
+        )
+    }
+
+    /// Checks [`resource_scopes`](ProviderConfig::resource_scopes) (part of
+    /// [`validate`](ProviderConfig::validate)): each resource is served (the default
+    /// audience or one of [`resources`](ProviderConfig::resources)) and listed once, and
+    /// each of its scopes is one of [`scopes`](ProviderConfig::scopes), never a standard
+    /// scope (defaulting `offline_access` or `openid` would grant what nobody asked for).
+    ///
+    /// # Errors
+    ///
+    /// [`ProviderError::InvalidConfig`] naming the first problem found.
+    pub fn check_resource_scopes(&self) -> Result<(), ProviderError> {
+        let invalid = |reason: &'static str| Err(ProviderError::InvalidConfig(reason));
+        let mut seen = HashSet::new();
+        for entry in &self.resource_scopes {
+            if !self.allows_resource(&entry.resource) {
+                return invalid(
+                    "default scopes are set for a resource this server does not serve \
+                     (neither the default audience nor a configured resource)",
+                );
+            }
+            if !seen.insert(&entry.resource) {
+                return invalid("default scopes are set twice for one resource");
+            }
+            let Some(defaults) = &entry.defaults else {
+                continue;
+            };
+            let configured = |token: &str| {
+                !STANDARD_SCOPES.contains(&token) && self.scopes.iter().any(|s| s.name() == token)
+            };
+            if !defaults.iter().all(configured) {
+                return invalid(
+                    "a resource's default scopes must be configured scopes, \
+                     not openid, profile, email or offline_access",
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The scope granted when a request names none.
@@ -193,6 +313,7 @@ impl ProviderConfig {
         {
             return invalid("the default scope names an unsupported scope");
         }
+        self.check_resource_scopes()?;
         let mut ids = HashSet::new();
         for client in &self.static_clients {
             if !ids.insert(client.client.client_id.clone()) {
@@ -216,6 +337,7 @@ impl fmt::Debug for ProviderConfig {
             .field("default_audience", &self.default_audience)
             .field("resources", &self.resources)
             .field("scopes", &self.scopes)
+            .field("resource_scopes", &self.resource_scopes)
             .field("default_scope", &self.default_scope)
             .field("lifetimes", &self.lifetimes)
             .field("static_clients", &self.static_clients)
@@ -272,6 +394,87 @@ impl ScopeDefinition {
     /// The consent page's words for it.
     pub fn description(&self) -> &str {
         &self.description
+    }
+}
+
+/// One resource's own scopes (RFC 8707), all granted by default: a request for a token
+/// for the resource that names none of them gets them all; one that names any gets only
+/// what it named. See [`ProviderConfig::scope_for_resources`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceScopes {
+    resource: ResourceIndicator,
+    defaults: Option<Scope>,
+}
+
+impl ResourceScopes {
+    /// `resource` with the default scopes `defaults`; `None` says explicitly that it has
+    /// none.
+    ///
+    /// ```
+    /// use oidc_core::provider::ResourceScopes;
+    /// use oidc_core::types::{ResourceIndicator, Scope};
+    ///
+    /// let entry = ResourceScopes::new(
+    ///     ResourceIndicator::parse("https://mcp.example.com/mcp")?,
+    ///     Some(Scope::parse("memories:read memories:write")?),
+    /// );
+    /// assert_eq!(entry.defaults().map(Scope::as_str), Some("memories:read memories:write"));
+    /// # Ok::<(), oidc_core::InvalidValue>(())
+    /// ```
+    pub fn new(resource: ResourceIndicator, defaults: Option<Scope>) -> ResourceScopes {
+        ResourceScopes { resource, defaults }
+    }
+
+    /// Parses `resource=scope scope…`: a resource indicator, `=`, and its default scopes
+    /// separated by whitespace (none: the resource has no default scopes). The first `=`
+    /// ends the resource, so a resource with `=` in its query cannot be written this way.
+    ///
+    /// ```
+    /// use oidc_core::provider::ResourceScopes;
+    ///
+    /// let entry = ResourceScopes::parse(" https://mcp.example.com/mcp = memories:read memories:write ")?;
+    /// assert_eq!(entry.resource().as_str(), "https://mcp.example.com/mcp");
+    /// assert_eq!(entry.defaults().map(|s| s.len()), Some(2));
+    /// assert!(ResourceScopes::parse("https://api.example.com/=")?.defaults().is_none());
+    /// assert!(ResourceScopes::parse("https://mcp.example.com/mcp").is_err());
+    /// assert!(ResourceScopes::parse("/mcp=memories:read").is_err());
+    /// # Ok::<(), oidc_core::provider::ProviderError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ProviderError::InvalidConfig`] if there is no `=`, the resource is not a valid
+    /// resource indicator or a scope is not a valid scope token.
+    pub fn parse(entry: &str) -> Result<ResourceScopes, ProviderError> {
+        let Some((resource, scopes)) = entry.split_once('=') else {
+            return Err(ProviderError::InvalidConfig(
+                "a resource's default scopes must be written resource=scope scope…",
+            ));
+        };
+        let resource = ResourceIndicator::parse(resource.trim()).map_err(|_| {
+            ProviderError::InvalidConfig(
+                "the resource of default scopes is not an absolute uri without a fragment",
+            )
+        })?;
+        let mut tokens = scopes.split_whitespace().peekable();
+        let defaults = if tokens.peek().is_none() {
+            None
+        } else {
+            Some(Scope::from_tokens(tokens).map_err(|_| {
+                ProviderError::InvalidConfig("a resource's default scopes are not valid scopes")
+            })?)
+        };
+        Ok(ResourceScopes { resource, defaults })
+    }
+
+    /// The resource.
+    pub fn resource(&self) -> &ResourceIndicator {
+        &self.resource
+    }
+
+    /// Its default scopes, if it has any.
+    pub fn defaults(&self) -> Option<&Scope> {
+        self.defaults.as_ref()
     }
 }
 
@@ -497,5 +700,182 @@ impl StaticClient {
 impl fmt::Debug for StaticClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.client.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MCP: &str = "https://mcp.example.com/mcp";
+    const OTHER: &str = "https://api.example.com/other";
+    const PLAIN: &str = "https://plain.example.com/api";
+
+    fn resource(value: &str) -> ResourceIndicator {
+        ResourceIndicator::parse(value).unwrap()
+    }
+
+    fn scope(value: &str) -> Scope {
+        Scope::parse(value).unwrap()
+    }
+
+    /// MCP defaults to both memory scopes, OTHER to `other:read`, PLAIN has none.
+    fn config() -> ProviderConfig {
+        ProviderConfig::new(
+            Issuer::parse("https://auth.example.com").unwrap(),
+            resource(MCP),
+        )
+        .with_resource(resource(OTHER))
+        .with_resource(resource(PLAIN))
+        .with_scope(ScopeDefinition::new("memories:read", "Read").unwrap())
+        .with_scope(ScopeDefinition::new("memories:write", "Write").unwrap())
+        .with_scope(ScopeDefinition::new("other:read", "Other").unwrap())
+        .with_resource_scopes(
+            ResourceScopes::parse(&format!("{MCP}=memories:read memories:write")).unwrap(),
+        )
+        .with_resource_scopes(ResourceScopes::parse(&format!("{OTHER}=other:read")).unwrap())
+    }
+
+    fn grant(config: &ProviderConfig, requested: &str, resources: &[&str]) -> String {
+        let resources: Vec<ResourceIndicator> = resources.iter().map(|r| resource(r)).collect();
+        config
+            .scope_for_resources(&scope(requested), &resources)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn seed_scopes_for_the_mcp_resource_gain_both_memory_scopes() {
+        assert_eq!(
+            grant(&config(), "openid email profile", &[MCP]),
+            "openid email profile memories:read memories:write"
+        );
+    }
+
+    #[test]
+    fn scope_escalation_by_naming_one_resource_scope_is_refused() {
+        // Naming memories:read must not yield memories:write.
+        assert_eq!(
+            grant(&config(), "openid memories:read", &[MCP]),
+            "openid memories:read"
+        );
+        assert_eq!(grant(&config(), "memories:write", &[MCP]), "memories:write");
+    }
+
+    #[test]
+    fn a_resource_without_defaults_gains_nothing() {
+        assert_eq!(grant(&config(), "openid email", &[PLAIN]), "openid email");
+        let explicit_none = config().with_resource_scopes(ResourceScopes::new(resource(MCP), None));
+        assert_eq!(grant(&explicit_none, "openid", &[MCP]), "openid");
+    }
+
+    #[test]
+    fn a_scope_of_another_resource_does_not_suppress_this_resources_defaults() {
+        // other:read belongs to OTHER only: MCP still gets its defaults.
+        assert_eq!(
+            grant(&config(), "openid other:read", &[MCP]),
+            "openid other:read memories:read memories:write"
+        );
+        // With both resources, each is judged on its own scopes.
+        assert_eq!(
+            grant(&config(), "openid memories:read", &[MCP, OTHER]),
+            "openid memories:read other:read"
+        );
+        assert_eq!(
+            grant(&config(), "openid", &[OTHER, MCP]),
+            "openid other:read memories:read memories:write"
+        );
+    }
+
+    #[test]
+    fn defaults_are_not_added_twice_and_the_request_keeps_its_order() {
+        let shared = config().with_resource_scopes(
+            ResourceScopes::parse(&format!("{OTHER}=memories:read other:read")).unwrap(),
+        );
+        assert_eq!(
+            grant(&shared, "profile openid", &[MCP, OTHER]),
+            "profile openid memories:read memories:write other:read"
+        );
+        // A scope both resources own suppresses both.
+        assert_eq!(
+            grant(&shared, "memories:read", &[MCP, OTHER]),
+            "memories:read"
+        );
+    }
+
+    #[test]
+    fn resource_scopes_parse_entries() {
+        let entry =
+            ResourceScopes::parse(&format!("  {MCP} =memories:read\tmemories:write ")).unwrap();
+        assert_eq!(entry.resource().as_str(), MCP);
+        assert_eq!(
+            entry.defaults().map(Scope::as_str),
+            Some("memories:read memories:write")
+        );
+        assert_eq!(
+            ResourceScopes::parse(&format!("{MCP}=  "))
+                .unwrap()
+                .defaults(),
+            None
+        );
+        let upper = ResourceScopes::parse("HTTPS://MCP.Example.com/mcp=memories:read").unwrap();
+        assert_eq!(
+            upper.resource().as_str(),
+            MCP,
+            "normalised like a request's resource"
+        );
+        for malformed in [
+            "",
+            MCP,
+            "=memories:read",
+            "mcp=memories:read",
+            "https://mcp.example.com/mcp#x=memories:read",
+            "https://mcp.example.com/mcp=memories:read \"quoted\"",
+        ] {
+            assert!(
+                matches!(
+                    ResourceScopes::parse(malformed),
+                    Err(ProviderError::InvalidConfig(_))
+                ),
+                "{malformed:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn resource_scopes_are_validated() {
+        assert!(config().validate().is_ok());
+        let reason = |config: ProviderConfig| match config.validate() {
+            Err(ProviderError::InvalidConfig(reason)) => reason,
+            other => panic!("accepted: {other:?}"),
+        };
+        let unserved = config().with_resource_scopes(
+            ResourceScopes::parse("https://elsewhere.example/=memories:read").unwrap(),
+        );
+        assert!(reason(unserved).contains("does not serve"));
+        let unknown = config()
+            .with_resource_scopes(ResourceScopes::parse(&format!("{MCP}=memories:admin")).unwrap());
+        assert!(reason(unknown).contains("configured scopes"));
+        let standard = config().with_resource_scopes(
+            ResourceScopes::parse(&format!("{MCP}=memories:read offline_access")).unwrap(),
+        );
+        assert!(reason(standard).contains("offline_access"));
+        let mut twice = config();
+        twice
+            .resource_scopes
+            .push(ResourceScopes::parse(&format!("{OTHER}=other:read")).unwrap());
+        assert!(reason(twice).contains("twice"));
+    }
+
+    #[test]
+    fn with_resource_scopes_replaces_an_earlier_entry() {
+        let config = config()
+            .with_resource_scopes(ResourceScopes::parse(&format!("{MCP}=memories:read")).unwrap());
+        assert_eq!(config.resource_scopes.len(), 2);
+        assert_eq!(
+            config.default_scopes_for(&resource(MCP)).map(Scope::as_str),
+            Some("memories:read")
+        );
+        assert_eq!(config.default_scopes_for(&resource(PLAIN)), None);
     }
 }

@@ -145,6 +145,7 @@ async fn approve(
     audit::record(&AuditEvent::CodeIssued {
         client_id: pending.client_id.as_str(),
         subject: user.subject.as_str(),
+        scope: pending.scope.as_str(),
     });
     let mut params = vec![("code", code.expose_secret())];
     if let Some(state) = &pending.state {

@@ -53,6 +53,11 @@
 //!   scope of a client that may not refresh. Refresh tokens rotate on every use; a used
 //!   one presented again revokes the whole grant (its family). They expire when idle and
 //!   at an absolute limit.
+//! - **Default scopes per resource** ([`ResourceScopes`]): a request for a resource that
+//!   names none of the resource's own scopes is granted them all (Keycloak's default client
+//!   scopes), so a client asking only for `openid email profile` can use the resource; one
+//!   naming any of them gets only what it named. The consent page lists the result, and a
+//!   refresh applies the same rule within the grant.
 //! - **Revocation reaches access tokens** through their `jti`: each is recorded with its
 //!   grant, and userinfo, introspection and revocation refuse tokens of a revoked grant.
 //!   Resource servers that only verify the JWT offline still accept it until `exp`, so
@@ -85,8 +90,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use config::{
-    Lifetimes, Maintenance, ProviderConfig, RateLimits, RegistrationPolicy, STANDARD_SCOPES,
-    ScopeDefinition, StaticClient,
+    Lifetimes, Maintenance, ProviderConfig, RateLimits, RegistrationPolicy, ResourceScopes,
+    STANDARD_SCOPES, ScopeDefinition, StaticClient,
 };
 pub use cors::CorsPolicy;
 pub use errors::{ErrorCode, OAuthError, ProviderError};

@@ -1,6 +1,7 @@
 //! The `refresh_token` grant: rotation on every use, reuse detection that revokes the whole
 //! family (the grant), binding to the client, scope narrowing only, and idle and absolute
-//! expiry (RFC 9700 §4.14.2).
+//! expiry (RFC 9700 §4.14.2). A narrowed `scope` that names none of the audience's own
+//! scopes keeps the granted default scopes of that resource, as at `/authorize`.
 
 use super::errors::{ErrorCode, OAuthError};
 use super::form::Params;
@@ -11,7 +12,7 @@ use crate::audit::{self, AuditEvent};
 use crate::client::Client;
 use crate::secret::SecretHash;
 use crate::store::{NewTokens, RotateOutcome};
-use crate::types::Scope;
+use crate::types::{ResourceIndicator, Scope};
 
 /// The `refresh_token` grant for an authenticated `client`.
 pub(crate) async fn grant(
@@ -76,6 +77,7 @@ pub(crate) async fn grant(
         }
     };
     let audience = choose_audience(params, &record.grant.resources)?;
+    let scope = keep_resource_defaults(inner, scope, &record.scope, &audience)?;
 
     let minted = mint(inner, &record.grant, &scope, &audience, None, now)?;
     // The successor keeps the scope of the token it replaces (RFC 6749 §6).
@@ -103,6 +105,30 @@ pub(crate) async fn grant(
         client_id: client.client_id.as_str(),
     });
     Ok(token_response(inner, &minted, &scope, Some(&secret)))
+}
+
+/// The default-scope rule of `/authorize` again, for the refresh's audience, within what
+/// was granted: a client that re-sends its original `scope` (naming none of the resource's
+/// own scopes) keeps the defaulted ones, one that names any of them gets only what it
+/// named, and nothing outside `granted` is ever added.
+fn keep_resource_defaults(
+    inner: &Inner,
+    requested: Scope,
+    granted: &Scope,
+    audience: &ResourceIndicator,
+) -> Result<Scope, OAuthError> {
+    let with_defaults = inner
+        .config
+        .scope_for_resources(&requested, std::slice::from_ref(audience))
+        .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "the scope is too long"))?;
+    if with_defaults == requested {
+        return Ok(requested);
+    }
+    // `requested` is a subset of `granted`, so the filtered scope is never empty.
+    Ok(
+        Scope::from_tokens(with_defaults.iter().filter(|t| granted.contains(t)))
+            .unwrap_or(requested),
+    )
 }
 
 /// A used refresh token came back: revoke its family.
