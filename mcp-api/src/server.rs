@@ -3,13 +3,21 @@
 //!
 //! | Path | Access |
 //! |---|---|
-//! | `/health`, `/openapi.json`, `/.well-known/oauth-protected-resource[/mcp]` | public |
+//! | `/health`, `/openapi.json` | public |
+//! | RFC 9728 metadata: `/.well-known/oauth-protected-resource[/mcp[/sse]]`, `/mcp/sse/oauth-protected-resource` | public (`GET`) |
 //! | CORS preflights (`OPTIONS` with `Access-Control-Request-Method`) | public |
-//! | `/mcp`, `/mcp/sse`, `/mcp/messages` | bearer token ([`McpService`]) |
+//! | `/mcp` | bearer token ([`McpService`]) |
+//! | `/mcp/sse`, `/mcp/sse/messages`, `/mcp/messages` (legacy SSE) | bearer token ([`McpService`]); 401s point at `/mcp/sse/oauth-protected-resource` |
 //! | `/api/v1/…` | bearer token ([`RestApi`]) |
 //!
 //! Everything else is a JSON 404. CORS headers are added for allowed origins on every
 //! response, errors and 401s included, so browser clients can read `WWW-Authenticate`.
+//!
+//! The public routes expose nothing but the service's own description and liveness; every
+//! route that touches memories authenticates each request itself, so the service needs no
+//! access proxy in front of it. Behind one that passes only `/openapi.json`, `/mcp/sse`,
+//! `/api/v1/memories/*` and `/health` the legacy SSE transport and its OAuth discovery
+//! still work: both live under `/mcp/sse` (see [`crate::resource`]).
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
@@ -31,8 +39,10 @@ use tower_service::Service;
 
 use crate::auth::AccessClaims;
 use crate::http::{BoxError, ResponseBody, empty_response, full, json_response};
-use crate::mcp::{MCP_PATH, MESSAGES_PATH, McpConfig, McpService, SSE_PATH};
-use crate::resource::ProtectedResource;
+use crate::mcp::{MCP_PATH, MESSAGES_ALIAS_PATH, MESSAGES_PATH, McpConfig, McpService, SSE_PATH};
+use crate::resource::{
+    MetadataLocation, ProtectedResource, SSE_METADATA_PATH, WELL_KNOWN_METADATA_PATHS,
+};
 use crate::rest::{RestApi, openapi_document};
 use crate::store::MemoryStore;
 
@@ -70,6 +80,9 @@ struct Shared<S> {
     verifier: Verifier,
     config: McpConfig,
     mcp: BearerAuth<McpService<S>, AccessClaims>,
+    /// The same service for the legacy SSE paths, challenging with the metadata under
+    /// `/mcp/sse`.
+    mcp_sse: BearerAuth<McpService<S>, AccessClaims>,
     rest: BearerAuth<RestApi<S>, AccessClaims>,
     mcp_service: McpService<S>,
     openapi: Bytes,
@@ -86,8 +99,10 @@ impl<S: MemoryStore> MemoryServer<S> {
         resource: ProtectedResource,
         config: McpConfig,
     ) -> Self {
-        let auth =
-            BearerAuthLayer::<AccessClaims>::new(verifier.clone()).challenge(resource.challenge());
+        let auth = BearerAuthLayer::<AccessClaims>::new(verifier.clone())
+            .challenge(resource.challenge_at(MetadataLocation::WellKnown));
+        let sse_auth = BearerAuthLayer::<AccessClaims>::new(verifier.clone())
+            .challenge(resource.challenge_at(MetadataLocation::UnderSse));
         let mcp_service = McpService::new(Arc::clone(&store), resource.clone(), config.clone());
         let openapi = serde_json::to_vec(&openapi_document(&resource)).unwrap_or_default();
         let metadata = serde_json::to_vec(&resource.metadata()).unwrap_or_default();
@@ -98,6 +113,7 @@ impl<S: MemoryStore> MemoryServer<S> {
                 verifier,
                 config,
                 mcp: auth.layer(mcp_service.clone()),
+                mcp_sse: sse_auth.layer(mcp_service.clone()),
                 rest: auth.layer(rest),
                 mcp_service,
                 openapi: Bytes::from(openapi),
@@ -140,6 +156,7 @@ enum Route {
     OpenApi,
     ResourceMetadata,
     Mcp,
+    McpSse,
     Rest,
     NotFound,
 }
@@ -157,12 +174,13 @@ fn route<B>(request: &Request<B>) -> Route {
     match path {
         "/health" if method == Method::GET => Route::Health,
         "/openapi.json" if method == Method::GET => Route::OpenApi,
-        "/.well-known/oauth-protected-resource" | "/.well-known/oauth-protected-resource/mcp"
-            if method == Method::GET =>
+        _ if method == Method::GET
+            && (path == SSE_METADATA_PATH || WELL_KNOWN_METADATA_PATHS.contains(&path)) =>
         {
             Route::ResourceMetadata
         }
-        MCP_PATH | SSE_PATH | MESSAGES_PATH => Route::Mcp,
+        MCP_PATH => Route::Mcp,
+        SSE_PATH | MESSAGES_PATH | MESSAGES_ALIAS_PATH => Route::McpSse,
         _ if path == "/api/v1" || path.starts_with("/api/v1/") => Route::Rest,
         _ => Route::NotFound,
     }
@@ -202,6 +220,7 @@ where
                 Route::OpenApi => json_bytes(shared.openapi.clone()),
                 Route::ResourceMetadata => json_bytes(shared.metadata.clone()),
                 Route::Mcp => call_ready(shared.mcp.clone(), request).await,
+                Route::McpSse => call_ready(shared.mcp_sse.clone(), request).await,
                 Route::Rest => call_ready(shared.rest.clone(), request).await,
                 Route::NotFound => not_found(),
             };

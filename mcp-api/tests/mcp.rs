@@ -589,9 +589,12 @@ async fn body_too_large_is_413() {
         .unwrap();
     let response = harness.send(request).await;
     assert_eq!(response.status(), 413);
-    let sse_post = post("/mcp/messages?session_id=abc", &token("alice", READ_WRITE))
-        .body(Full::new(Bytes::from(vec![b' '; 2048])))
-        .unwrap();
+    let sse_post = post(
+        "/mcp/sse/messages?session_id=abc",
+        &token("alice", READ_WRITE),
+    )
+    .body(Full::new(Bytes::from(vec![b' '; 2048])))
+    .unwrap();
     assert_eq!(harness.send(sse_post).await.status(), 413);
 }
 
@@ -621,7 +624,7 @@ async fn attack_repeated_content_type_header_smuggling_a_non_json_body_is_415() 
         ("/mcp", ["application/json", "text/plain"]),
         ("/mcp", ["application/json", "application/json"]),
         (
-            "/mcp/messages?session_id=abc",
+            "/mcp/sse/messages?session_id=abc",
             ["application/json", "text/plain"],
         ),
     ] {
@@ -724,10 +727,17 @@ async fn a_subject_over_its_session_quota_loses_its_oldest_session() {
 #[tokio::test]
 async fn other_paths_are_404() {
     let harness = Harness::new();
-    let request = post("/mcp/other", &token("alice", READ_WRITE))
-        .body(body_of(&rpc(1, "tools/list", json!({}))))
-        .unwrap();
-    assert_eq!(harness.send(request).await.status(), 404);
+    for path in [
+        "/mcp/other",
+        "/mcp/sse/other",
+        "/mcp/sse/",
+        "/mcp/messages/x",
+    ] {
+        let request = post(path, &token("alice", READ_WRITE))
+            .body(body_of(&rpc(1, "tools/list", json!({}))))
+            .unwrap();
+        assert_eq!(harness.send(request).await.status(), 404, "{path}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1296,7 +1306,13 @@ async fn open_legacy_stream(harness: &Harness, sub: &str) -> (ResponseBody, Stri
         panic!("no endpoint event");
     };
     assert_eq!(event.as_deref(), Some("endpoint"));
-    assert!(data.starts_with("/mcp/messages?session_id="), "{data}");
+    let session = data
+        .strip_prefix("/mcp/sse/messages?session_id=")
+        .unwrap_or_else(|| panic!("the endpoint is under /mcp/sse: {data}"));
+    assert!(
+        session.len() >= 20 && session.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{data}"
+    );
     (body, data)
 }
 
@@ -1351,6 +1367,134 @@ async fn legacy_sse_answers_arrive_on_the_stream() {
 }
 
 #[tokio::test]
+async fn the_old_message_path_is_an_alias_of_the_new_one() {
+    let harness = Harness::with_config(no_keep_alive());
+    let (mut body, endpoint) = open_legacy_stream(&harness, "alice").await;
+    let old = endpoint.replace("/mcp/sse/messages?", "/mcp/messages?");
+    assert_ne!(old, endpoint);
+    let add = rpc(
+        1,
+        "tools/call",
+        json!({"name": "add_memories", "arguments": {"text": "posted to the old path"}}),
+    );
+    assert_eq!(post_message(&harness, &old, "alice", &add).await, 202);
+    let answer = next_record(&mut body).await.unwrap().data_json();
+    assert_eq!(answer["id"], 1);
+    assert_eq!(
+        answer["result"]["structuredContent"]["memory"],
+        "posted to the old path"
+    );
+    // Both paths reach the same session: the new one answers on the same stream.
+    let list = rpc(
+        2,
+        "tools/call",
+        json!({"name": "list_memories", "arguments": {}}),
+    );
+    assert_eq!(post_message(&harness, &endpoint, "alice", &list).await, 202);
+    let answer = next_record(&mut body).await.unwrap().data_json();
+    assert_eq!(answer["id"], 2);
+    assert_eq!(answer["result"]["structuredContent"]["total"], 1);
+    // The alias is bound to the subject like the new path.
+    assert_eq!(post_message(&harness, &old, "mallory", &list).await, 404);
+}
+
+#[tokio::test]
+async fn legacy_scope_refusals_point_at_the_metadata_under_sse() {
+    let harness = Harness::with_config(no_keep_alive());
+    let response = harness
+        .send(open_sse_request(&token("alice", READ_ONLY)))
+        .await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let Some(SseItem::Event { data: endpoint, .. }) = next_record(&mut body).await else {
+        panic!("no endpoint event");
+    };
+    let add = rpc(
+        1,
+        "tools/call",
+        json!({"name": "add_memories", "arguments": {"text": "not allowed"}}),
+    );
+    let request = post(&endpoint, &token("alice", READ_ONLY))
+        .body(body_of(&add))
+        .unwrap();
+    assert_eq!(harness.send(request).await.status(), 202);
+    let answer = next_record(&mut body).await.unwrap().data_json();
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert_eq!(
+        answer["result"]["_meta"]["mcp/www_authenticate"],
+        json!([
+            "Bearer resource_metadata=\"https://mcp.example/mcp/sse/oauth-protected-resource\", scope=\"memories:write\", error=\"insufficient_scope\""
+        ])
+    );
+    // Reads are allowed with the read scope.
+    let search = rpc(
+        2,
+        "tools/call",
+        json!({"name": "search", "arguments": {"query": "anything"}}),
+    );
+    let request = post(&endpoint, &token("alice", READ_ONLY))
+        .body(body_of(&search))
+        .unwrap();
+    assert_eq!(harness.send(request).await.status(), 202);
+    let answer = next_record(&mut body).await.unwrap().data_json();
+    assert_eq!(answer["id"], 2);
+    assert_ne!(answer["result"]["isError"], true, "{answer}");
+    // Over Streamable HTTP the same refusal names the well-known location.
+    let mut client = harness.client("alice", READ_ONLY);
+    let result = client
+        .call_tool("add_memories", json!({"text": "not allowed"}))
+        .await;
+    assert_eq!(
+        result["_meta"]["mcp/www_authenticate"][0].as_str().unwrap(),
+        "Bearer resource_metadata=\"https://mcp.example/.well-known/oauth-protected-resource/mcp\", scope=\"memories:write\", error=\"insufficient_scope\""
+    );
+}
+
+#[tokio::test]
+async fn without_the_auth_layer_legacy_paths_challenge_with_the_metadata_under_sse() {
+    use tower::ServiceExt as _;
+    let harness = Harness::new();
+    for (method, path, metadata) in [
+        (
+            "GET",
+            "/mcp/sse",
+            "https://mcp.example/mcp/sse/oauth-protected-resource",
+        ),
+        (
+            "POST",
+            "/mcp/sse/messages?session_id=x",
+            "https://mcp.example/mcp/sse/oauth-protected-resource",
+        ),
+        (
+            "POST",
+            "/mcp/messages?session_id=x",
+            "https://mcp.example/mcp/sse/oauth-protected-resource",
+        ),
+        (
+            "POST",
+            "/mcp",
+            "https://mcp.example/.well-known/oauth-protected-resource/mcp",
+        ),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        let response = harness.service.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 401, "{method} {path}");
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            format!(
+                "Bearer resource_metadata=\"{metadata}\", scope=\"memories:read memories:write\""
+            )
+            .as_str(),
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn attack_another_subject_posting_into_a_legacy_stream_gets_404() {
     let harness = Harness::with_config(no_keep_alive());
     let (mut body, endpoint) = open_legacy_stream(&harness, "alice").await;
@@ -1379,18 +1523,15 @@ async fn attack_another_subject_posting_into_a_legacy_stream_gets_404() {
 async fn legacy_posts_need_a_known_session() {
     let harness = Harness::with_config(no_keep_alive());
     let ping = rpc(1, "ping", json!({}));
-    assert_eq!(
-        post_message(&harness, "/mcp/messages", "alice", &ping).await,
-        400
-    );
-    assert_eq!(
-        post_message(&harness, "/mcp/messages?session_id=nope", "alice", &ping).await,
-        404
-    );
+    for path in ["/mcp/sse/messages", "/mcp/messages"] {
+        assert_eq!(post_message(&harness, path, "alice", &ping).await, 400);
+        let unknown = format!("{path}?session_id=nope");
+        assert_eq!(post_message(&harness, &unknown, "alice", &ping).await, 404);
+    }
     // A Streamable HTTP session id is not a legacy stream.
     let mut client = harness.client("alice", READ_WRITE);
     client.initialize("2025-06-18").await;
-    let path = format!("/mcp/messages?session_id={}", client.session.unwrap());
+    let path = format!("/mcp/sse/messages?session_id={}", client.session.unwrap());
     assert_eq!(post_message(&harness, &path, "alice", &ping).await, 404);
     // Bad JSON on a real stream is a 400 with a parse error.
     let (_body, endpoint) = open_legacy_stream(&harness, "alice").await;

@@ -41,6 +41,8 @@ async fn public_documents_need_no_token() {
     for path in [
         "/.well-known/oauth-protected-resource",
         "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource/mcp/sse",
+        "/mcp/sse/oauth-protected-resource",
     ] {
         let response = send(
             &server,
@@ -56,6 +58,10 @@ async fn public_documents_need_no_token() {
             json!(["memories:read", "memories:write"])
         );
         assert_eq!(metadata["bearer_methods_supported"], json!(["header"]));
+        assert_eq!(
+            metadata["resource_documentation"],
+            "https://mcp.example/openapi.json"
+        );
     }
     let response = send(
         &server,
@@ -85,13 +91,16 @@ async fn public_documents_need_no_token() {
 #[tokio::test]
 async fn every_protected_route_answers_401_with_resource_metadata() {
     let (_dir, server) = server();
-    for (method, path) in [
-        (Method::POST, "/mcp"),
-        (Method::GET, "/mcp/sse"),
-        (Method::POST, "/mcp/messages?session_id=x"),
-        (Method::GET, "/api/v1/memories/"),
-        (Method::POST, "/api/v1/memories/"),
-        (Method::GET, "/api/v1/stats"),
+    let well_known = "https://mcp.example/.well-known/oauth-protected-resource/mcp";
+    let under_sse = "https://mcp.example/mcp/sse/oauth-protected-resource";
+    for (method, path, metadata) in [
+        (Method::POST, "/mcp", well_known),
+        (Method::GET, "/mcp/sse", under_sse),
+        (Method::POST, "/mcp/sse/messages?session_id=x", under_sse),
+        (Method::POST, "/mcp/messages?session_id=x", under_sse),
+        (Method::GET, "/api/v1/memories/", well_known),
+        (Method::POST, "/api/v1/memories/", well_known),
+        (Method::GET, "/api/v1/stats", well_known),
     ] {
         let response = send(
             &server,
@@ -101,9 +110,75 @@ async fn every_protected_route_answers_401_with_resource_metadata() {
         assert_eq!(response.status(), 401, "{method} {path}");
         assert_eq!(
             response.headers()["www-authenticate"],
-            "Bearer resource_metadata=\"https://mcp.example/.well-known/oauth-protected-resource/mcp\", scope=\"memories:read memories:write\""
+            format!(
+                "Bearer resource_metadata=\"{metadata}\", scope=\"memories:read memories:write\""
+            )
+            .as_str(),
+            "{method} {path}"
         );
     }
+    // A refused token on the legacy transport names the same location.
+    let response = send(
+        &server,
+        request(Method::GET, "/mcp/sse")
+            .header("authorization", "Bearer not.a.token")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        format!(
+            "Bearer resource_metadata=\"{under_sse}\", scope=\"memories:read memories:write\", error=\"invalid_token\""
+        )
+        .as_str()
+    );
+}
+
+/// The discovery a client configured with `{base}/mcp/sse` performs, as the official MCP
+/// Python SDK does it: 401 → the `resource_metadata` URL of the challenge → a document
+/// whose `resource` is a prefix of the server URL on the same origin. Every URL involved
+/// stays under `/mcp/sse`.
+#[tokio::test]
+async fn sse_discovery_stays_under_mcp_sse() {
+    let (_dir, server) = server();
+    let response = send(
+        &server,
+        request(Method::GET, "/mcp/sse")
+            .header("accept", "text/event-stream")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 401);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    let url = challenge
+        .split("resource_metadata=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    let path = url.strip_prefix("https://mcp.example").unwrap();
+    assert!(path.starts_with("/mcp/sse/"), "{path}");
+    let response = send(
+        &server,
+        request(Method::GET, path).body(Full::default()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let metadata = json_body(response).await;
+    let resource = metadata["resource"].as_str().unwrap();
+    assert_eq!(resource, "https://mcp.example/mcp");
+    // The SDK's `check_resource_allowed`: same origin, path prefix at a segment boundary.
+    assert!(format!("{}/", "https://mcp.example/mcp/sse").starts_with(&format!("{resource}/")));
+    // Only GET serves the document; the copy under /mcp/sse is nothing else.
+    let response = send(
+        &server,
+        request(Method::POST, path).body(Full::default()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 404);
 }
 
 #[tokio::test]

@@ -456,6 +456,12 @@ pub(crate) struct UpstreamLogin {
 pub(crate) struct StackOptions {
     /// The oidc-server's port (chosen before start when the upstream needs our callback URL).
     pub(crate) oidc_port: Option<u16>,
+    /// The mcp-server's port (chosen before start when a proxy forwards to it).
+    pub(crate) mcp_port: Option<u16>,
+    /// The public URLs `(OIDC_BASE_URL, MCP_BASE_URL)` when a reverse proxy fronts the
+    /// servers; by default their own loopback addresses. The servers listen on their ports
+    /// either way.
+    pub(crate) public_urls: Option<(String, String)>,
     /// Local password login with [`USERNAME`] / [`PASSWORD`].
     pub(crate) password_login: bool,
     /// Login at an upstream OpenID provider.
@@ -483,9 +489,13 @@ impl Stack {
             .tempdir()
             .unwrap_or_else(|e| panic!("temp dir: {e}"));
         let oidc_port = options.oidc_port.unwrap_or_else(free_port);
-        let mcp_port = free_port();
-        let issuer = format!("http://127.0.0.1:{oidc_port}");
-        let mcp_base = format!("http://127.0.0.1:{mcp_port}");
+        let mcp_port = options.mcp_port.unwrap_or_else(free_port);
+        let (issuer, mcp_base) = options.public_urls.clone().unwrap_or_else(|| {
+            (
+                format!("http://127.0.0.1:{oidc_port}"),
+                format!("http://127.0.0.1:{mcp_port}"),
+            )
+        });
         let mcp_url = format!("{mcp_base}/mcp");
 
         let mut oidc = Command::new(env!("CARGO_BIN_EXE_oidc-server"));
@@ -507,7 +517,9 @@ impl Stack {
                 .env("OIDC_ALLOWED_EMAILS", upstream.allowed_emails.join(","));
         }
         let mut oidc = Process::spawn("oidc-server", oidc, dir.path());
-        oidc.wait_until_serving(&format!("{issuer}/.well-known/openid-configuration"));
+        oidc.wait_until_serving(&format!(
+            "http://127.0.0.1:{oidc_port}/.well-known/openid-configuration"
+        ));
 
         let mut mcp = Command::new(env!("CARGO_BIN_EXE_mcp-server"));
         mcp.env("MCP_BASE_URL", &mcp_base)
@@ -516,7 +528,7 @@ impl Stack {
             .env("MCP_DATA_DIR", dir.path().join("mcp"))
             .env("RUST_LOG", "info");
         let mut mcp = Process::spawn("mcp-server", mcp, dir.path());
-        mcp.wait_until_serving(&format!("{mcp_base}/health"));
+        mcp.wait_until_serving(&format!("http://127.0.0.1:{mcp_port}/health"));
         Stack {
             issuer,
             mcp_url,

@@ -9,7 +9,7 @@ use super::ProtocolVersion;
 use super::jsonrpc::{Reply, Request, RpcError};
 use super::tools::{Tool, Toolbox};
 use crate::auth::Caller;
-use crate::resource::ProtectedResource;
+use crate::resource::{MetadataLocation, ProtectedResource};
 use crate::store::MemoryStore;
 
 /// The `name` in `serverInfo`.
@@ -52,10 +52,17 @@ impl<S: MemoryStore> Handler<S> {
         }
     }
 
-    /// The answer to `request` from `caller` in `era`.
-    pub(crate) async fn answer(&self, request: Request, caller: &Caller, era: Era) -> Reply {
+    /// The answer to `request` from `caller` in `era`; scope refusals name the metadata at
+    /// `location` (the one the transport's challenges use).
+    pub(crate) async fn answer(
+        &self,
+        request: Request,
+        caller: &Caller,
+        era: Era,
+        location: MetadataLocation,
+    ) -> Reply {
         let Request { id, method, params } = request;
-        match self.result(&method, params, caller, era).await {
+        match self.result(&method, params, caller, era, location).await {
             Ok(result) => Reply::Result {
                 id,
                 result: finish(result, era),
@@ -73,12 +80,13 @@ impl<S: MemoryStore> Handler<S> {
         params: Map<String, Value>,
         caller: &Caller,
         era: Era,
+        location: MetadataLocation,
     ) -> Result<Value, RpcError> {
         match (method, era) {
             ("initialize", Era::Legacy(_)) => Ok(initialize_result(initialize_version(&params)?)),
             ("ping", Era::Legacy(_)) => Ok(json!({})),
             ("tools/list", _) => self.tools_list(&params, era),
-            ("tools/call", _) => self.tools_call(params, caller).await,
+            ("tools/call", _) => self.tools_call(params, caller, location).await,
             ("server/discover", Era::Modern(_)) => Ok(discover_result()),
             (method, _) => Err(RpcError::method_not_found(method)),
         }
@@ -100,6 +108,7 @@ impl<S: MemoryStore> Handler<S> {
         &self,
         mut params: Map<String, Value>,
         caller: &Caller,
+        location: MetadataLocation,
     ) -> Result<Value, RpcError> {
         let Some(Value::String(name)) = params.get("name") else {
             return Err(RpcError::invalid_params("tools/call needs a tool name"));
@@ -112,7 +121,7 @@ impl<S: MemoryStore> Handler<S> {
         let arguments = params.remove("arguments").filter(|value| !value.is_null());
         let result = self
             .toolbox
-            .call(self.store.as_ref(), caller, tool, arguments)
+            .call(self.store.as_ref(), caller, tool, arguments, location)
             .await;
         Ok(result.into_value())
     }

@@ -1,6 +1,6 @@
 //! The deprecated HTTP+SSE transport (2024-11-05): `GET /mcp/sse` opens a stream whose
-//! first event names the POST endpoint; each POST to `/mcp/messages` is acknowledged with
-//! `202` and answered on the stream.
+//! first event names the POST endpoint, `/mcp/sse/messages`; each POST there (or to the
+//! old `/mcp/messages`) is acknowledged with `202` and answered on the stream.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +18,7 @@ use super::sse::{self, SseBody};
 use super::{ProtocolVersion, responses};
 use crate::auth::Caller;
 use crate::http::{BoxError, ResponseBody, is_json_content_type, read_body};
+use crate::resource::MetadataLocation;
 use crate::store::MemoryStore;
 
 /// Events a stream may hold before its POSTs are refused with `503` (a client that does
@@ -56,7 +57,8 @@ pub(crate) fn open_stream<S, B>(
     sse::sse_response(body.boxed())
 }
 
-/// `POST /mcp/messages?session_id=…`: one message for the caller's stream.
+/// `POST /mcp/sse/messages?session_id=…` (or `/mcp/messages`): one message for the
+/// caller's stream.
 pub(crate) async fn post_message<S, B>(
     state: &ServiceState<S>,
     caller: &Caller,
@@ -120,7 +122,12 @@ where
         .unwrap_or(ProtocolVersion::V2024_11_05);
     let reply = state
         .handler
-        .answer(request, caller, Era::Legacy(version))
+        .answer(
+            request,
+            caller,
+            Era::Legacy(version),
+            MetadataLocation::UnderSse,
+        )
         .await;
     permit.send(sse::event("message", &reply.to_json()));
     responses::accepted()

@@ -24,11 +24,14 @@
 //! - **`GET /mcp`** answers `405` (`Allow: POST, DELETE`, or `POST` for 2026-07-28): this
 //!   server never sends server-initiated messages, so there is no stream to offer.
 //! - **`DELETE /mcp`** with `Mcp-Session-Id` ends that session (`204`); `405` for 2026-07-28.
-//! - **`GET /mcp/sse`** and **`POST /mcp/messages?session_id=…`** (or `sessionId=`) are the
-//!   deprecated 2024-11-05 HTTP+SSE transport: the stream's first event is
-//!   `event: endpoint` with data `/mcp/messages?session_id=<id>`; each POST is answered
+//! - **`GET /mcp/sse`** and **`POST /mcp/sse/messages?session_id=…`** (or `sessionId=`)
+//!   are the deprecated 2024-11-05 HTTP+SSE transport: the stream's first event is
+//!   `event: endpoint` with data `/mcp/sse/messages?session_id=<id>`; each POST is answered
 //!   `202` and its response sent as `event: message` on the stream; `: ping` comments keep
-//!   the stream alive ([`McpConfig::sse_keep_alive`]).
+//!   the stream alive ([`McpConfig::sse_keep_alive`]). `POST /mcp/messages`, the path
+//!   earlier versions announced, is served the same way. The whole transport, and the
+//!   copy of the RFC 9728 metadata its challenges point at, lie under `/mcp/sse` (see
+//!   [`crate::resource`]), so a proxy that only lets `/mcp/sse` through passes it.
 //!
 //! `initialize` echoes the client's version when it is 2024-11-05 to 2025-11-25 and
 //! otherwise answers 2025-11-25; `notifications/*` and client responses are acknowledged
@@ -99,5 +102,7 @@ mod tools;
 mod version;
 
 pub use config::{McpConfig, ResponseFormat};
-pub use service::{MCP_PATH, MESSAGES_PATH, McpService, ResponseFuture, SSE_PATH};
+pub use service::{
+    MCP_PATH, MESSAGES_ALIAS_PATH, MESSAGES_PATH, McpService, ResponseFuture, SSE_PATH,
+};
 pub use version::ProtocolVersion;

@@ -1,4 +1,5 @@
-//! [`McpService`]: the tower service that serves `/mcp`, `/mcp/sse` and `/mcp/messages`.
+//! [`McpService`]: the tower service that serves `/mcp`, `/mcp/sse`, `/mcp/sse/messages`
+//! and its old alias `/mcp/messages`.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -17,23 +18,29 @@ use super::session::{SessionLimits, SessionTable};
 use super::{McpConfig, legacy, responses, streamable};
 use crate::auth::Caller;
 use crate::http::{BoxError, ResponseBody, empty_response};
-use crate::resource::ProtectedResource;
+use crate::resource::{MetadataLocation, ProtectedResource};
 use crate::store::MemoryStore;
 
 /// The Streamable HTTP endpoint (and the 2026-07-28 stateless endpoint).
 pub const MCP_PATH: &str = "/mcp";
 /// The legacy HTTP+SSE stream (2024-11-05), opened with `GET`.
 pub const SSE_PATH: &str = "/mcp/sse";
-/// The legacy HTTP+SSE message endpoint announced in the `endpoint` event.
-pub const MESSAGES_PATH: &str = "/mcp/messages";
+/// The legacy HTTP+SSE message endpoint announced in the `endpoint` event. It lies under
+/// [`SSE_PATH`], so a proxy that lets only `/mcp/sse` and its sub-paths through passes the
+/// whole transport.
+pub const MESSAGES_PATH: &str = "/mcp/sse/messages";
+/// The message endpoint that earlier versions announced; still served, exactly like
+/// [`MESSAGES_PATH`], for clients that kept it.
+pub const MESSAGES_ALIAS_PATH: &str = "/mcp/messages";
 
 /// The MCP server of the memory service, as a tower [`Service`].
 ///
 /// It must sit behind [`jwks_verify::BearerAuthLayer`] with [`AccessClaims`](crate::AccessClaims):
 /// every request needs verified claims, and the token's `sub` owns every memory touched
-/// (a request without claims gets `401`). It answers three paths, which the caller routes
-/// to it unchanged: [`MCP_PATH`], [`SSE_PATH`] and [`MESSAGES_PATH`]; any other path gets
-/// `404`. See the [module documentation](super) for the protocol details.
+/// (a request without claims gets `401`, whose challenge names the metadata copy for the
+/// path, see [`MetadataLocation::for_path`]). It answers four paths, which the caller routes
+/// to it unchanged: [`MCP_PATH`], [`SSE_PATH`], [`MESSAGES_PATH`] and
+/// [`MESSAGES_ALIAS_PATH`]; any other path gets `404`. See the [module documentation](super) for the protocol details.
 ///
 /// Cloning is cheap and clones share sessions.
 pub struct McpService<S> {
@@ -46,8 +53,11 @@ pub(crate) struct ServiceState<S> {
     pub(crate) config: McpConfig,
     pub(crate) sessions: Arc<SessionTable>,
     pub(crate) resource: ProtectedResource,
-    /// The `WWW-Authenticate` challenges of `resource`, built once.
+    /// The `WWW-Authenticate` challenges of `resource` pointing at the well-known
+    /// metadata, built once.
     pub(crate) challenge: Challenge,
+    /// The same, pointing at the metadata under `/mcp/sse` (the legacy transport).
+    pub(crate) sse_challenge: Challenge,
 }
 
 impl<S: MemoryStore> McpService<S> {
@@ -90,7 +100,8 @@ impl<S: MemoryStore> McpService<S> {
                 handler: Handler::new(store, &resource),
                 config,
                 sessions,
-                challenge: resource.challenge(),
+                challenge: resource.challenge_at(MetadataLocation::WellKnown),
+                sse_challenge: resource.challenge_at(MetadataLocation::UnderSse),
                 resource,
             }),
         }
@@ -187,12 +198,18 @@ where
     }
     let caller = match Caller::from_request(&request) {
         Ok(caller) => caller,
-        Err(error) => return responses::unauthorized(&state.challenge, error),
+        Err(error) => {
+            let challenge = match MetadataLocation::for_path(request.uri().path()) {
+                MetadataLocation::UnderSse => &state.sse_challenge,
+                _ => &state.challenge,
+            };
+            return responses::unauthorized(challenge, error);
+        }
     };
     match request.uri().path() {
         MCP_PATH => streamable::serve(state, &caller, request).await,
         SSE_PATH => legacy::open_stream(state, &caller, &request),
-        MESSAGES_PATH => legacy::post_message(state, &caller, request).await,
+        MESSAGES_PATH | MESSAGES_ALIAS_PATH => legacy::post_message(state, &caller, request).await,
         _ => empty_response(StatusCode::NOT_FOUND),
     }
 }

@@ -94,7 +94,7 @@ pub(crate) enum OpenError {
     Closing,
 }
 
-/// What a legacy SSE session offers a POST to `/mcp/messages`.
+/// What a legacy SSE session offers a POST to `/mcp/sse/messages`.
 #[derive(Debug, Clone)]
 pub(crate) struct LegacyStream {
     /// Where the stream's events go.

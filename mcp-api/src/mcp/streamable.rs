@@ -14,6 +14,7 @@ use super::session::{SessionId, new_event_id};
 use super::{ProtocolVersion, ResponseFormat, responses, sse};
 use crate::auth::Caller;
 use crate::http::{BoxError, ResponseBody, empty_response, is_json_content_type, read_body};
+use crate::resource::MetadataLocation;
 use crate::store::MemoryStore;
 
 /// `Mcp-Session-Id`.
@@ -105,7 +106,12 @@ async fn answer<S: MemoryStore>(
         Route::Modern(version) => {
             let reply = state
                 .handler
-                .answer(request, caller, Era::Modern(version))
+                .answer(
+                    request,
+                    caller,
+                    Era::Modern(version),
+                    MetadataLocation::WellKnown,
+                )
                 .await;
             render_modern(&reply, format)
         }
@@ -121,7 +127,12 @@ async fn answer<S: MemoryStore>(
                 .unwrap_or(ProtocolVersion::STREAMABLE_DEFAULT);
             let reply = state
                 .handler
-                .answer(request, caller, Era::Legacy(version))
+                .answer(
+                    request,
+                    caller,
+                    Era::Legacy(version),
+                    MetadataLocation::WellKnown,
+                )
                 .await;
             render_legacy(&reply, format, version)
         }
@@ -155,7 +166,12 @@ async fn initialize<S: MemoryStore>(
     };
     let reply = state
         .handler
-        .answer(request, caller, Era::Legacy(version))
+        .answer(
+            request,
+            caller,
+            Era::Legacy(version),
+            MetadataLocation::WellKnown,
+        )
         .await;
     let mut response = render_legacy(&reply, format, version);
     attach_session(&mut response, &session);

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::auth::{Caller, SCOPE_READ, SCOPE_WRITE};
-use crate::resource::ProtectedResource;
+use crate::resource::{MetadataLocation, ProtectedResource};
 use crate::store::{
     Access, ErrorKind, ListQuery, Memory, MemoryId, MemoryStore, NewMemory, SearchQuery, StoreError,
 };
@@ -359,8 +359,24 @@ impl From<StoreError> for ToolError {
 pub(crate) struct Toolbox {
     definitions: Vec<Value>,
     base_url: String,
-    read_challenge: String,
-    write_challenge: String,
+    well_known_challenges: ScopeChallenges,
+    sse_challenges: ScopeChallenges,
+}
+
+/// The insufficient-scope challenges for one metadata location.
+#[derive(Debug, Clone)]
+struct ScopeChallenges {
+    read: String,
+    write: String,
+}
+
+impl ScopeChallenges {
+    fn new(resource: &ProtectedResource, location: MetadataLocation) -> Self {
+        ScopeChallenges {
+            read: insufficient_scope_challenge(resource, location, SCOPE_READ),
+            write: insufficient_scope_challenge(resource, location, SCOPE_WRITE),
+        }
+    }
 }
 
 impl Toolbox {
@@ -368,8 +384,8 @@ impl Toolbox {
         Toolbox {
             definitions: Tool::ALL.into_iter().map(Tool::definition).collect(),
             base_url: resource.base_url().to_owned(),
-            read_challenge: insufficient_scope_challenge(resource, SCOPE_READ),
-            write_challenge: insufficient_scope_challenge(resource, SCOPE_WRITE),
+            well_known_challenges: ScopeChallenges::new(resource, MetadataLocation::WellKnown),
+            sse_challenges: ScopeChallenges::new(resource, MetadataLocation::UnderSse),
         }
     }
 
@@ -378,15 +394,17 @@ impl Toolbox {
         &self.definitions
     }
 
-    /// Runs `tool` for `caller`. `arguments` is the raw `arguments` member, if any.
+    /// Runs `tool` for `caller`. `arguments` is the raw `arguments` member, if any; a
+    /// missing scope is answered with a challenge naming the metadata at `location`.
     pub(crate) async fn call<S: MemoryStore>(
         &self,
         store: &S,
         caller: &Caller,
         tool: Tool,
         arguments: Option<Value>,
+        location: MetadataLocation,
     ) -> ToolResult {
-        if let Some(refusal) = self.check_scope(caller, tool) {
+        if let Some(refusal) = self.check_scope(caller, tool, location) {
             return refusal;
         }
         let arguments = arguments.unwrap_or_else(|| Value::Object(Map::new()));
@@ -405,11 +423,20 @@ impl Toolbox {
         }
     }
 
-    fn check_scope(&self, caller: &Caller, tool: Tool) -> Option<ToolResult> {
+    fn check_scope(
+        &self,
+        caller: &Caller,
+        tool: Tool,
+        location: MetadataLocation,
+    ) -> Option<ToolResult> {
+        let challenges = match location {
+            MetadataLocation::UnderSse => &self.sse_challenges,
+            _ => &self.well_known_challenges,
+        };
         let (allowed, scope, challenge) = if tool.needs_write() {
-            (caller.can_write(), SCOPE_WRITE, &self.write_challenge)
+            (caller.can_write(), SCOPE_WRITE, &challenges.write)
         } else {
-            (caller.can_read(), SCOPE_READ, &self.read_challenge)
+            (caller.can_read(), SCOPE_READ, &challenges.read)
         };
         if allowed {
             return None;
@@ -722,9 +749,16 @@ fn printable(message: &str) -> String {
         .collect()
 }
 
-/// `Bearer …, scope="<scope>", error="insufficient_scope"` for this resource.
-fn insufficient_scope_challenge(resource: &ProtectedResource, scope: &str) -> String {
-    let header = resource.challenge().insufficient_scope_header(scope);
+/// `Bearer …, scope="<scope>", error="insufficient_scope"` for this resource, naming the
+/// metadata at `location`.
+fn insufficient_scope_challenge(
+    resource: &ProtectedResource,
+    location: MetadataLocation,
+    scope: &str,
+) -> String {
+    let header = resource
+        .challenge_at(location)
+        .insufficient_scope_header(scope);
     // The challenge quotes every parameter down to visible ASCII and spaces.
     header.to_str().unwrap_or_default().to_owned()
 }
@@ -766,10 +800,17 @@ mod tests {
     #[test]
     fn scope_challenges_name_the_scope() {
         let resource = ProtectedResource::new("https://mcp.example", "https://auth.example");
-        let challenge = insufficient_scope_challenge(&resource, SCOPE_WRITE);
+        let challenge =
+            insufficient_scope_challenge(&resource, MetadataLocation::WellKnown, SCOPE_WRITE);
         assert_eq!(
             challenge,
             "Bearer resource_metadata=\"https://mcp.example/.well-known/oauth-protected-resource/mcp\", scope=\"memories:write\", error=\"insufficient_scope\""
+        );
+        let challenge =
+            insufficient_scope_challenge(&resource, MetadataLocation::UnderSse, SCOPE_READ);
+        assert_eq!(
+            challenge,
+            "Bearer resource_metadata=\"https://mcp.example/mcp/sse/oauth-protected-resource\", scope=\"memories:read\", error=\"insufficient_scope\""
         );
     }
 
