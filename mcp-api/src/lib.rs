@@ -4,7 +4,8 @@
 //!
 //! - [`store`]: [`MemoryStore`], the storage contract, every method scoped to one [`Owner`]
 //!   inside the store itself; [`SqliteStore`] (feature `sqlite`, default) over one SQLite
-//!   file with FTS5/BM25 search and highlighted snippets.
+//!   file with group commit, an access log written behind reads, and a per-owner
+//!   BM25F search engine with neighbour context and highlighted snippets.
 //! - [`mcp`]: the MCP server — ChatGPT's `search`/`fetch` tools and OpenMemory's memory
 //!   tools over Streamable HTTP (`/mcp`, protocol versions 2025-03-26 to 2025-11-25 and the
 //!   stateless 2026-07-28 era) and the legacy HTTP+SSE transport (`/mcp/sse`).

@@ -907,7 +907,13 @@ async fn attack_user_b_cannot_find_user_a_memories_with_any_search_or_list() {
             .starts_with("Bob")
     );
     let found = bob.call_ok("search_memory", json!({"query": "PIN"})).await;
-    assert_eq!(found, json!({"results": []}));
+    assert_eq!(found["results"], json!([]));
+    assert!(
+        found["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("No memory matched")
+    );
     let listed = bob.call_ok("list_memories", json!({})).await;
     assert_eq!(listed["total"], 1);
     assert_eq!(listed["items"][0]["memory"], "Bob likes zebras");

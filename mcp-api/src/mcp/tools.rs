@@ -264,7 +264,13 @@ fn search_memory_output_schema() -> Value {
         &["id", "memory", "snippet", "categories", "created_at"],
     );
     object_schema(
-        json!({"results": {"type": "array", "items": hit}}),
+        json!({
+            "results": {"type": "array", "items": hit},
+            "message": {
+                "type": "string",
+                "description": "Present when nothing matched closely enough: says so, so that no results is not taken for an error."
+            },
+        }),
         &["results"],
     )
 }
@@ -547,8 +553,9 @@ async fn add_memories<S: MemoryStore>(
     Ok(memory_view(&memory))
 }
 
-/// OpenMemory's `search_memory`, without the raw score: BM25 scores depend on term
-/// statistics of the whole index and would leak information about other users' memories.
+/// OpenMemory's `search_memory`. The raw score is left out: it only orders one result
+/// list. Weak matches are dropped by the engine's relevance floor, and an empty result
+/// says so in `message`.
 async fn search_memory<S: MemoryStore>(
     store: &S,
     caller: &Caller,
@@ -578,6 +585,12 @@ async fn search_memory<S: MemoryStore>(
             })
         })
         .collect();
+    if results.is_empty() {
+        return Ok(json!({
+            "results": results,
+            "message": "No memory matched this query closely enough. Nothing relevant is stored, or it is worded differently: try other words.",
+        }));
+    }
     Ok(json!({ "results": results }))
 }
 

@@ -27,6 +27,8 @@ mod memory;
 mod owner;
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 mod query;
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+mod search;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -45,6 +47,7 @@ pub use self::owner::{InvalidOwner, MAX_OWNER_BYTES, Owner};
 pub use self::query::{
     AppStats, ListQuery, Page, SearchHit, SearchQuery, SortColumn, SortDirection, Stats,
 };
+pub use self::search::SearchParams;
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqliteStore};
 
@@ -71,7 +74,7 @@ pub trait MemoryStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Memory>, StoreError>> + Send;
 
     /// Fetches one memory that is not deleted and records the access in its
-    /// access log.
+    /// access log (written behind, as [`record_access`](Self::record_access) does).
     ///
     /// # Errors
     ///
@@ -183,8 +186,13 @@ pub trait MemoryStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Page<AccessLogEntry>>, StoreError>> + Send;
 
     /// Records that `access` read these memories (e.g. the hits of a search).
-    /// Returns how many entries were recorded; ids that are not the owner's
+    /// Returns how many entries are recorded; ids that are not the owner's
     /// non-deleted memories are skipped.
+    ///
+    /// The entries may be written behind the call, off the read path (the
+    /// SQLite store commits them with its next write group, without an fsync
+    /// of their own); [`access_log`](Self::access_log) and
+    /// [`stats`](Self::stats) see every entry recorded before they were called.
     ///
     /// # Errors
     ///

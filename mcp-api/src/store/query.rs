@@ -184,9 +184,12 @@ impl<T> Page<T> {
 
 /// A full-text search of [`MemoryStore::search`](super::MemoryStore::search).
 ///
-/// The query is plain words, not a query language: it is split into words,
-/// and a memory matches if it has any of them (after stemming), ranked by
-/// BM25. Default: 10 results from active memories.
+/// The query is plain words, not a query language: it is split into words
+/// (stop words dropped, spellings and word forms normalised, stemmed), and a
+/// memory matches if it or a memory written just before or after it has any
+/// of them; the owner's memories are ranked by BM25F with that context, and
+/// weak matches fall below a relevance floor. Default: 10 results from
+/// active memories.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SearchQuery {
@@ -263,7 +266,7 @@ impl SearchQuery {
 pub struct SearchHit {
     /// The memory.
     pub memory: Memory,
-    /// Relevance, higher is better (negated BM25). Comparable only within one
+    /// Relevance, higher is better (BM25F over the owner's own memories). Comparable only within one
     /// result list.
     pub score: f64,
     /// An excerpt of the text with each matched term as `**term**` and `…`

@@ -2,7 +2,6 @@
 //!
 //! The design notes are on [`SqliteStore`]; the schema is in `schema_v1.sql`.
 
-mod fts;
 mod pool;
 mod read;
 mod row;
@@ -17,9 +16,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Map, Value};
 
-use self::pool::{ReadPool, WriteQueue, Writer};
+use self::pool::{ReadPool, WriteQueue, Written};
 use self::row::{DbResult, SetupError};
+use self::write::Analysed;
 use super::limits::check_access;
+use super::search::{SearchEngine, SearchParams};
 use super::{
     Access, AccessLogEntry, Clock, ErrorKind, Limits, ListQuery, Memory, MemoryId, MemoryState,
     MemoryStore, NewMemory, Owner, Page, SearchHit, SearchQuery, Stats, StoreError, SystemClock,
@@ -48,6 +49,7 @@ pub struct SqliteOptions {
     clock: Arc<dyn Clock>,
     read_connections: usize,
     busy_timeout: Duration,
+    search: SearchParams,
 }
 
 impl SqliteOptions {
@@ -59,7 +61,15 @@ impl SqliteOptions {
             clock: Arc::new(SystemClock),
             read_connections: 4,
             busy_timeout: Duration::from_secs(5),
+            search: SearchParams::default(),
         }
+    }
+
+    /// Sets the search engine's ranking parameters (the defaults are tuned).
+    #[must_use]
+    pub fn with_search_params(mut self, search: SearchParams) -> Self {
+        self.search = search;
+        self
     }
 
     /// Sets the input limits.
@@ -116,6 +126,7 @@ impl fmt::Debug for SqliteOptions {
             .field("limits", &self.limits)
             .field("read_connections", &self.read_connections)
             .field("busy_timeout", &self.busy_timeout)
+            .field("search", &self.search)
             .finish_non_exhaustive()
     }
 }
@@ -132,33 +143,42 @@ impl fmt::Debug for SqliteOptions {
 ///
 /// - **Durability**: WAL journal with `synchronous=FULL`, so a write that
 ///   returned `Ok` survives `kill -9` and power loss. SQLite's
-///   `secure_delete` and FTS5's `secure-delete` are on, so a deleted memory's
-///   text is overwritten in the file and its words leave the index pages at
-///   once, instead of lingering in free pages or behind delete markers.
-/// - **Concurrency**: one write connection behind an async mutex (SQLite has
-///   a single writer anyway) and a small pool of read-only connections that
-///   WAL lets read while the writer writes. All SQLite work runs on Tokio's
-///   blocking pool; waiting for a connection never blocks a thread. `get`
-///   writes an access-log row, so it runs on the writer.
+///   `secure_delete` is on, so a deleted memory's text is overwritten in the
+///   file instead of lingering in free pages.
+/// - **Group commit**: one writer thread owns the write connection and
+///   commits whatever writes are waiting as one transaction, each in its own
+///   savepoint (a failing write rolls back alone). Concurrent writers thus
+///   share an fsync; each hears back only after the commit.
+/// - **Access log, written behind**: reads (`get`, `record_access`) never
+///   wait for a write. Their log entries go to a bounded queue that the
+///   writer commits with its next group, without an fsync of their own
+///   (`synchronous=NORMAL` for groups holding only such entries), and that is
+///   flushed when the store closes. A crash or power loss can lose the entries
+///   of the last moments, never a memory. [`access_log`](MemoryStore::access_log)
+///   and [`stats`](MemoryStore::stats) flush first, so they see every entry
+///   recorded before them. If the queue is full, entries are dropped (and
+///   counted in the log) rather than slowing reads.
+/// - **Concurrency**: WAL lets a small pool of read-only connections read
+///   while the writer writes; SQLite work runs on Tokio's blocking pool and
+///   waiting for a connection never blocks a thread.
 /// - **Owner scoping**: each owner gets a row id; every table carries it,
 ///   every index a query uses starts with it, and every statement names it.
-///   The full-text index stores it as a column that each search matches, so
-///   a search for one owner skips other owners' documents inside the index
-///   rather than filtering them afterwards. Composite foreign keys and
-///   triggers make it impossible to attach a category or access-log row to
-///   another owner's memory or to move a memory to another owner.
-/// - **Search**: FTS5 with `porter unicode61 remove_diacritics 2` and BM25;
-///   user text is reduced to quoted words before it reaches `MATCH`, so it is
-///   never parsed as FTS5 query syntax.
-///
-/// # Known limitation
-///
-/// BM25's statistics (how many documents contain a word, average length) are
-/// taken over the whole index, all owners together. The hits are always the
-/// owner's own, but their scores, and so rarely their order, move slightly
-/// as other owners write. A caller who sees scores can thus learn coarse,
-/// aggregate word frequencies across all owners. Where that matters, give
-/// each tenant its own database file.
+///   Composite foreign keys and triggers make it impossible to attach a
+///   category or access-log row to another owner's memory or to move a memory
+///   to another owner.
+/// - **Search**: an in-process engine with one index per owner (own term
+///   statistics, so no owner's ranking depends on another's data, and a
+///   query's cost grows only with the owner's memories): BM25F over a memory's
+///   text and, at lower weight, the memories written just before and after it
+///   in the same burst of writes; stop words, possessives, British/American
+///   spellings, irregular forms and stemming; a relevance floor. The index
+///   is derived: built from the database when the store opens (progress in
+///   the log for large databases) and kept current by the writer, which
+///   applies each commit's changes in order, so it cannot drift from the
+///   database across crashes.
+/// - **Near-duplicates**: adding a memory whose text the owner already has
+///   (ignoring case, spacing and punctuation; not deleted) returns the
+///   existing memory instead of storing a copy.
 #[derive(Clone)]
 pub struct SqliteStore {
     shared: Arc<Shared>,
@@ -169,6 +189,7 @@ pub struct SqliteStore {
 struct Shared {
     reads: ReadPool,
     writes: WriteQueue,
+    engine: Arc<SearchEngine>,
     limits: Limits,
     clock: Arc<dyn Clock>,
 }
@@ -227,6 +248,8 @@ impl SqliteStore {
         let path = path.as_ref();
         let mut writer = open_writer(path, options.busy_timeout)?;
         schema::migrate(&mut writer)?;
+        let engine = Arc::new(SearchEngine::new(options.search));
+        read::load_engine(&mut writer, &engine)?;
         let readers = (0..options.read_connections)
             .map(|_| open_reader(path, options.busy_timeout))
             .collect::<Result<Vec<_>, _>>()?;
@@ -237,7 +260,8 @@ impl SqliteStore {
         Ok(Self {
             shared: Arc::new(Shared {
                 reads: ReadPool::new(readers),
-                writes: WriteQueue::new(Writer::new(writer)),
+                writes: WriteQueue::start(writer, Arc::clone(&engine))?,
+                engine,
                 limits: options.limits,
                 clock: options.clock,
             }),
@@ -250,8 +274,35 @@ impl SqliteStore {
         &self.shared.limits
     }
 
+    /// Waits until every write and access-log entry queued so far is
+    /// committed. Access-log entries are written behind the reads that make
+    /// them; reading the access log or the stats flushes first.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`] outside a Tokio runtime or once closed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.shared.writes.flush().await
+    }
+
     fn clock(&self) -> Arc<dyn Clock> {
         Arc::clone(&self.shared.clock)
+    }
+
+    fn engine(&self) -> Arc<SearchEngine> {
+        Arc::clone(&self.shared.engine)
+    }
+}
+
+impl SqliteStore {
+    /// Queues access-log entries behind the read that made them.
+    fn record_behind(&self, owner: &Owner, ids: Vec<MemoryId>, access: Access) {
+        // The time of the read, not of the later write.
+        let (owner, now) = (owner.clone(), self.shared.clock.now_unix_ms());
+        self.shared.writes.run_behind(move |connection, _| {
+            write::record_access(connection, now, &owner, &ids, &access)
+                .map(|_| Written::unindexed(()))
+        });
     }
 }
 
@@ -306,13 +357,20 @@ impl MemoryStore for SqliteStore {
         if memories.is_empty() {
             return Ok(Vec::new());
         }
+        let analysed: Vec<Analysed> = memories
+            .into_iter()
+            .map(|memory| Analysed {
+                terms: self.shared.engine.terms(&memory.text),
+                memory,
+            })
+            .collect();
         let owner = owner.clone();
         let clock = self.clock();
         let added = self
             .shared
             .writes
-            .run(move |transaction, ids| {
-                write::add(transaction, ids, clock.now_unix_ms(), &owner, memories)
+            .run(move |connection, context| {
+                write::add(connection, context, clock.now_unix_ms(), &owner, analysed)
             })
             .await?;
         tracing::debug!(count = added.len(), "added memories");
@@ -326,14 +384,16 @@ impl MemoryStore for SqliteStore {
         access: &Access,
     ) -> Result<Option<Memory>, StoreError> {
         let access = check_access(access)?;
-        let owner = owner.clone();
-        let clock = self.clock();
-        self.shared
-            .writes
-            .run(move |transaction, _| {
-                write::get(transaction, clock.now_unix_ms(), &owner, id, &access)
-            })
-            .await
+        let reader = owner.clone();
+        let memory = self
+            .shared
+            .reads
+            .run(move |transaction| read::get(transaction, &reader, id))
+            .await?;
+        if memory.is_some() {
+            self.record_behind(owner, vec![id], access);
+        }
+        Ok(memory)
     }
 
     async fn update_text(
@@ -349,17 +409,19 @@ impl MemoryStore for SqliteStore {
             .as_ref()
             .map(|metadata| limits.check_metadata(metadata))
             .transpose()?;
+        let terms = self.shared.engine.terms(&text);
         let owner = owner.clone();
         let clock = self.clock();
         self.shared
             .writes
-            .run(move |transaction, _| {
+            .run(move |connection, _| {
                 write::update_text(
-                    transaction,
+                    connection,
                     clock.now_unix_ms(),
                     &owner,
                     id,
                     &text,
+                    terms,
                     metadata_json.as_deref(),
                 )
             })
@@ -386,8 +448,8 @@ impl MemoryStore for SqliteStore {
         let changed = self
             .shared
             .writes
-            .run(move |transaction, _| {
-                write::set_state(transaction, clock.now_unix_ms(), &owner, &ids, state)
+            .run(move |connection, _| {
+                write::set_state(connection, clock.now_unix_ms(), &owner, &ids, state)
             })
             .await?;
         tracing::debug!(count = changed, %state, "changed memory states");
@@ -403,9 +465,7 @@ impl MemoryStore for SqliteStore {
         let deleted = self
             .shared
             .writes
-            .run(move |transaction, _| {
-                write::delete(transaction, clock.now_unix_ms(), &owner, &ids)
-            })
+            .run(move |connection, _| write::delete(connection, clock.now_unix_ms(), &owner, &ids))
             .await?;
         tracing::debug!(count = deleted, "deleted memories");
         Ok(deleted)
@@ -416,7 +476,7 @@ impl MemoryStore for SqliteStore {
         let deleted = self
             .shared
             .writes
-            .run(move |transaction, _| write::delete_all(transaction, clock.now_unix_ms(), &owner))
+            .run(move |connection, _| write::delete_all(connection, clock.now_unix_ms(), &owner))
             .await?;
         tracing::debug!(count = deleted, "deleted all memories of an owner");
         Ok(deleted)
@@ -437,11 +497,11 @@ impl MemoryStore for SqliteStore {
         query: &SearchQuery,
     ) -> Result<Vec<SearchHit>, StoreError> {
         let query = self.shared.limits.check_search_query(query)?;
-        let owner = owner.clone();
+        let (owner, engine) = (owner.clone(), self.engine());
         let hits = self
             .shared
             .reads
-            .run(move |transaction| read::search(transaction, &owner, &query))
+            .run(move |transaction| read::search(transaction, &engine, &owner, &query))
             .await?;
         tracing::debug!(count = hits.len(), "searched memories");
         Ok(hits)
@@ -463,6 +523,7 @@ impl MemoryStore for SqliteStore {
         size: u32,
     ) -> Result<Option<Page<AccessLogEntry>>, StoreError> {
         self.shared.limits.check_page(page, size)?;
+        self.flush().await?;
         let owner = owner.clone();
         self.shared
             .reads
@@ -481,13 +542,17 @@ impl MemoryStore for SqliteStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        let (owner, ids, clock) = (owner.clone(), ids.to_vec(), self.clock());
-        self.shared
-            .writes
-            .run(move |transaction, _| {
-                write::record_access(transaction, clock.now_unix_ms(), &owner, &ids, &access)
-            })
-            .await
+        let (reader, ids) = (owner.clone(), ids.to_vec());
+        let live = self
+            .shared
+            .reads
+            .run(move |transaction| read::live_ids(transaction, &reader, &ids))
+            .await?;
+        let recorded = live.len() as u64;
+        if !live.is_empty() {
+            self.record_behind(owner, live, access);
+        }
+        Ok(recorded)
     }
 
     async fn related(
@@ -497,14 +562,15 @@ impl MemoryStore for SqliteStore {
         limit: u32,
     ) -> Result<Option<Vec<Memory>>, StoreError> {
         self.shared.limits.check_search_limit(limit)?;
-        let owner = owner.clone();
+        let (owner, engine) = (owner.clone(), self.engine());
         self.shared
             .reads
-            .run(move |transaction| read::related(transaction, &owner, id, limit))
+            .run(move |transaction| read::related(transaction, &engine, &owner, id, limit))
             .await
     }
 
     async fn stats(&self, owner: &Owner) -> Result<Stats, StoreError> {
+        self.flush().await?;
         let owner = owner.clone();
         self.shared
             .reads

@@ -1,12 +1,16 @@
-//! Running blocking SQLite work off the async runtime: one writer, a few readers.
+//! Running blocking SQLite work off the async runtime: one writer thread with
+//! group commit, a few readers on Tokio's blocking pool.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use rusqlite::{Connection, Transaction};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use uuid::{ContextV7, Timestamp};
 
 use super::row::DbResult;
+use crate::store::search::{IndexChange, SearchEngine};
 use crate::store::{ErrorKind, MemoryId, StoreError};
 
 /// Runs `work` on Tokio's blocking thread pool and waits for it.
@@ -26,57 +30,320 @@ where
     }
 }
 
-/// The single write connection and the id generator it serialises.
-pub(super) struct Writer {
-    connection: Connection,
-    ids: IdGenerator,
+/// Most jobs committed together in one transaction.
+const MAX_GROUP: usize = 512;
+/// Jobs that may wait for the writer; a write waits for room, an access-log
+/// entry that finds no room is dropped (and counted in the log).
+const QUEUE_CAPACITY: usize = 4096;
+
+/// What a write job may use besides the connection.
+pub(super) struct WriteContext<'a> {
+    /// The id generator.
+    pub(super) ids: &'a IdGenerator,
+    /// The search engine, as of the last commit.
+    pub(super) engine: &'a SearchEngine,
+    /// Text keys added by earlier jobs of the same group, by owner:
+    /// `(owner_id, key)` to memory row id. Not yet in the engine.
+    pub(super) pending_keys: &'a mut HashMap<(i64, u64), i64>,
 }
 
-impl Writer {
-    pub(super) fn new(connection: Connection) -> Self {
+/// A job's result and the index changes it makes once committed.
+pub(super) struct Written<T> {
+    pub(super) value: T,
+    pub(super) changes: Vec<IndexChange>,
+}
+
+impl<T> Written<T> {
+    /// A result that changes nothing the engine indexes.
+    pub(super) fn unindexed(value: T) -> Self {
         Self {
-            connection,
-            ids: IdGenerator::default(),
+            value,
+            changes: Vec::new(),
         }
     }
-
-    /// Runs `work` in an immediate transaction, committed only if it succeeds.
-    fn in_transaction<T>(
-        &mut self,
-        work: impl FnOnce(&Transaction<'_>, &IdGenerator) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .db()?;
-        let output = work(&transaction, &self.ids)?;
-        transaction.commit().db()?;
-        Ok(output)
-    }
 }
 
-/// Serialises writes onto the one write connection.
+/// A job ran: its index changes, and how to tell its caller once the group's
+/// commit is known.
+struct Outcome {
+    succeeded: bool,
+    changes: Vec<IndexChange>,
+    finish: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
+}
+
+type Work = Box<dyn FnOnce(&Connection, &mut WriteContext<'_>) -> Outcome + Send>;
+
+enum Job {
+    /// A write; `durable` ones are committed with `synchronous=FULL`.
+    Write { work: Work, durable: bool },
+    /// Answered once every job queued before it is committed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Serialises writes onto the one write connection, owned by a dedicated
+/// thread that commits whatever jobs are waiting as one group: one
+/// transaction, one fsync, each job in its own savepoint so a failing job
+/// rolls back alone. Callers hear back only after the commit, so an
+/// acknowledged write is durable.
 pub(super) struct WriteQueue {
-    writer: Arc<tokio::sync::Mutex<Writer>>,
+    sender: Option<mpsc::Sender<Job>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    dropped_entries: AtomicU64,
 }
 
 impl WriteQueue {
-    pub(super) fn new(writer: Writer) -> Self {
-        Self {
-            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+    /// Starts the writer thread with the write connection.
+    pub(super) fn start(
+        connection: Connection,
+        engine: Arc<SearchEngine>,
+    ) -> Result<Self, StoreError> {
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let thread = std::thread::Builder::new()
+            .name("memory-writer".to_owned())
+            .spawn(move || write_loop(connection, &engine, receiver))
+            .map_err(|error| StoreError::with_source(ErrorKind::Unavailable, error))?;
+        Ok(Self {
+            sender: Some(sender),
+            thread: Mutex::new(Some(thread)),
+            dropped_entries: AtomicU64::new(0),
+        })
+    }
+
+    /// Runs `work` in the next group and waits for the group's durable commit.
+    pub(super) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection, &mut WriteContext<'_>) -> Result<Written<T>, StoreError>
+            + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        tokio::runtime::Handle::try_current()
+            .map_err(|error| StoreError::with_source(ErrorKind::Unavailable, error))?;
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Write {
+            work: wrap(work, reply),
+            durable: true,
+        };
+        self.sender()?
+            .send(job)
+            .await
+            .map_err(|_| StoreError::from(ErrorKind::Unavailable))?;
+        answer
+            .await
+            .map_err(|_| StoreError::from(ErrorKind::Unavailable))?
+    }
+
+    /// Queues `work` without waiting for it (write-behind). It is committed
+    /// with the next group, without an fsync of its own: a crash can lose it.
+    /// If the queue is full the work is dropped and counted.
+    pub(super) fn run_behind<F>(&self, work: F)
+    where
+        F: FnOnce(&Connection, &mut WriteContext<'_>) -> Result<Written<()>, StoreError>
+            + Send
+            + 'static,
+    {
+        let (reply, _) = oneshot::channel();
+        let job = Job::Write {
+            work: wrap(work, reply),
+            durable: false,
+        };
+        let Ok(sender) = self.sender() else {
+            return;
+        };
+        if sender.try_send(job).is_err() {
+            let dropped = self.dropped_entries.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(
+                    dropped,
+                    "the memory writer queue is full: access-log entries dropped"
+                );
+            }
         }
     }
 
-    /// Waits for the writer (without blocking a thread), then runs `work` in
-    /// a transaction on the blocking pool.
-    pub(super) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(&Transaction<'_>, &IdGenerator) -> Result<T, StoreError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let mut writer = Arc::clone(&self.writer).lock_owned().await;
-        run_blocking(move || writer.in_transaction(work)).await
+    /// Waits until everything queued so far is committed.
+    pub(super) async fn flush(&self) -> Result<(), StoreError> {
+        tokio::runtime::Handle::try_current()
+            .map_err(|error| StoreError::with_source(ErrorKind::Unavailable, error))?;
+        let (reply, answer) = oneshot::channel();
+        self.sender()?
+            .send(Job::Flush(reply))
+            .await
+            .map_err(|_| StoreError::from(ErrorKind::Unavailable))?;
+        answer
+            .await
+            .map_err(|_| StoreError::from(ErrorKind::Unavailable))
     }
+
+    fn sender(&self) -> Result<&mpsc::Sender<Job>, StoreError> {
+        self.sender
+            .as_ref()
+            .ok_or_else(|| StoreError::from(ErrorKind::Unavailable))
+    }
+}
+
+impl Drop for WriteQueue {
+    /// Closes the queue and waits for the writer to commit what is queued and
+    /// close the connection (which checkpoints the WAL).
+    fn drop(&mut self) {
+        drop(self.sender.take());
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            tracing::error!("the memory writer thread panicked");
+        }
+    }
+}
+
+/// Wraps typed work into a job that reports through `reply` after the commit.
+fn wrap<T, F>(work: F, reply: oneshot::Sender<Result<T, StoreError>>) -> Work
+where
+    F: FnOnce(&Connection, &mut WriteContext<'_>) -> Result<Written<T>, StoreError>
+        + Send
+        + 'static,
+    T: Send + 'static,
+{
+    Box::new(move |connection, context| match work(connection, context) {
+        Ok(Written { value, changes }) => Outcome {
+            succeeded: true,
+            changes,
+            finish: Box::new(move |committed| {
+                let _ = reply.send(committed.map(|()| value));
+            }),
+        },
+        Err(error) => Outcome {
+            succeeded: false,
+            changes: Vec::new(),
+            finish: Box::new(move |_| {
+                let _ = reply.send(Err(error));
+            }),
+        },
+    })
+}
+
+/// The writer thread: takes what is waiting, commits it as one group, repeats
+/// until every sender is gone and the queue is empty.
+fn write_loop(
+    mut connection: Connection,
+    engine: &SearchEngine,
+    mut receiver: mpsc::Receiver<Job>,
+) {
+    let ids = IdGenerator::default();
+    let mut synchronous_full = true;
+    while let Some(first) = receiver.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let durable = jobs
+            .iter()
+            .any(|job| matches!(job, Job::Write { durable: true, .. }));
+        if durable != synchronous_full {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            match connection.pragma_update(None, "synchronous", mode) {
+                Ok(()) => synchronous_full = durable,
+                Err(error) => tracing::error!(%error, "cannot set the synchronous mode"),
+            }
+        }
+        commit_group(&mut connection, engine, &ids, jobs);
+    }
+    tracing::debug!("the memory writer stopped");
+}
+
+fn commit_group(
+    connection: &mut Connection,
+    engine: &SearchEngine,
+    ids: &IdGenerator,
+    jobs: Vec<Job>,
+) {
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut flushes = Vec::new();
+    let began = connection.execute_batch("BEGIN IMMEDIATE").db();
+    let mut pending_keys = HashMap::new();
+    for job in jobs {
+        match job {
+            Job::Flush(reply) => flushes.push(reply),
+            Job::Write { work, .. } => {
+                if let Err(error) = &began {
+                    let error = StoreError::from(error.kind().clone());
+                    let outcome = Outcome {
+                        succeeded: false,
+                        changes: Vec::new(),
+                        finish: Box::new(move |_| drop(error)),
+                    };
+                    outcomes.push(outcome);
+                    drop(work);
+                    continue;
+                }
+                outcomes.push(run_job(connection, engine, ids, &mut pending_keys, work));
+            }
+        }
+    }
+    let committed = match began {
+        Ok(()) => connection.execute_batch("COMMIT").db(),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = &committed {
+        tracing::error!(%error, "a memory write group failed to commit");
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    let mut changes = Vec::new();
+    for outcome in &mut outcomes {
+        if outcome.succeeded && committed.is_ok() {
+            changes.append(&mut outcome.changes);
+        }
+    }
+    engine.apply(changes);
+    for outcome in outcomes {
+        let result = match &committed {
+            Ok(()) => Ok(()),
+            Err(error) => Err(StoreError::from(error.kind().clone())),
+        };
+        (outcome.finish)(result);
+    }
+    for flush in flushes {
+        let _ = flush.send(());
+    }
+}
+
+/// Runs one job in its own savepoint: released if it succeeded, rolled back if not.
+fn run_job(
+    connection: &Connection,
+    engine: &SearchEngine,
+    ids: &IdGenerator,
+    pending_keys: &mut HashMap<(i64, u64), i64>,
+    work: Work,
+) -> Outcome {
+    if let Err(error) = connection.execute_batch("SAVEPOINT job").db() {
+        return Outcome {
+            succeeded: false,
+            changes: Vec::new(),
+            finish: Box::new(move |_| drop(error)),
+        };
+    }
+    let mut context = WriteContext {
+        ids,
+        engine,
+        pending_keys,
+    };
+    let outcome = work(connection, &mut context);
+    let end = if outcome.succeeded {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    if let Err(error) = connection.execute_batch(end) {
+        tracing::error!(%error, "cannot end a memory write savepoint");
+    }
+    outcome
 }
 
 /// A fixed set of read-only connections, leased one per operation.

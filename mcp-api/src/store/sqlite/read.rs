@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::fts;
 use super::row::{DbResult, MemoryRow, count, memory_columns};
 use crate::store::limits::{CheckedListQuery, CheckedSearchQuery};
+use crate::store::search::{Filter, IndexChange, SearchEngine, text_key};
 use crate::store::{
     AccessLogEntry, AppStats, ErrorKind, Memory, MemoryId, MemoryState, Owner, Page, SearchHit,
     SortColumn, SortDirection, Stats, StoreError,
@@ -51,8 +51,43 @@ pub(super) fn memory_by_id(
     Ok(Some((seq, row.into_memory(owner)?)))
 }
 
+/// A non-deleted memory of the owner by id, without recording an access.
+pub(super) fn get(
+    connection: &Connection,
+    owner: &Owner,
+    id: MemoryId,
+) -> Result<Option<Memory>, StoreError> {
+    let Some(owner_id) = owner_id(connection, owner)? else {
+        return Ok(None);
+    };
+    Ok(memory_by_id(connection, owner, owner_id, id)?.map(|(_, memory)| memory))
+}
+
+/// The ids among `ids` that name the owner's memories that are not deleted.
+pub(super) fn live_ids(
+    connection: &Connection,
+    owner: &Owner,
+    ids: &[MemoryId],
+) -> Result<Vec<MemoryId>, StoreError> {
+    let Some(owner_id) = owner_id(connection, owner)? else {
+        return Ok(Vec::new());
+    };
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT 1 FROM memories WHERE id = ?1 AND owner_id = ?2 AND state <> 'deleted'",
+        )
+        .db()?;
+    let mut live = Vec::with_capacity(ids.len());
+    for &id in ids {
+        if statement.exists(params![id.as_bytes(), owner_id]).db()? {
+            live.push(id);
+        }
+    }
+    Ok(live)
+}
+
 /// A memory of the owner by its row id (found by an owner-scoped query).
-fn memory_by_seq(
+pub(super) fn memory_by_seq(
     connection: &Connection,
     owner: &Owner,
     owner_id: i64,
@@ -203,77 +238,99 @@ fn limit_offset(page: u32, size: u32) -> (i64, i64) {
 
 pub(super) fn search(
     connection: &Connection,
+    engine: &SearchEngine,
     owner: &Owner,
     query: &CheckedSearchQuery,
 ) -> Result<Vec<SearchHit>, StoreError> {
-    let words = fts::words(&query.query);
     let Some(owner_id) = owner_id(connection, owner)? else {
         return Ok(Vec::new());
     };
-    let Some(expression) = fts::match_any_word(owner_id, &words) else {
-        return Ok(Vec::new());
+    let filter = Filter {
+        states: &query.states,
+        app: query.app.as_deref(),
+        categories: &query.categories,
+        exclude: None,
     };
-    // Rank first on row ids only, so the sort does not carry whole memories;
-    // then load the few winners.
-    let mut statement = connection
-        .prepare_cached(
-            "SELECT m.seq, -memories_fts.rank
-             FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
-             WHERE memories_fts MATCH ?1
-               AND m.owner_id = ?2
-               AND m.state IN (SELECT value FROM json_each(?3))
-               AND (?4 IS NULL OR m.app = ?4)
-               AND (?5 IS NULL OR EXISTS (
-                   SELECT 1 FROM memory_categories c
-                   WHERE c.memory_seq = m.seq AND c.owner_id = ?2
-                     AND c.category IN (SELECT value FROM json_each(?5))))
-             ORDER BY memories_fts.rank, m.seq DESC
-             LIMIT ?6",
-        )
-        .db()?;
-    let ranked = statement
-        .query_map(
-            params![
-                expression,
-                owner_id,
-                states_json(&query.states)?,
-                query.app,
-                categories_json(&query.categories)?,
-                query.limit
-            ],
-            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, f64>(1)?)),
-        )
-        .db()?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .db()?;
-
+    let (ranked, terms) = engine.search(owner_id, &query.query, &filter, query.limit as usize);
     let mut hits = Vec::with_capacity(ranked.len());
-    for (seq, score) in ranked {
-        let Some(memory) = memory_by_seq(connection, owner, owner_id, seq)? else {
+    for scored in ranked {
+        // The engine may be a moment ahead of this snapshot (a memory deleted
+        // since): such a memory is simply not returned.
+        let Some(memory) = memory_by_seq(connection, owner, owner_id, scored.seq)? else {
             continue;
         };
-        let snippet = snippet(connection, &expression, seq)?;
+        let snippet = engine.snippet(&memory.text, &terms);
         hits.push(SearchHit {
             memory,
-            score,
+            score: f64::from(scored.score),
             snippet,
         });
     }
     Ok(hits)
 }
 
-/// The highlighted excerpt of one matched memory's text.
-fn snippet(connection: &Connection, expression: &str, seq: i64) -> Result<String, StoreError> {
-    let snippet: Option<String> = connection
-        .prepare_cached(
-            "SELECT snippet(memories_fts, 1, '**', '**', '…', 24)
-             FROM memories_fts WHERE memories_fts MATCH ?1 AND rowid = ?2",
+/// Builds the search engine from every memory that is not deleted, oldest
+/// first, logging progress for large databases.
+pub(super) fn load_engine(
+    connection: &mut Connection,
+    engine: &SearchEngine,
+) -> Result<(), StoreError> {
+    /// Memories per batch of index changes (and per progress line).
+    const BATCH: usize = 100_000;
+    let transaction = connection.transaction().db()?;
+    let total: i64 = transaction
+        .query_row(
+            "SELECT COUNT(*) FROM memories WHERE state <> 'deleted'",
+            [],
+            |row| row.get(0),
         )
-        .db()?
-        .query_row(params![expression, seq], |row| row.get(0))
-        .optional()
         .db()?;
-    Ok(snippet.unwrap_or_default())
+    if total > BATCH as i64 {
+        tracing::info!(memories = total, "building the search index");
+    }
+    let mut statement = transaction
+        .prepare(
+            "SELECT m.seq, m.owner_id, m.text, m.app, m.state, m.created_at,
+                    (SELECT json_group_array(c.category) FROM memory_categories c
+                     WHERE c.memory_seq = m.seq AND c.owner_id = m.owner_id)
+             FROM memories m WHERE m.state <> 'deleted' ORDER BY m.seq",
+        )
+        .db()?;
+    let mut rows = statement.query([]).db()?;
+    let mut changes =
+        Vec::with_capacity(usize::try_from(count(total)).map_or(BATCH, |n| n.min(BATCH)));
+    let mut loaded = 0_usize;
+    while let Some(row) = rows.next().db()? {
+        let text: String = row.get(2).db()?;
+        let state: String = row.get(4).db()?;
+        let categories: String = row.get(6).db()?;
+        let state: MemoryState = state
+            .parse()
+            .map_err(|_| StoreError::from(ErrorKind::Corrupt))?;
+        let categories: Vec<String> = serde_json::from_str(&categories)
+            .map_err(|error| StoreError::with_source(ErrorKind::Corrupt, error))?;
+        changes.push(IndexChange::Upsert {
+            owner_id: row.get(1).db()?,
+            seq: row.get(0).db()?,
+            key: text_key(&text),
+            terms: engine.terms(&text),
+            app: row.get(3).db()?,
+            state,
+            created_at: row.get(5).db()?,
+            categories,
+        });
+        if changes.len() == BATCH {
+            engine.apply(std::mem::take(&mut changes));
+            loaded += BATCH;
+            tracing::info!(loaded, total, "building the search index");
+        }
+    }
+    loaded += changes.len();
+    engine.apply(changes);
+    if total > BATCH as i64 {
+        tracing::info!(loaded, "search index built");
+    }
+    Ok(())
 }
 
 pub(super) fn categories(
@@ -349,6 +406,7 @@ pub(super) fn access_log(
 
 pub(super) fn related(
     connection: &Connection,
+    engine: &SearchEngine,
     owner: &Owner,
     id: MemoryId,
     limit: u32,
@@ -360,7 +418,16 @@ pub(super) fn related(
         return Ok(None);
     };
     let seqs = if memory.categories.is_empty() {
-        similar_text(connection, owner_id, seq, &memory.text, limit)?
+        let filter = Filter {
+            states: &[MemoryState::Active, MemoryState::Paused],
+            exclude: Some(seq),
+            ..Filter::default()
+        };
+        engine
+            .similar(owner_id, seq, &filter, limit as usize)
+            .into_iter()
+            .map(|scored| scored.seq)
+            .collect()
     } else {
         sharing_categories(connection, owner_id, seq, limit)?
     };
@@ -394,38 +461,6 @@ fn sharing_categories(
         .query_map(params![owner_id, seq, RELATED_STATES, limit], |row| {
             row.get(0)
         })
-        .db()?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .db()
-}
-
-/// Row ids of the owner's memories whose text best matches the words of `text`.
-fn similar_text(
-    connection: &Connection,
-    owner_id: i64,
-    seq: i64,
-    text: &str,
-    limit: u32,
-) -> Result<Vec<i64>, StoreError> {
-    let Some(expression) = fts::match_any_word(owner_id, &fts::words(text)) else {
-        return Ok(Vec::new());
-    };
-    let mut statement = connection
-        .prepare_cached(
-            "SELECT m.seq FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
-             WHERE memories_fts MATCH ?1
-               AND m.owner_id = ?2
-               AND m.seq <> ?3
-               AND m.state IN (SELECT value FROM json_each(?4))
-             ORDER BY memories_fts.rank, m.seq DESC
-             LIMIT ?5",
-        )
-        .db()?;
-    statement
-        .query_map(
-            params![expression, owner_id, seq, RELATED_STATES, limit],
-            |row| row.get(0),
-        )
         .db()?
         .collect::<rusqlite::Result<Vec<_>>>()
         .db()

@@ -1,37 +1,111 @@
-//! Write operations, each run inside one immediate transaction by the caller,
-//! so a batch is all or nothing. Every statement names the owner.
+//! Write operations, each run by the writer in its own savepoint, so a batch
+//! is all or nothing. Every statement names the owner. Each returns the
+//! [`IndexChange`]s the search engine applies once the write is committed.
 //!
-//! The full-text index, the tombstone wipe of categories and access log, and
-//! the immutability of a memory's owner are enforced by schema triggers.
+//! The tombstone wipe of categories and access log, and the immutability of a
+//! memory's owner are enforced by schema triggers.
 
 use rusqlite::{Connection, params};
 
-use super::pool::IdGenerator;
-use super::read::{memory_by_id, owner_id};
+use super::pool::{WriteContext, Written};
+use super::read::{memory_by_id, memory_by_seq, owner_id};
 use super::row::DbResult;
 use crate::store::limits::CheckedMemory;
+use crate::store::search::{IndexChange, text_key};
 use crate::store::{Access, Memory, MemoryId, MemoryState, Owner, StoreError};
 
+/// A memory to add with its analysed terms.
+pub(super) struct Analysed {
+    pub(super) memory: CheckedMemory,
+    pub(super) terms: Vec<String>,
+}
+
+/// Adds memories; a memory whose normalised text the owner already has
+/// (not deleted) is not stored again: the existing one is returned instead.
 pub(super) fn add(
     connection: &Connection,
-    ids: &IdGenerator,
+    context: &mut WriteContext<'_>,
     now: i64,
     owner: &Owner,
-    memories: Vec<CheckedMemory>,
-) -> Result<Vec<Memory>, StoreError> {
+    memories: Vec<Analysed>,
+) -> Result<Written<Vec<Memory>>, StoreError> {
     let owner_id = ensure_owner(connection, owner)?;
     let mut added = Vec::with_capacity(memories.len());
-    for memory in memories {
-        added.push(insert_memory(
+    let mut changes = Vec::with_capacity(memories.len());
+    let mut keys = Vec::with_capacity(memories.len());
+    for Analysed { memory, terms } in memories {
+        let key = text_key(&memory.text);
+        if let Some(existing) = duplicate(
             connection,
-            ids.next(now),
+            context,
+            owner,
+            owner_id,
+            key,
+            &keys,
+            &memory.text,
+        )? {
+            added.push(existing);
+            continue;
+        }
+        let (seq, stored) = insert_memory(
+            connection,
+            context.ids.next(now),
             now,
             owner,
             owner_id,
             memory,
-        )?);
+        )?;
+        changes.push(IndexChange::Upsert {
+            owner_id,
+            seq,
+            key,
+            terms,
+            app: stored.app.clone(),
+            state: stored.state,
+            created_at: stored.created_at,
+            categories: stored.categories.clone(),
+        });
+        keys.push((key, seq));
+        added.push(stored);
     }
-    Ok(added)
+    // Only now, as the whole batch succeeded: a failed batch leaves no keys behind.
+    for (key, seq) in keys {
+        context.pending_keys.insert((owner_id, key), seq);
+    }
+    Ok(Written {
+        value: added,
+        changes,
+    })
+}
+
+/// The owner's live memory with the same normalised text, if any: from this
+/// batch, from earlier jobs of this commit group, or from the engine.
+fn duplicate(
+    connection: &Connection,
+    context: &WriteContext<'_>,
+    owner: &Owner,
+    owner_id: i64,
+    key: u64,
+    batch: &[(u64, i64)],
+    text: &str,
+) -> Result<Option<Memory>, StoreError> {
+    let seq = batch
+        .iter()
+        .find(|(batch_key, _)| *batch_key == key)
+        .map(|(_, seq)| *seq)
+        .or_else(|| context.pending_keys.get(&(owner_id, key)).copied())
+        .or_else(|| context.engine.seq_of_key(owner_id, key));
+    let Some(seq) = seq else {
+        return Ok(None);
+    };
+    // The key is a hash: confirm the texts really are the same.
+    Ok(memory_by_seq(connection, owner, owner_id, seq)?
+        .filter(|memory| text_key(&memory.text) == key && same_text(&memory.text, text)))
+}
+
+/// Whether two texts are the same after normalisation.
+fn same_text(a: &str, b: &str) -> bool {
+    crate::store::search::normalised_text(a) == crate::store::search::normalised_text(b)
 }
 
 /// The owner's row id, created on the owner's first write.
@@ -55,7 +129,7 @@ fn insert_memory(
     owner: &Owner,
     owner_id: i64,
     memory: CheckedMemory,
-) -> Result<Memory, StoreError> {
+) -> Result<(i64, Memory), StoreError> {
     connection
         .prepare_cached(
             "INSERT INTO memories (id, owner_id, text, metadata, app, state, created_at, updated_at)
@@ -82,42 +156,20 @@ fn insert_memory(
             .execute(params![seq, owner_id, category])
             .db()?;
     }
-    Ok(Memory {
-        id,
-        owner: owner.clone(),
-        text: memory.text,
-        metadata: memory.metadata,
-        categories: memory.categories,
-        app: memory.app,
-        state: MemoryState::Active,
-        created_at: now,
-        updated_at: now,
-    })
-}
-
-/// Reads a memory and records the access in the same transaction.
-pub(super) fn get(
-    connection: &Connection,
-    now: i64,
-    owner: &Owner,
-    id: MemoryId,
-    access: &Access,
-) -> Result<Option<Memory>, StoreError> {
-    let Some(owner_id) = owner_id(connection, owner)? else {
-        return Ok(None);
-    };
-    let Some((seq, memory)) = memory_by_id(connection, owner, owner_id, id)? else {
-        return Ok(None);
-    };
-    connection
-        .prepare_cached(
-            "INSERT INTO access_log (memory_seq, owner_id, app, via, accessed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .db()?
-        .execute(params![seq, owner_id, access.app, access.via, now])
-        .db()?;
-    Ok(Some(memory))
+    Ok((
+        seq,
+        Memory {
+            id,
+            owner: owner.clone(),
+            text: memory.text,
+            metadata: memory.metadata,
+            categories: memory.categories,
+            app: memory.app,
+            state: MemoryState::Active,
+            created_at: now,
+            updated_at: now,
+        },
+    ))
 }
 
 pub(super) fn update_text(
@@ -126,10 +178,11 @@ pub(super) fn update_text(
     owner: &Owner,
     id: MemoryId,
     text: &str,
+    terms: Vec<String>,
     metadata_json: Option<&str>,
-) -> Result<Option<Memory>, StoreError> {
+) -> Result<Written<Option<Memory>>, StoreError> {
     let Some(owner_id) = owner_id(connection, owner)? else {
-        return Ok(None);
+        return Ok(Written::unindexed(None));
     };
     let changed = connection
         .prepare_cached(
@@ -140,9 +193,25 @@ pub(super) fn update_text(
         .execute(params![id.as_bytes(), owner_id, text, metadata_json, now])
         .db()?;
     if changed == 0 {
-        return Ok(None);
+        return Ok(Written::unindexed(None));
     }
-    Ok(memory_by_id(connection, owner, owner_id, id)?.map(|(_, memory)| memory))
+    let Some((seq, memory)) = memory_by_id(connection, owner, owner_id, id)? else {
+        return Ok(Written::unindexed(None));
+    };
+    let change = IndexChange::Upsert {
+        owner_id,
+        seq,
+        key: text_key(&memory.text),
+        terms,
+        app: memory.app.clone(),
+        state: memory.state,
+        created_at: memory.created_at,
+        categories: memory.categories.clone(),
+    };
+    Ok(Written {
+        value: Some(memory),
+        changes: vec![change],
+    })
 }
 
 /// Moves memories to a state other than deleted (checked by the caller).
@@ -152,23 +221,28 @@ pub(super) fn set_state(
     owner: &Owner,
     ids: &[MemoryId],
     state: MemoryState,
-) -> Result<u64, StoreError> {
+) -> Result<Written<u64>, StoreError> {
     let Some(owner_id) = owner_id(connection, owner)? else {
-        return Ok(0);
+        return Ok(Written::unindexed(0));
     };
     let mut statement = connection
         .prepare_cached(
             "UPDATE memories SET state = ?3, updated_at = ?4
-             WHERE id = ?1 AND owner_id = ?2 AND state NOT IN ('deleted', ?3)",
+             WHERE id = ?1 AND owner_id = ?2 AND state NOT IN ('deleted', ?3)
+             RETURNING seq",
         )
         .db()?;
-    let mut changed = 0;
+    let mut changes = Vec::new();
     for id in ids {
-        changed += statement
-            .execute(params![id.as_bytes(), owner_id, state.as_str(), now])
-            .db()? as u64;
+        let rows = statement
+            .query(params![id.as_bytes(), owner_id, state.as_str(), now])
+            .db()?;
+        state_changes(rows, owner_id, state, &mut changes)?;
     }
-    Ok(changed)
+    Ok(Written {
+        value: changes.len() as u64,
+        changes,
+    })
 }
 
 pub(super) fn delete(
@@ -176,32 +250,55 @@ pub(super) fn delete(
     now: i64,
     owner: &Owner,
     ids: &[MemoryId],
-) -> Result<u64, StoreError> {
+) -> Result<Written<u64>, StoreError> {
     let Some(owner_id) = owner_id(connection, owner)? else {
-        return Ok(0);
+        return Ok(Written::unindexed(0));
     };
     let mut statement = connection
         .prepare_cached(
             "UPDATE memories SET state = 'deleted', text = '', metadata = '{}', updated_at = ?3
-             WHERE id = ?1 AND owner_id = ?2 AND state <> 'deleted'",
+             WHERE id = ?1 AND owner_id = ?2 AND state <> 'deleted'
+             RETURNING seq",
         )
         .db()?;
-    let mut deleted = 0;
+    let mut changes = Vec::new();
     for id in ids {
-        deleted += statement
-            .execute(params![id.as_bytes(), owner_id, now])
-            .db()? as u64;
+        let rows = statement
+            .query(params![id.as_bytes(), owner_id, now])
+            .db()?;
+        state_changes(rows, owner_id, MemoryState::Deleted, &mut changes)?;
     }
-    Ok(deleted)
+    Ok(Written {
+        value: changes.len() as u64,
+        changes,
+    })
+}
+
+/// The state changes of the memories an `UPDATE … RETURNING seq` changed.
+fn state_changes(
+    mut rows: rusqlite::Rows<'_>,
+    owner_id: i64,
+    state: MemoryState,
+    changes: &mut Vec<IndexChange>,
+) -> Result<(), StoreError> {
+    while let Some(row) = rows.next().db()? {
+        let seq = row.get(0).db()?;
+        changes.push(IndexChange::State {
+            owner_id,
+            seq,
+            state,
+        });
+    }
+    Ok(())
 }
 
 pub(super) fn delete_all(
     connection: &Connection,
     now: i64,
     owner: &Owner,
-) -> Result<u64, StoreError> {
+) -> Result<Written<u64>, StoreError> {
     let Some(owner_id) = owner_id(connection, owner)? else {
-        return Ok(0);
+        return Ok(Written::unindexed(0));
     };
     let deleted = connection
         .prepare_cached(
@@ -211,7 +308,10 @@ pub(super) fn delete_all(
         .db()?
         .execute(params![owner_id, now])
         .db()?;
-    Ok(deleted as u64)
+    Ok(Written {
+        value: deleted as u64,
+        changes: vec![IndexChange::Clear { owner_id }],
+    })
 }
 
 pub(super) fn record_access(

@@ -1,0 +1,284 @@
+//! Recall of the memory search engine on LoCoMo: does `search` find the dialog turns that
+//! answer a question?
+//!
+//! Run with: `cargo bench -p benches --bench recall`
+//! (`RECALL_PARAMS="k1=0.6,own_b=0.1,neighbour_b=0.5,near=0.3,far=0.15,min_relevance=0.2,context_floor=0.6"`
+//! overrides ranking parameters, for tuning; `RECALL_VIA=rest` runs through a real
+//! mcp-server over loopback instead of the store API.)
+//!
+//! LoCoMo (`../shared/data/locomo10.json`, CC BY-NC 4.0, evaluation only, never copied into
+//! the repository): 10 long conversations, each stored as one user's memories, one memory
+//! per dialog turn (`[session date] Speaker: text`), added in conversation order. Each
+//! question is asked as is; recall@k is the share of its gold evidence turns among the first
+//! k hits, averaged over questions. Parameters were tuned on conversations 1–5 only; 6–10
+//! are reported separately as held out. The same run also reports plain BM25 (no context,
+//! no floors) as the baseline.
+//!
+//! Under `cargo test` it runs on the first conversation only, to prove it still works; if
+//! the data file is absent it says so and does nothing.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss
+)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use mcp_api::store::{SearchParams, SqliteOptions};
+use mcp_api::{MemoryId, MemoryStore, NewMemory, Owner, SearchQuery, SqliteStore};
+use serde_json::Value;
+
+/// One conversation: its turns in order and its questions.
+struct Conversation {
+    /// `(dialog id, session number, memory text)` in order.
+    turns: Vec<(String, u32, String)>,
+    questions: Vec<Question>,
+}
+
+struct Question {
+    text: String,
+    category: u64,
+    evidence: HashSet<String>,
+}
+
+/// Recall sums for one group of questions.
+#[derive(Default, Clone, Copy)]
+struct Recall {
+    questions: u32,
+    at5: f64,
+    at10: f64,
+    hits_returned: u64,
+}
+
+impl Recall {
+    fn add(&mut self, other: Recall) {
+        self.questions += other.questions;
+        self.at5 += other.at5;
+        self.at10 += other.at10;
+        self.hits_returned += other.hits_returned;
+    }
+
+    fn percent(&self) -> (f64, f64) {
+        let n = f64::from(self.questions.max(1));
+        (100.0 * self.at5 / n, 100.0 * self.at10 / n)
+    }
+}
+
+fn main() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/locomo10.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        println!("recall: {} is absent; nothing to measure", path.display());
+        return;
+    };
+    let mut conversations = parse(&bytes);
+    if !benches::report::measuring() {
+        conversations.truncate(1);
+    }
+    let tuned = params_from_env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let plain = SearchParams::default()
+        .with_context_weights(0.0, 0.0, 0.0)
+        .with_min_relevance(0.0)
+        .with_context_floor(0.0);
+    for (name, params) in [("engine (tuned)", tuned), ("plain BM25 baseline", plain)] {
+        let per = runtime.block_on(evaluate(&conversations, params));
+        report(name, &params, &per);
+    }
+}
+
+fn parse(bytes: &[u8]) -> Vec<Conversation> {
+    let data: Value = serde_json::from_slice(bytes).expect("LoCoMo JSON");
+    let mut conversations = Vec::new();
+    for sample in data.as_array().expect("array of conversations") {
+        let sessions = sample["conversation"].as_object().expect("conversation");
+        let mut numbers: Vec<u32> = sessions
+            .keys()
+            .filter_map(|key| key.strip_prefix("session_")?.parse().ok())
+            .collect();
+        numbers.sort_unstable();
+        let mut turns = Vec::new();
+        for number in numbers {
+            let date = sessions
+                .get(&format!("session_{number}_date_time"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            for turn in sessions[&format!("session_{number}")]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let (Some(id), Some(speaker), Some(text)) = (
+                    turn["dia_id"].as_str(),
+                    turn["speaker"].as_str(),
+                    turn["text"].as_str(),
+                ) else {
+                    continue;
+                };
+                let memory = match std::env::var("RECALL_FORMAT").as_deref() {
+                    Ok("text") => text.to_owned(),
+                    Ok("speaker") => format!("{speaker}: {text}"),
+                    _ => format!("[{date}] {speaker}: {text}"),
+                };
+                turns.push((id.to_owned(), number, memory));
+            }
+        }
+        let questions = sample["qa"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|qa| {
+                let evidence: HashSet<String> = qa["evidence"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .flat_map(|e| e.split([';', ',', ' ']))
+                    .map(str::trim)
+                    .filter(|e| e.starts_with('D'))
+                    .map(str::to_owned)
+                    .collect();
+                (!evidence.is_empty()).then(|| Question {
+                    text: qa["question"].as_str().unwrap_or_default().to_owned(),
+                    category: qa["category"].as_u64().unwrap_or(0),
+                    evidence,
+                })
+            })
+            .collect();
+        conversations.push(Conversation { turns, questions });
+    }
+    conversations
+}
+
+/// Recall per (conversation index, category).
+async fn evaluate(
+    conversations: &[Conversation],
+    params: SearchParams,
+) -> BTreeMap<(usize, u64), Recall> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // By default every memory is written now, in one burst, as through the server. With
+    // RECALL_TIMING=sessions the store's clock puts each LoCoMo session a day after the
+    // previous one and its turns 30 s apart, as a person chatting over weeks would write.
+    let sessions = std::env::var("RECALL_TIMING").is_ok_and(|t| t == "sessions");
+    let now = Arc::new(AtomicI64::new(1_700_000_000_000));
+    let mut options = SqliteOptions::new().with_search_params(params);
+    if sessions {
+        let clock = Arc::clone(&now);
+        options = options.with_clock(move || clock.load(Ordering::Relaxed));
+    }
+    let store =
+        SqliteStore::open_with_options(dir.path().join("memories.db"), options).expect("store");
+    let mut per = BTreeMap::new();
+    for (index, conversation) in conversations.iter().enumerate() {
+        let owner = Owner::new(format!("locomo-{index}")).expect("owner");
+        let mut by_memory: HashMap<MemoryId, String> = HashMap::new();
+        for (turn, (id, session, text)) in conversation.turns.iter().enumerate() {
+            let day = 24 * 60 * 60 * 1000;
+            now.store(
+                1_700_000_000_000 + i64::from(*session) * day + turn as i64 * 30_000,
+                Ordering::Relaxed,
+            );
+            let added = store
+                .add(&owner, vec![NewMemory::new(text.clone(), "locomo")])
+                .await
+                .expect("add");
+            by_memory.insert(added[0].id, id.clone());
+        }
+        for question in &conversation.questions {
+            let hits = store
+                .search(
+                    &owner,
+                    &SearchQuery::new(question.text.as_str()).with_limit(10),
+                )
+                .await
+                .expect("search");
+            let found: Vec<&String> = hits
+                .iter()
+                .filter_map(|hit| by_memory.get(&hit.memory.id))
+                .collect();
+            let share = |k: usize| {
+                let top: HashSet<&String> = found.iter().take(k).copied().collect();
+                question.evidence.iter().filter(|e| top.contains(e)).count() as f64
+                    / question.evidence.len() as f64
+            };
+            per.entry((index, question.category))
+                .or_insert_with(Recall::default)
+                .add(Recall {
+                    questions: 1,
+                    at5: share(5),
+                    at10: share(10),
+                    hits_returned: hits.len() as u64,
+                });
+        }
+    }
+    per
+}
+
+fn report(name: &str, params: &SearchParams, per: &BTreeMap<(usize, u64), Recall>) {
+    println!("\n== LoCoMo recall: {name} ==\n{params:?}");
+    let group = |conversations: std::ops::Range<usize>, category: Option<u64>| {
+        let mut sum = Recall::default();
+        for ((index, cat), recall) in per {
+            if conversations.contains(index) && category.is_none_or(|c| c == *cat) {
+                sum.add(*recall);
+            }
+        }
+        sum
+    };
+    println!("| questions | group | R@5 | R@10 | hits per query |");
+    println!("|---|---|---|---|---|");
+    let rows: Vec<(String, Recall)> = [
+        ("all conversations".to_owned(), group(0..10, None)),
+        ("tuning (1-5)".to_owned(), group(0..5, None)),
+        ("held out (6-10)".to_owned(), group(5..10, None)),
+    ]
+    .into_iter()
+    .chain((1..=5).map(|c| (format!("category {c}"), group(0..10, Some(c)))))
+    .collect();
+    for (label, recall) in rows {
+        let (at5, at10) = recall.percent();
+        println!(
+            "| {} | {label} | {at5:.1} | {at10:.1} | {:.1} |",
+            recall.questions,
+            recall.hits_returned as f64 / f64::from(recall.questions.max(1))
+        );
+    }
+}
+
+/// Ranking parameters from `RECALL_PARAMS`, over the defaults.
+fn params_from_env() -> SearchParams {
+    let mut params = SearchParams::default();
+    let Ok(spec) = std::env::var("RECALL_PARAMS") else {
+        return params;
+    };
+    let (mut near, mut far, mut third) =
+        (params.near_weight, params.far_weight, params.third_weight);
+    let (mut own_b, mut neighbour_b) = (params.own_b, params.neighbour_b);
+    for pair in spec.split(',').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').expect("key=value");
+        let value: f32 = value.parse().expect("a number");
+        match key {
+            "k1" => params = params.with_k1(value),
+            "own_b" => own_b = value,
+            "neighbour_b" => neighbour_b = value,
+            "near" => near = value,
+            "far" => far = value,
+            "third" => third = value,
+            "min_relevance" => params = params.with_min_relevance(value),
+            "context_floor" => params = params.with_context_floor(value),
+            "burst_gap_ms" => params = params.with_burst_gap_ms(value as i64),
+            other => panic!("unknown parameter {other}"),
+        }
+    }
+    params
+        .with_context_weights(near, far, third)
+        .with_b(own_b, neighbour_b)
+}
