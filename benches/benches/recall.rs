@@ -3,8 +3,8 @@
 //!
 //! Run with: `cargo bench -p benches --bench recall`
 //! (`RECALL_PARAMS="k1=0.6,own_b=0.1,neighbour_b=0.5,near=0.3,far=0.15,min_relevance=0.2,context_floor=0.6"`
-//! overrides ranking parameters, for tuning; `RECALL_VIA=rest` runs through a real
-//! mcp-server over loopback instead of the store API.)
+//! overrides ranking parameters, for tuning; `RECALL_TIMING=sessions` writes each LoCoMo
+//! session a day apart instead of all memories in one burst.)
 //!
 //! LoCoMo (`../shared/data/locomo10.json`, CC BY-NC 4.0, evaluation only, never copied into
 //! the repository): 10 long conversations, each stored as one user's memories, one memory
@@ -88,6 +88,7 @@ fn main() {
         .expect("runtime");
     let plain = SearchParams::default()
         .with_context_weights(0.0, 0.0, 0.0)
+        .with_related_weight(0.0)
         .with_min_relevance(0.0)
         .with_context_floor(0.0);
     for (name, params) in [("engine (tuned)", tuned), ("plain BM25 baseline", plain)] {
@@ -275,6 +276,7 @@ fn params_from_env() -> SearchParams {
             "min_relevance" => params = params.with_min_relevance(value),
             "context_floor" => params = params.with_context_floor(value),
             "burst_gap_ms" => params = params.with_burst_gap_ms(value as i64),
+            "related" => params = params.with_related_weight(value),
             other => panic!("unknown parameter {other}"),
         }
     }

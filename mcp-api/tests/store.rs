@@ -1970,3 +1970,65 @@ mod engine {
         );
     }
 }
+
+mod vocabulary {
+    use super::*;
+
+    /// Facts saved one by one, hours apart, then asked about in other words.
+    #[tokio::test]
+    async fn facts_are_found_when_asked_in_other_words() {
+        let fixture = Fixture::new();
+        for text in [
+            "My GP is Dr. Patel at the Riverside practice",
+            "We watched a film about whales last night",
+            "I drink an espresso every morning",
+            "The sofa in the living room is dark green",
+            "My favourite colour is teal",
+        ] {
+            fixture.add(&alice(), text, &[]).await;
+            fixture.advance(3 * 60 * 60 * 1000);
+        }
+        for (question, answer) in [
+            (
+                "Who is my doctor?",
+                "My GP is Dr. Patel at the Riverside practice",
+            ),
+            (
+                "Which movie did we see?",
+                "We watched a film about whales last night",
+            ),
+            (
+                "How do I take my coffee?",
+                "I drink an espresso every morning",
+            ),
+            (
+                "Where is our couch?",
+                "The sofa in the living room is dark green",
+            ),
+            ("What is my favorite color?", "My favourite colour is teal"),
+        ] {
+            let found = fixture.search_texts(&alice(), question).await;
+            assert_eq!(
+                found.first().map(String::as_str),
+                Some(answer),
+                "{question}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_memory_with_the_query_word_ranks_above_one_with_a_related_word() {
+        let fixture = Fixture::new();
+        fixture
+            .add(&alice(), "Saw a great movie yesterday", &[])
+            .await;
+        fixture.advance(3 * 60 * 60 * 1000);
+        fixture
+            .add(&alice(), "Saw a great film yesterday", &[])
+            .await;
+        assert_eq!(
+            fixture.search_texts(&alice(), "film").await,
+            ["Saw a great film yesterday", "Saw a great movie yesterday"]
+        );
+    }
+}

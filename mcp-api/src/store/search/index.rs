@@ -57,6 +57,9 @@ pub struct SearchParams {
     pub far_weight: f32,
     /// Weight of the memories three steps away.
     pub third_weight: f32,
+    /// Weight of terms related to the query's words (synonyms, more general
+    /// terms and kinds, from WordNet); 0 turns query expansion off.
+    pub related_weight: f32,
     /// Neighbours further apart in time than this are not context.
     pub burst_gap_ms: i64,
     /// Hits scoring below this share of the query's full score are dropped.
@@ -78,6 +81,7 @@ impl Default for SearchParams {
             near_weight: 0.5,
             far_weight: 0.35,
             third_weight: 0.0,
+            related_weight: 0.15,
             burst_gap_ms: 30 * 60 * 1000,
             min_relevance: 0.15,
             context_floor: 0.45,
@@ -120,6 +124,13 @@ impl SearchParams {
             .iter()
             .rposition(|weight| *weight > 0.0)
             .map_or(0, |last| last + 1)
+    }
+
+    /// Sets the weight of terms related to the query's words (0: no expansion).
+    #[must_use]
+    pub fn with_related_weight(mut self, related_weight: f32) -> Self {
+        self.related_weight = related_weight;
+        self
     }
 
     /// Sets the longest time between two memories of one burst of writes.
@@ -337,25 +348,21 @@ impl OwnerIndex {
 
     /// The best `limit` memories for the query `terms` that pass `filter`,
     /// best first (ties: newest first).
+    ///
+    /// `related[i]` are terms related to `terms[i]` (from the lexicon): they
+    /// count at [`SearchParams::related_weight`] in the ranking, and in full
+    /// toward the relevance floor.
     pub(crate) fn search(
         &self,
         params: &SearchParams,
         terms: &[String],
+        related: &[Vec<String>],
         filter: &Filter<'_>,
         limit: usize,
     ) -> Vec<Scored> {
-        // Terms whose memories are all gone count as unknown words.
-        let mut query: Vec<u32> = terms
-            .iter()
-            .filter_map(|term| self.terms.get(term).copied())
-            .filter(|&term| {
-                self.postings
-                    .get(term as usize)
-                    .is_some_and(|p| !p.is_empty())
-            })
-            .collect();
-        query.sort_unstable();
-        query.dedup();
+        let query = self.known_terms(terms, &[]);
+        let all_related: Vec<String> = related.iter().flatten().cloned().collect();
+        let related_ids = self.known_terms(&all_related, &query);
         // Every query word counts in the full score, also those no memory has.
         let distinct_words = {
             let mut words: Vec<&String> = terms.iter().collect();
@@ -363,7 +370,30 @@ impl OwnerIndex {
             words.dedup();
             words.len()
         };
-        self.score(params, &query, distinct_words, filter, limit, false)
+        let query = Query {
+            terms: &query,
+            related: &related_ids,
+            distinct_words,
+        };
+        self.score(params, &query, filter, limit, false)
+    }
+
+    /// The ids of `terms` that some memory has, without repeats or those in `except`.
+    /// (Terms whose memories are all gone count as unknown words.)
+    fn known_terms(&self, terms: &[String], except: &[u32]) -> Vec<u32> {
+        let mut ids: Vec<u32> = terms
+            .iter()
+            .filter_map(|term| self.terms.get(term).copied())
+            .filter(|&term| {
+                self.postings
+                    .get(term as usize)
+                    .is_some_and(|p| !p.is_empty())
+            })
+            .filter(|term| !except.contains(term))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// Memories like the one with row id `seq` (its own terms as the query),
@@ -383,44 +413,61 @@ impl OwnerIndex {
             min_relevance: 0.0,
             ..*params
         };
-        self.score(&relaxed, &query, query.len(), filter, limit, true)
+        let query = Query {
+            terms: &query,
+            related: &[],
+            distinct_words: query.len(),
+        };
+        self.score(&relaxed, &query, filter, limit, true)
     }
 
     fn score(
         &self,
         params: &SearchParams,
-        query: &[u32],
-        distinct_words: usize,
+        query: &Query<'_>,
         filter: &Filter<'_>,
         limit: usize,
         own_only: bool,
     ) -> Vec<Scored> {
-        if query.is_empty() || limit == 0 || self.live_docs == 0 {
+        if (query.terms.is_empty() && query.related.is_empty()) || limit == 0 || self.live_docs == 0
+        {
             return Vec::new();
         }
         let live = self.live_docs as f32;
         let average_length = (self.live_length as f32 / live).max(1.0);
-        let idfs: Vec<f32> = query
-            .iter()
-            .map(|&term| {
-                let df = self.postings.get(term as usize).map_or(0, Vec::len) as f32;
-                ((live - df + 0.5) / (df + 0.5)).ln_1p()
-            })
-            .collect();
+        let idf = |term: u32| {
+            let df = self.postings.get(term as usize).map_or(0, Vec::len) as f32;
+            ((live - df + 0.5) / (df + 0.5)).ln_1p()
+        };
+        let idfs: Vec<f32> = query.terms.iter().map(|&term| idf(term)).collect();
         // The score of a memory with every query word once, at average length.
         // Words no memory has count as if one memory had them.
         let rarest = ((live - 0.5) / 1.5).ln_1p();
-        let full_score: f32 =
-            idfs.iter().sum::<f32>() + rarest * distinct_words.saturating_sub(query.len()) as f32;
+        // A word covered only through related terms counts like an unknown one
+        // here; a related match then counts at full strength toward the floor
+        // (the lower related weight orders hits, it does not decide relevance).
+        let unknown = query.distinct_words.saturating_sub(query.terms.len());
+        let full_score: f32 = idfs.iter().sum::<f32>() + rarest * unknown as f32;
         let floor = params.min_relevance * full_score;
 
         let slots = self.docs.len();
         let mut fields = vec![[0.0_f32; FIELDS]; slots];
         let mut touched: Vec<u32> = Vec::new();
         let mut scores = vec![0.0_f32; slots];
+        let mut relevance = vec![0.0_f32; slots];
         let mut own_match = vec![false; slots];
         let mut scored: Vec<u32> = Vec::new();
-        for (&term, &idf) in query.iter().zip(&idfs) {
+        // (term, weight in the ranking score, weight in the relevance score)
+        let weighted = query
+            .terms
+            .iter()
+            .zip(idfs.iter().copied())
+            .map(|(&t, w)| (t, w, w));
+        let related = query.related.iter().map(|&term| {
+            let idf = idf(term);
+            (term, params.related_weight * idf, idf)
+        });
+        for (term, idf, relevance_idf) in weighted.chain(related) {
             let Some(postings) = self.postings.get(term as usize) else {
                 continue;
             };
@@ -439,7 +486,9 @@ impl OwnerIndex {
                 if scores[index] == 0.0 {
                     scored.push(slot);
                 }
-                scores[index] += idf * pseudo * (params.k1 + 1.0) / (params.k1 + pseudo);
+                let saturated = pseudo * (params.k1 + 1.0) / (params.k1 + pseudo);
+                scores[index] += idf * saturated;
+                relevance[index] += relevance_idf * saturated;
             }
             touched.clear();
         }
@@ -463,7 +512,7 @@ impl OwnerIndex {
             .iter()
             .map(|&slot| scores[slot as usize])
             .fold(0.0_f32, f32::max);
-        let context_floor = floor.max(params.context_floor * best);
+        let context_floor = params.context_floor * best;
         let mut hits: Vec<Scored> = scored
             .into_iter()
             .filter_map(|slot| {
@@ -471,7 +520,8 @@ impl OwnerIndex {
                 let score = scores[slot as usize];
                 let own = own_match[slot as usize];
                 let keep = doc.alive
-                    && score >= if own { floor } else { context_floor }
+                    && relevance[slot as usize] >= floor
+                    && (own || score >= context_floor)
                     && (own || !own_only)
                     && filter.states.contains(&doc.state)
                     && app.is_none_or(|app| doc.app == app)
@@ -662,6 +712,16 @@ impl OwnerIndex {
     }
 }
 
+/// A query as term ids.
+struct Query<'a> {
+    /// The query's own terms that some memory has.
+    terms: &'a [u32],
+    /// Related terms that some memory has, none of them in `terms`.
+    related: &'a [u32],
+    /// How many distinct words the query has, known or not.
+    distinct_words: usize,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Step {
     Prev,
@@ -709,7 +769,7 @@ mod tests {
             ..Filter::default()
         };
         index
-            .search(params, &terms, &filter, 10)
+            .search(params, &terms, &[], &filter, 10)
             .into_iter()
             .map(|hit| hit.seq)
             .collect()

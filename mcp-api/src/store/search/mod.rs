@@ -10,6 +10,7 @@
 mod analyze;
 mod index;
 mod lexicon;
+mod related;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -163,7 +164,7 @@ impl SearchEngine {
     }
 
     /// The best `limit` memories of the owner for `query`, best first, and the
-    /// query's terms (for snippets).
+    /// terms to highlight in snippets (the query's and their related terms).
     pub(crate) fn search(
         &self,
         owner_id: i64,
@@ -175,13 +176,26 @@ impl SearchEngine {
         let Some(owner) = self.owner(owner_id) else {
             return (Vec::new(), terms);
         };
+        let related: Vec<Vec<String>> = if self.params.related_weight > 0.0 {
+            let lexicon = related::lexicon();
+            terms
+                .iter()
+                .map(|term| lexicon.related(term).to_vec())
+                .collect()
+        } else {
+            vec![Vec::new(); terms.len()]
+        };
         let hits = owner.read().unwrap_or_else(PoisonError::into_inner).search(
             &self.params,
             &terms,
+            &related,
             filter,
             limit,
         );
-        (hits, terms)
+        // Snippets highlight the related words that matched, too.
+        let mut highlighted = terms;
+        highlighted.extend(related.into_iter().flatten());
+        (hits, highlighted)
     }
 
     /// Memories like the owner's memory `seq`, best first.
