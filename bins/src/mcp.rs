@@ -16,7 +16,10 @@ use mcp_api::server::access_token_policy;
 use mcp_api::{Limits, MemoryServer, ProtectedResource, SqliteStore};
 use tokio::net::TcpListener;
 
-use crate::config::{create_private_dir, require_https_unless_loopback, split_list};
+use crate::config::{Secret, create_private_dir, require_https_unless_loopback, split_list};
+
+/// Shortest accepted `MCP_HEALTH_TOKEN`, in characters.
+const MIN_HEALTH_TOKEN_CHARS: usize = 32;
 
 /// The memory MCP server: MCP (Streamable HTTP at /mcp, legacy SSE at /mcp/sse) and the REST
 /// API under /api/v1, every request authenticated by an access token from the issuer.
@@ -62,6 +65,13 @@ pub struct McpArgs {
     #[arg(long, env = "MCP_SSE_KEEPALIVE", default_value_t = 15)]
     pub sse_keepalive: u64,
 
+    /// Operator token for the details of `/health` (store, keys in use, key-set age,
+    /// verified-token and JWKS-failure counts), sent as `Authorization: Bearer <token>`; at
+    /// least 32 characters (e.g. `openssl rand -hex 32`). Without it `/health` shows only
+    /// its status, to everyone.
+    #[arg(long, env = "MCP_HEALTH_TOKEN", hide_env_values = true)]
+    pub health_token: Option<Secret>,
+
     /// A TOML file with any of these settings (keys in snake_case, e.g. base_url).
     #[arg(long, env = "MCP_CONFIG")]
     pub config: Option<PathBuf>,
@@ -79,6 +89,17 @@ impl McpServer {
     pub async fn bind(args: &McpArgs) -> anyhow::Result<McpServer> {
         require_https_unless_loopback("MCP_BASE_URL", &args.base_url)?;
         require_https_unless_loopback("OIDC_ISSUER", &args.issuer)?;
+        if let Some(token) = &args.health_token {
+            let token = token.expose_secret();
+            if token.chars().count() < MIN_HEALTH_TOKEN_CHARS
+                || token.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                anyhow::bail!(
+                    "MCP_HEALTH_TOKEN must be at least {MIN_HEALTH_TOKEN_CHARS} characters without spaces \
+                     (e.g. `openssl rand -hex 32`)"
+                );
+            }
+        }
         create_private_dir(&args.data_dir)?;
         let db = args.data_dir.join("memories.db");
         let store = SqliteStore::open(&db, Limits::default())
@@ -98,7 +119,10 @@ impl McpServer {
         mcp.sse_keep_alive =
             (args.sse_keepalive > 0).then(|| Duration::from_secs(args.sse_keepalive));
 
-        let server = MemoryServer::new(Arc::new(store), verifier, resource, mcp);
+        let mut server = MemoryServer::new(Arc::new(store), verifier, resource, mcp);
+        if let Some(token) = &args.health_token {
+            server = server.with_health_token(token.expose_secret());
+        }
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;

@@ -20,6 +20,7 @@ use oidc_core::outbound::{
 use oidc_core::provider::{
     CorsPolicy, Provider, ProviderConfig, RateLimits, ResourceScopes, ScopeDefinition,
 };
+use oidc_core::secret::SecretHash;
 use oidc_core::store::{ProviderStore, SqliteStore};
 use oidc_core::types::{Issuer, ResourceIndicator, Scope};
 use serde::Deserialize;
@@ -130,6 +131,20 @@ pub struct OidcArgs {
     #[arg(long, env = "OIDC_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
 
+    /// How long a dynamically registered client may go unused (no token issued to it)
+    /// before it is deleted, unless it still holds a live grant: a number with a unit
+    /// (`30d`, `12h`, `90m`, `600s`; a bare number is seconds, at least 60), or `off` to keep
+    /// clients forever. Checked every minute.
+    #[arg(long, env = "OIDC_DYNAMIC_CLIENT_TTL", default_value = "30d")]
+    pub dynamic_client_ttl: String,
+
+    /// Operator token for the details of `/health` (store, signing kid, published keys,
+    /// next rotation), sent as `Authorization: Bearer <token>`; at least 32 characters
+    /// (e.g. `openssl rand -hex 32`). Without it `/health` shows only its status, to
+    /// everyone.
+    #[arg(long, env = "OIDC_HEALTH_TOKEN", hide_env_values = true)]
+    pub health_token: Option<Secret>,
+
     /// A TOML file with any of these settings (keys in snake_case, e.g. base_url).
     #[arg(long, env = "OIDC_CONFIG")]
     pub config: Option<PathBuf>,
@@ -218,8 +233,58 @@ pub fn provider_config(args: &OidcArgs) -> anyhow::Result<ProviderConfig> {
     if args.rate_limits == "off" {
         config.rate_limits = RateLimits::unlimited();
     }
+    config.registration.unused_client_ttl =
+        duration_setting(&args.dynamic_client_ttl).context("OIDC_DYNAMIC_CLIENT_TTL")?;
+    if let Some(token) = &args.health_token {
+        config.health_token = Some(health_token_hash(token.expose_secret())?);
+    }
     config.validate().context("invalid configuration")?;
     Ok(config)
+}
+
+/// Shortest accepted `OIDC_HEALTH_TOKEN`, in characters.
+const MIN_HEALTH_TOKEN_CHARS: usize = 32;
+
+/// The hash the provider compares `/health` bearer tokens with. The error never shows the
+/// token.
+fn health_token_hash(token: &str) -> anyhow::Result<SecretHash> {
+    if token.chars().count() < MIN_HEALTH_TOKEN_CHARS
+        || token.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        bail!(
+            "OIDC_HEALTH_TOKEN must be at least {MIN_HEALTH_TOKEN_CHARS} characters without spaces \
+             (e.g. `openssl rand -hex 32`)"
+        );
+    }
+    Ok(SecretHash::of(token))
+}
+
+/// Parses a duration setting: `off`, or a number with an optional unit `s`, `m`, `h` or `d`
+/// (seconds without one). The value is not echoed in errors.
+pub fn duration_setting(value: &str) -> anyhow::Result<Option<Duration>> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let (number, unit) = match value.char_indices().last() {
+        Some((at, c)) if c.is_ascii_alphabetic() => (&value[..at], c.to_ascii_lowercase()),
+        _ => (value, 's'),
+    };
+    let factor = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 24 * 3600,
+        _ => bail!("unknown unit; use s, m, h or d (e.g. 30d), or off"),
+    };
+    let number: u64 = number
+        .trim()
+        .parse()
+        .context("expected a whole number with a unit (e.g. 30d), or off")?;
+    let seconds = number
+        .checked_mul(factor)
+        .context("the duration is too long")?;
+    Ok(Some(Duration::from_secs(seconds)))
 }
 
 /// Parses `OIDC_RESOURCE_SCOPES`: `resource=scope scope` entries separated by `;` or `,`
@@ -519,6 +584,46 @@ mod tests {
             assert!(error.contains("OIDC_RESOURCE_SCOPES"), "{error}");
             assert!(error.contains(expected), "{error}");
         }
+    }
+
+    #[test]
+    fn dynamic_client_ttl_takes_units_and_off() {
+        let days = |v: &str| duration_setting(v).unwrap().map(|d| d.as_secs());
+        assert_eq!(days("30d"), Some(30 * 24 * 3600));
+        assert_eq!(days("12h"), Some(12 * 3600));
+        assert_eq!(days("90m"), Some(90 * 60));
+        assert_eq!(days("600"), Some(600));
+        assert_eq!(days(" 600s "), Some(600));
+        assert_eq!(days("OFF"), None);
+        for bad in ["", "d", "30w", "-1d", "1.5d", "99999999999999999999d"] {
+            assert!(duration_setting(bad).is_err(), "{bad}");
+        }
+        let config = provider_config(&OidcArgs::parse_from(["oidc-server"])).unwrap();
+        assert_eq!(
+            config.registration.unused_client_ttl,
+            Some(Duration::from_secs(30 * 24 * 3600)),
+            "the default"
+        );
+        let short = OidcArgs::parse_from(["oidc-server", "--dynamic-client-ttl=10s"]);
+        let error = format!("{:#}", provider_config(&short).unwrap_err());
+        assert!(error.contains("at least a minute"), "{error}");
+    }
+
+    #[test]
+    fn health_token_is_hashed_checked_and_never_echoed() {
+        let token = "0123456789abcdef0123456789abcdef";
+        let args =
+            OidcArgs::parse_from(["oidc-server".to_owned(), format!("--health-token={token}")]);
+        assert!(!format!("{args:?}").contains(token));
+        let config = provider_config(&args).unwrap();
+        assert!(config.health_token.unwrap().matches(token));
+        assert!(!format!("{config:?}").contains(token));
+        let weak = "short-token";
+        let args =
+            OidcArgs::parse_from(["oidc-server".to_owned(), format!("--health-token={weak}")]);
+        let error = format!("{:#}", provider_config(&args).unwrap_err());
+        assert!(error.contains("OIDC_HEALTH_TOKEN"), "{error}");
+        assert!(!error.contains(weak), "{error}");
     }
 
     #[test]

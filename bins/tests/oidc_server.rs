@@ -176,3 +176,57 @@ async fn malformed_resource_scopes_are_refused_at_start() {
         assert!(!stderr.contains("retrying"), "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_health_shows_only_the_status_and_the_operator_token_the_details() {
+    let upstream = TestIssuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let token = "0123456789abcdef0123456789abcdef-operator";
+    let mut envs = unrestricted_upstream(&upstream.url, dir.path(), port);
+    envs.extend(
+        [
+            ("OIDC_ALLOW_ANY_USER", "true"),
+            ("OIDC_HEALTH_TOKEN", token),
+            ("OIDC_DYNAMIC_CLIENT_TTL", "7d"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Server::spawn(env!("CARGO_BIN_EXE_oidc-server"), &[], &envs, addr);
+    server.wait_ready().await;
+    let url = format!("http://{addr}/health");
+
+    let (status, public) = get(&url, None).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(public, serde_json::json!({"status": "ok"}));
+
+    let (status, details) = get(&url, Some(token)).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(details["keys"]["signing_kid"].is_string(), "{details}");
+    assert_eq!(details["store"], "ok");
+
+    let (status, refused) = get(&url, Some("0123456789abcdef0123456789abcdef-operatoR"))
+        .await
+        .unwrap();
+    assert_eq!(status, 401);
+    assert_eq!(refused["error"], "invalid_token");
+    assert!(refused.get("keys").is_none());
+}
+
+#[test]
+fn a_short_health_token_is_refused_at_start_without_echoing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = format!("http://127.0.0.1:{}", free_port());
+    let mut envs = unrestricted_upstream(&upstream, dir.path(), 0);
+    envs.push((
+        "OIDC_HEALTH_TOKEN".to_owned(),
+        "too-short-secret".to_owned(),
+    ));
+    let output = run_to_exit(&envs, &[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("OIDC_HEALTH_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("too-short-secret"), "{stderr}");
+}

@@ -3,7 +3,7 @@
 //!
 //! | Path | Access |
 //! |---|---|
-//! | `/health`, `/openapi.json` | public |
+//! | `/health`, `/openapi.json` | public (`/health` shows only `status`; its details need the operator token of [`MemoryServer::with_health_token`]) |
 //! | RFC 9728 metadata: `/.well-known/oauth-protected-resource[/mcp[/sse]]`, `/mcp/sse/oauth-protected-resource` | public (`GET`) |
 //! | CORS preflights (`OPTIONS` with `Access-Control-Request-Method`) | public |
 //! | `/mcp` | bearer token ([`McpService`]) |
@@ -73,6 +73,8 @@ pub fn access_token_policy(resource: &ProtectedResource) -> Policy {
 /// The memory server.
 pub struct MemoryServer<S> {
     shared: Arc<Shared<S>>,
+    /// SHA-256 of the operator token that unlocks `/health` details.
+    health_token: Option<[u8; 32]>,
 }
 
 struct Shared<S> {
@@ -119,11 +121,29 @@ impl<S: MemoryStore> MemoryServer<S> {
                 openapi: Bytes::from(openapi),
                 metadata: Bytes::from(metadata),
             }),
+            health_token: None,
         }
     }
 }
 
 impl<S> MemoryServer<S> {
+    /// Shows the details of `/health` (store, keys in use, key-set age, verified-token and
+    /// JWKS-failure counts) to requests carrying `token` as `Authorization: Bearer`;
+    /// everyone else gets only `{"status": …}`, and a wrong token gets `401`. Only the
+    /// token's SHA-256 is kept, and it is compared in constant time. Without this call
+    /// `/health` never shows details.
+    ///
+    /// ```
+    /// # fn server(s: mcp_api::MemoryServer<mcp_api::SqliteStore>) -> mcp_api::MemoryServer<mcp_api::SqliteStore> {
+    /// s.with_health_token("a-long-random-operator-token-0123456789")
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_health_token(mut self, token: &str) -> Self {
+        self.health_token = Some(sha256(token));
+        self
+    }
+
     /// Ends every open SSE stream cleanly (for graceful shutdown); returns how many.
     pub fn close_streams(&self) -> usize {
         self.shared.mcp_service.close_streams()
@@ -139,6 +159,7 @@ impl<S> Clone for MemoryServer<S> {
     fn clone(&self) -> Self {
         MemoryServer {
             shared: Arc::clone(&self.shared),
+            health_token: self.health_token,
         }
     }
 }
@@ -207,6 +228,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> ResponseFuture {
         let shared = Arc::clone(&self.shared);
+        let health_token = self.health_token;
         // Echoed in CORS headers only if every `Origin` value is allowed (so the first is).
         let origin = if shared.config.origin_allowed(request.headers()) {
             request.headers().get(ORIGIN).cloned()
@@ -216,7 +238,7 @@ where
         Box::pin(async move {
             let mut response = match route(&request) {
                 Route::Preflight => preflight(origin.is_some()),
-                Route::Health => health(&shared).await,
+                Route::Health => health(&shared, health_token.as_ref(), request.headers()).await,
                 Route::OpenApi => json_bytes(shared.openapi.clone()),
                 Route::ResourceMetadata => json_bytes(shared.metadata.clone()),
                 Route::Mcp => call_ready(shared.mcp.clone(), request).await,
@@ -294,7 +316,31 @@ struct Health {
     jwks_fetch_failures: u64,
 }
 
-async fn health<S: MemoryStore>(shared: &Shared<S>) -> Response<ResponseBody> {
+/// `/health`: the status for everyone, [`Health`] for the operator.
+async fn health<S: MemoryStore>(
+    shared: &Shared<S>,
+    token: Option<&[u8; 32]>,
+    headers: &http::HeaderMap,
+) -> Response<ResponseBody> {
+    let operator = match (token, bearer_token(headers)) {
+        (Some(expected), Some(presented)) => {
+            let presented = sha256(presented);
+            if aws_lc_rs::constant_time::verify_slices_are_equal(expected, &presented).is_err() {
+                let mut response = json_response(
+                    StatusCode::UNAUTHORIZED,
+                    &serde_json::json!({"error": "invalid_token", "message": "the operator token is not valid"}),
+                );
+                response.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+                return response;
+            }
+            true
+        }
+        // Without a configured token no details are shown; a header is ignored.
+        _ => false,
+    };
     let store_ok = shared.store.health().await.is_ok();
     let metrics = shared.verifier.metrics();
     let keys_ok = shared.verifier.key_set().is_some();
@@ -316,5 +362,26 @@ async fn health<S: MemoryStore>(shared: &Shared<S>) -> Response<ResponseBody> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    if !operator {
+        return json_response(code, &serde_json::json!({ "status": status }));
+    }
     json_response(code, &body)
+}
+
+/// The token of an `Authorization: Bearer` header (scheme case-insensitive).
+fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    let mut out = [0; 32];
+    // A SHA-256 digest is always 32 bytes.
+    out.copy_from_slice(digest.as_ref());
+    out
 }

@@ -85,7 +85,64 @@ async fn public_documents_need_no_token() {
     )
     .await;
     assert_eq!(health.status(), 200);
-    assert_eq!(json_body(health).await["store"], "ok");
+    assert_eq!(json_body(health).await, json!({"status": "ok"}));
+}
+
+const HEALTH_TOKEN: &str = "operator-token-0123456789abcdefghijkl";
+
+async fn health(server: &MemoryServer<SqliteStore>, authorization: Option<&str>) -> (u16, Value) {
+    let mut builder = request(Method::GET, "/health");
+    if let Some(value) = authorization {
+        builder = builder.header("authorization", value);
+    }
+    let response = send(server, builder.body(Full::default()).unwrap()).await;
+    (response.status().as_u16(), json_body(response).await)
+}
+
+#[tokio::test]
+async fn health_details_need_the_operator_token() {
+    let (_dir, server) = server();
+    let server = server.with_health_token(HEALTH_TOKEN);
+    let (status, details) = health(&server, Some(&format!("Bearer {HEALTH_TOKEN}"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(details["store"], "ok");
+    assert_eq!(details["keys_in_use"], 1);
+    assert!(details["verified"].is_u64());
+    assert!(details["jwks_fetch_failures"].is_u64());
+}
+
+#[tokio::test]
+async fn attack_public_health_reveals_only_the_status() {
+    let (_dir, plain) = server();
+    let (_dir2, guarded) = server();
+    let guarded = guarded.with_health_token(HEALTH_TOKEN);
+    for server in [&plain, &guarded] {
+        assert_eq!(health(server, None).await, (200, json!({"status": "ok"})));
+    }
+    // Without a configured token a bearer header unlocks nothing.
+    assert_eq!(
+        health(&plain, Some("Bearer anything")).await,
+        (200, json!({"status": "ok"}))
+    );
+}
+
+#[tokio::test]
+async fn attack_health_with_a_wrong_operator_token_is_refused() {
+    let (_dir, server) = server();
+    let server = server.with_health_token(HEALTH_TOKEN);
+    let almost = &HEALTH_TOKEN[..HEALTH_TOKEN.len() - 1];
+    for header in [
+        format!("Bearer {almost}"),
+        format!("Bearer {HEALTH_TOKEN}x"),
+    ] {
+        let (status, body) = health(&server, Some(&header)).await;
+        assert_eq!(status, 401, "{header}");
+        assert_eq!(body["error"], "invalid_token");
+        assert!(body.get("keys_in_use").is_none());
+    }
+    // Another scheme is no token: the public answer.
+    let (status, body) = health(&server, Some(&format!("Basic {HEALTH_TOKEN}"))).await;
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
 }
 
 #[tokio::test]

@@ -464,8 +464,8 @@ async fn lockout_per_client_address_across_usernames() {
             Some(ip),
         )
     };
-    // Five different (unknown) usernames from one address.
-    for i in 0..5 {
+    // Twenty different (unknown) usernames from one address (password spraying).
+    for i in 0..LockoutPolicy::default().max_failures_per_address {
         let response = page_of(
             passwords
                 .handle(attempt(&form, &format!("user{i}"), "x", "2001:db8::1"), NOW)
@@ -507,7 +507,7 @@ async fn peer_socket_address_is_used_when_no_client_ip_is_given() {
             .insert("203.0.113.5:4711".parse::<SocketAddr>().unwrap());
         request
     };
-    for i in 0..5 {
+    for i in 0..LockoutPolicy::default().max_failures_per_address {
         form = form_of(&page_of(
             passwords
                 .handle(attempt(&form, &format!("u{i}"), "x"), NOW)
@@ -605,4 +605,170 @@ fn generated_first_user_password_can_be_hashed_and_verified() {
     assert_ne!(*password, *other);
     let stored = PasswordHashString::parse(&hash_password(&password).unwrap()).unwrap();
     assert!(stored.verify(&password));
+}
+
+/// One attempt with a fresh form, from `ip`.
+async fn attempt_from(
+    passwords: &Passwords,
+    username: &str,
+    password: &str,
+    ip: &str,
+    now: u64,
+) -> LoginOutcome {
+    let form = form_of(&passwords.start(request("c"), now).await);
+    let fields = [
+        ("transaction", form.transaction.as_str()),
+        ("csrf", form.csrf.as_str()),
+        ("username", username),
+        ("password", password),
+    ];
+    passwords.handle(post(&fields, Some(ip)), now).await
+}
+
+fn status_of(outcome: LoginOutcome) -> StatusCode {
+    match outcome {
+        LoginOutcome::Respond(response) => response.status(),
+        LoginOutcome::Authenticated { .. } => StatusCode::OK,
+    }
+}
+
+#[tokio::test]
+async fn attacker_at_one_address_cannot_lock_the_user_out_at_another() {
+    let (passwords, _) = passwords();
+    let (log, _guard) = EventLog::install();
+    let attacker = "203.0.113.66";
+    let mut now = NOW;
+    // The attacker fails five times and then keeps the lock alive with one attempt per
+    // lock period, for two hours.
+    for _ in 0..5 {
+        assert_eq!(
+            status_of(attempt_from(&passwords, "alice", "guess", attacker, now).await),
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        log.named("login_locked_out").len(),
+        1,
+        "audit event unchanged"
+    );
+    let end = now + 2 * 3600;
+    while now < end {
+        let status = status_of(attempt_from(&passwords, "alice", "guess", attacker, now).await);
+        assert!(
+            status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::BAD_REQUEST,
+            "{status}"
+        );
+        // Meanwhile the real user, elsewhere, signs in at once.
+        let outcome = attempt_from(&passwords, "Alice", PASSWORD, "192.0.2.10", now).await;
+        assert!(
+            matches!(outcome, LoginOutcome::Authenticated { .. }),
+            "the user is not locked out at another address"
+        );
+        now += 60;
+    }
+    // Still locked at the attacker's address after yet another miss, even with the right
+    // password.
+    while status_of(attempt_from(&passwords, "alice", "guess", attacker, now).await)
+        != StatusCode::BAD_REQUEST
+    {
+        now += 60;
+    }
+    let refused = attempt_from(&passwords, "alice", PASSWORD, attacker, now + 1).await;
+    assert_eq!(status_of(refused), StatusCode::TOO_MANY_REQUESTS);
+    assert!(!log.named("login_refused").is_empty());
+}
+
+#[tokio::test]
+async fn attacker_at_one_address_does_not_lock_out_other_users_below_the_spray_limit() {
+    let (passwords, _) = passwords();
+    let attacker = "203.0.113.66";
+    for _ in 0..5 {
+        attempt_from(&passwords, "alice", "guess", attacker, NOW).await;
+    }
+    // The lock is on alice at that address only: bob signs in from the same address.
+    let outcome = attempt_from(&passwords, "bob", "bobs password", attacker, NOW).await;
+    assert!(matches!(outcome, LoginOutcome::Authenticated { .. }));
+}
+
+#[tokio::test]
+async fn distributed_guesser_is_still_slowed() {
+    let (passwords, _) = passwords();
+    let policy = LockoutPolicy::default();
+    let now = NOW;
+    let address = |i: u32| format!("198.51.{}.{}", i / 200, i % 200 + 1);
+    // Each address may guess `max_failures` times until the user's failures from all
+    // addresses reach the ceiling…
+    let mut i = 0;
+    let mut failures = 0;
+    while failures < policy.user_ceiling {
+        for _ in 0..policy.max_failures {
+            let status =
+                status_of(attempt_from(&passwords, "alice", "guess", &address(i), now).await);
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            failures += 1;
+        }
+        i += 1;
+    }
+    // …then every further address gets one guess before its lock: the second attempt is
+    // refused without a password check.
+    let verifications_before = passwords.stats().verifications;
+    let fresh = 50;
+    for k in 0..fresh {
+        let ip = address(i + k);
+        assert_eq!(
+            status_of(attempt_from(&passwords, "alice", "guess", &ip, now).await),
+            StatusCode::BAD_REQUEST
+        );
+        for _ in 0..3 {
+            assert_eq!(
+                status_of(attempt_from(&passwords, "alice", "guess", &ip, now).await),
+                StatusCode::TOO_MANY_REQUESTS,
+                "locked after one failure under a distributed attack"
+            );
+        }
+    }
+    assert_eq!(
+        passwords.stats().verifications - verifications_before,
+        u64::from(fresh),
+        "one password check per address, not {}",
+        policy.max_failures
+    );
+    // The real user, at an address that has not failed, still signs in.
+    let outcome = attempt_from(&passwords, "alice", PASSWORD, "192.0.2.10", now).await;
+    assert!(matches!(outcome, LoginOutcome::Authenticated { .. }));
+    // Once the attack goes quiet the allowance per address is back.
+    let later = now + 16 * 60;
+    let ip = address(i + fresh + 1);
+    for _ in 0..policy.max_failures - 1 {
+        assert_eq!(
+            status_of(attempt_from(&passwords, "alice", "guess", &ip, later).await),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}
+
+#[tokio::test]
+async fn distributed_guesser_waits_grow_per_address() {
+    let (passwords, _) = passwords();
+    let policy = LockoutPolicy::default();
+    let mut now = NOW;
+    let address = |i: u32| format!("198.51.100.{}", i + 1);
+    for i in 0..policy.user_ceiling.div_ceil(policy.max_failures) {
+        for _ in 0..policy.max_failures {
+            attempt_from(&passwords, "alice", "guess", &address(i), now).await;
+        }
+    }
+    // A new address under attack: 1 min after its first failure, then 2 min, then 4 min.
+    let ip = "198.51.100.200";
+    for wait in [60, 120, 240] {
+        assert_eq!(
+            status_of(attempt_from(&passwords, "alice", "guess", ip, now).await),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status_of(attempt_from(&passwords, "alice", "guess", ip, now + wait - 1).await),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        now += wait;
+    }
 }

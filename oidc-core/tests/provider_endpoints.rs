@@ -9,6 +9,7 @@ mod provider_common;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
+use oidc_core::secret::SecretHash;
 use oidc_core::types::{ClientId, Subject};
 use provider_common::*;
 use serde_json::json;
@@ -300,16 +301,65 @@ async fn unknown_paths_are_404() {
     }
 }
 
+const HEALTH_TOKEN: &str = "operator-token-0123456789abcdefghijklmnop";
+
 #[tokio::test]
-async fn health_reports_store_and_keys() {
-    let p = start().await;
-    let response = p.get("/health").await;
+async fn health_reports_store_and_keys_to_the_operator() {
+    let p = start_with(|c| c.health_token = Some(SecretHash::of(HEALTH_TOKEN))).await;
+    let bearer = format!("Bearer {HEALTH_TOKEN}");
+    let response = p.get_with("/health", &[("authorization", &bearer)]).await;
     assert_eq!(response.status, StatusCode::OK);
     let json = response.json();
     assert_eq!(json["status"], "ok");
     assert_eq!(json["store"], "ok");
     assert!(json["keys"]["signing_kid"].is_string());
     assert_eq!(json["keys"]["published"], 1);
+}
+
+#[tokio::test]
+async fn attack_public_health_reveals_only_the_status() {
+    for p in [
+        start().await,
+        start_with(|c| c.health_token = Some(SecretHash::of(HEALTH_TOKEN))).await,
+    ] {
+        let response = p.get("/health").await;
+        assert_eq!(response.status, StatusCode::OK);
+        assert_eq!(response.json(), serde_json::json!({"status": "ok"}));
+    }
+}
+
+#[tokio::test]
+async fn attack_health_with_a_wrong_operator_token_is_refused() {
+    let p = start_with(|c| c.health_token = Some(SecretHash::of(HEALTH_TOKEN))).await;
+    for header in [
+        "Bearer operator-token-0123456789abcdefghijklmnoX".to_owned(),
+        format!("Basic {HEALTH_TOKEN}"),
+        "Bearer ".to_owned(),
+        format!("Bearer {}", &HEALTH_TOKEN[..HEALTH_TOKEN.len() - 1]),
+    ] {
+        let response = p.get_with("/health", &[("authorization", &header)]).await;
+        let json = response.json();
+        assert!(json.get("keys").is_none(), "{header}: {json}");
+        if header.starts_with("Bearer ") && header.len() > "Bearer ".len() {
+            assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{header}");
+            assert_eq!(json["error"], "invalid_token");
+            assert!(
+                response
+                    .header("www-authenticate")
+                    .is_some_and(|v| v.starts_with("Bearer"))
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn attack_health_token_guess_without_a_configured_token_shows_nothing() {
+    let p = start().await;
+    let response = p
+        .get_with("/health", &[("authorization", "Bearer anything")])
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json(), serde_json::json!({"status": "ok"}));
 }
 
 /// Odd inputs on every route get an answer, never a panic.

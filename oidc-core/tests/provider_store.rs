@@ -305,6 +305,39 @@ async fn a_database_from_a_newer_version_is_refused() {
 }
 
 #[tokio::test]
+async fn a_version_1_database_is_upgraded_and_its_clients_expire_from_registration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("provider.db");
+    // A database as version 1 left it, with one registered client.
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute_batch(include_str!("../src/store/sqlite/schema_v1.sql"))
+        .unwrap();
+    connection.pragma_update(None, "user_version", 1).unwrap();
+    connection
+        .execute(
+            "INSERT INTO clients (client_id, data, secret_hash, created_at) VALUES (?1, ?2, NULL, ?3)",
+            rusqlite::params![
+                "old-client",
+                r#"{"name":"Old","redirect_uris":["https://old.example/cb"],"auth_method":"none","refresh_tokens":false}"#,
+                T0 as i64,
+            ],
+        )
+        .unwrap();
+    drop(connection);
+    let store = SqliteStore::open(&path).unwrap();
+    let id = ClientId::parse("old-client").unwrap();
+    assert!(
+        store.client(&id).await.unwrap().is_some(),
+        "kept by the upgrade"
+    );
+    // Never used: its registration time counts.
+    assert_eq!(store.purge_unused_clients(T0 - 1, T0).await.unwrap(), 0);
+    assert_eq!(store.purge_unused_clients(T0, T0).await.unwrap(), 1);
+    assert!(store.client(&id).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn the_database_uses_wal_and_full_sync() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("provider.db");

@@ -3,17 +3,56 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// When repeated failed logins lock a username or a client address out.
+/// When repeated failed password logins slow a guesser down, without letting the guesser
+/// lock the real user out.
 ///
-/// With the defaults: once 5 failures have happened without a 15-minute pause between
-/// them, each further failure locks the key for 1 min, 2 min, 4 min, … up to 15 min.
-/// Attempts during a lock are refused without checking the password (and without
-/// counting). A quiet 15 minutes (no failure, no lock in force) forgets the key.
+/// Three counters, in the manner of Keycloak's brute-force detection (temporary lockout
+/// with a growing wait) but keyed so that the lock lands on the guesser, not the account:
+///
+/// - **Per (username, client address)**: once [`max_failures`](Self::max_failures) (5)
+///   failures have happened without a quiet [`window`](Self::window) (15 min), each further
+///   failure locks that username *at that address* for 1 min, 2 min, 4 min, … up to
+///   [`max_delay`](Self::max_delay) (15 min). Attempts during a lock are refused without
+///   checking the password and without counting, so the wait cannot be extended by
+///   retrying faster; a guesser that keeps failing after each lock keeps doubling its own
+///   wait. The same user at another address is not affected: an attacker cannot lock
+///   anyone out but themselves.
+/// - **Per client address, across usernames**: [`max_failures_per_address`](Self::max_failures_per_address)
+///   (20) failures lock the address for every username the same way (password spraying
+///   from one place). It only affects that address.
+/// - **Per username, across addresses** (a soft ceiling, never a lock): once
+///   [`user_ceiling`](Self::user_ceiling) (30) failures for one username from anywhere
+///   have happened without a quiet window, the user is under a distributed attack, and
+///   each address then gets a single failure for that username before its (username,
+///   address) lock starts. A distributed guesser is slowed from five guesses per address
+///   to one, each new address waiting a growing lock after its first miss, while an
+///   address that has not failed — the real user's — still has its password checked and a
+///   correct one still signs in. Keycloak's per-user lock instead refuses the real user
+///   too, which is exactly the denial of service this design avoids; the price is that a
+///   guesser with very many addresses gets one guess per address per lock period, which
+///   the rate limits per address and a strong password bound.
+///
+/// The counters are in memory: they reset when the process restarts, and each replica
+/// counts on its own. A successful login clears its (username, address) counter only: the
+/// per-username count of a distributed attack keeps running until the attack goes quiet.
+///
+/// ```
+/// use oidc_core::login::LockoutPolicy;
+///
+/// let policy = LockoutPolicy::default();
+/// assert_eq!((policy.max_failures, policy.max_failures_per_address, policy.user_ceiling), (5, 20, 30));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LockoutPolicy {
-    /// Failures allowed before the first lock (5).
+    /// Failures of one username from one address allowed before the first lock (5).
     pub max_failures: u32,
+    /// Failures from one address, whatever the username, before the address is locked
+    /// for every username (20).
+    pub max_failures_per_address: u32,
+    /// Failures of one username from all addresses after which each address gets a single
+    /// failure before its lock (30). Never locks the username itself.
+    pub user_ceiling: u32,
     /// A key with no failure for this long, counted from the end of its last lock, starts
     /// over (15 min).
     pub window: Duration,
@@ -21,8 +60,8 @@ pub struct LockoutPolicy {
     pub base_delay: Duration,
     /// The longest lock (15 min).
     pub max_delay: Duration,
-    /// Most keys tracked per kind (usernames, addresses): 10 000. When full, forgotten
-    /// keys are dropped first, then the least recently failed.
+    /// Most keys tracked per kind ((username, address) pairs, addresses, usernames):
+    /// 10 000. When full, forgotten keys are dropped first, then the least recently failed.
     pub max_tracked: usize,
 }
 
@@ -30,6 +69,8 @@ impl Default for LockoutPolicy {
     fn default() -> Self {
         LockoutPolicy {
             max_failures: 5,
+            max_failures_per_address: 20,
+            user_ceiling: 30,
             window: Duration::from_secs(15 * 60),
             base_delay: Duration::from_secs(60),
             max_delay: Duration::from_secs(15 * 60),
@@ -81,8 +122,30 @@ impl Lockout {
             .filter(|until| now < *until)
     }
 
-    /// Counts a failure; returns `Some(until)` when it locks the key.
+    /// Counts a failure; returns `Some(until)` when it locks the key (from the policy's
+    /// `max_failures` on).
+    #[cfg(test)]
     pub(crate) fn record_failure(&mut self, key: &str, now: u64) -> Option<u64> {
+        self.record_failure_with_threshold(key, now, self.policy.max_failures)
+    }
+
+    /// Failures of `key` counted at `now` (0 once a quiet window has passed).
+    pub(crate) fn failures(&self, key: &str, now: u64) -> u32 {
+        let window = self.policy.window.as_secs();
+        self.entries
+            .get(key)
+            .filter(|e| !e.is_forgotten(now, window))
+            .map_or(0, |e| e.failures)
+    }
+
+    /// Counts a failure; returns `Some(until)` when it locks the key, which it does from
+    /// the `threshold`-th failure on (`u32::MAX`: only counts).
+    pub(crate) fn record_failure_with_threshold(
+        &mut self,
+        key: &str,
+        now: u64,
+        threshold: u32,
+    ) -> Option<u64> {
         let window = self.policy.window.as_secs();
         if !self.entries.contains_key(key) {
             self.make_room(now);
@@ -97,10 +160,11 @@ impl Lockout {
         }
         entry.failures = entry.failures.saturating_add(1);
         entry.last_failure = now;
-        if entry.failures < self.policy.max_failures {
+        let threshold = threshold.max(1);
+        if entry.failures < threshold {
             return None;
         }
-        let doublings = (entry.failures - self.policy.max_failures).min(30);
+        let doublings = (entry.failures - threshold).min(30);
         let delay = self
             .policy
             .base_delay
@@ -187,6 +251,30 @@ mod tests {
         );
         lockout.forget("k");
         assert_eq!(lockout.len(), 0);
+    }
+
+    #[test]
+    fn a_lower_threshold_locks_at_once_and_counts_are_readable() {
+        let mut lockout = Lockout::new(LockoutPolicy::default());
+        assert_eq!(lockout.failures("k", T0), 0);
+        assert_eq!(
+            lockout.record_failure_with_threshold("k", T0, 1),
+            Some(T0 + 60)
+        );
+        assert_eq!(
+            lockout.record_failure_with_threshold("c", T0, u32::MAX),
+            None
+        );
+        assert_eq!(
+            lockout.record_failure_with_threshold("c", T0, u32::MAX),
+            None
+        );
+        assert_eq!(lockout.failures("c", T0 + 1), 2);
+        assert_eq!(
+            lockout.failures("c", T0 + 900),
+            0,
+            "forgotten after a quiet window"
+        );
     }
 
     #[test]

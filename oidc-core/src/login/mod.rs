@@ -12,7 +12,8 @@
 //!   enforced, subjects from the upstream `iss` + `sub` only.
 //! - [`Passwords`] (feature `tower`): local users from configuration with Argon2id
 //!   hashes ([`hash_password`]), a form with a CSRF token, constant work for unknown
-//!   usernames and a [`LockoutPolicy`] per username and per client address.
+//!   usernames and a [`LockoutPolicy`] per (username, client address), per address and
+//!   per username, so that a guesser locks out only itself.
 //!
 //! # Example
 //!

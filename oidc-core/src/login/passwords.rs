@@ -72,10 +72,12 @@ pub struct PasswordStats {
 ///   Argon2id on the blocking pool, at most a few at a time. An unknown username is
 ///   checked against a dummy hash with the same parameters, so the work (and the answer,
 ///   "Invalid username or password.") is the same whether or not the user exists.
-/// - Failures are counted per username and per client address (the [`ClientIp`] request
-///   extension, else a [`SocketAddr`] one; IPv6 by /64), and lock the key out as
-///   [`LockoutPolicy`] says. The counters are in memory: they reset when the process
-///   restarts, and each replica of a provider counts on its own.
+/// - Failures are counted per (username, client address), per client address and per
+///   username (the address is the [`ClientIp`] request extension, else a [`SocketAddr`]
+///   one; IPv6 by /64), and lock the guesser out as [`LockoutPolicy`] says: a username is
+///   locked only at the addresses that failed, never everywhere, so a guesser cannot lock
+///   the real user out. The counters are in memory: they reset when the process restarts,
+///   and each replica of a provider counts on its own.
 /// - The subject is `federated_subject("urn:local-password", username)`.
 pub struct Passwords {
     users: HashMap<String, LocalUser>,
@@ -90,9 +92,26 @@ pub struct Passwords {
     rng: SystemRandom,
 }
 
+/// The three counters of [`LockoutPolicy`].
 struct Lockouts {
-    usernames: Lockout,
+    policy: LockoutPolicy,
+    /// Per (username, address): locks that username at that address.
+    pairs: Lockout,
+    /// Per address, across usernames: locks the address.
     addresses: Lockout,
+    /// Per username, across addresses: only counts (the soft ceiling), never locks.
+    usernames: Lockout,
+}
+
+impl Lockouts {
+    fn new(policy: LockoutPolicy) -> Lockouts {
+        Lockouts {
+            pairs: Lockout::new(policy.clone()),
+            addresses: Lockout::new(policy.clone()),
+            usernames: Lockout::new(policy.clone()),
+            policy,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -181,10 +200,7 @@ impl Passwords {
             form_action: our_issuer.join(PASSWORD_PATH),
             label: "Sign in with a password".to_owned(),
             form_ttl: DEFAULT_FORM_TTL,
-            lockouts: Mutex::new(Lockouts {
-                usernames: Lockout::new(LockoutPolicy::default()),
-                addresses: Lockout::new(LockoutPolicy::default()),
-            }),
+            lockouts: Mutex::new(Lockouts::new(LockoutPolicy::default())),
             slots: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT)),
             counters: Arc::new(Counters::default()),
             rng,
@@ -194,10 +210,7 @@ impl Passwords {
     /// Replaces the lockout policy (default: [`LockoutPolicy::default`]).
     #[must_use]
     pub fn with_lockout_policy(self, policy: LockoutPolicy) -> Self {
-        *self.lock() = Lockouts {
-            usernames: Lockout::new(policy.clone()),
-            addresses: Lockout::new(policy),
-        };
+        *self.lock() = Lockouts::new(policy);
         self
     }
 
@@ -356,13 +369,14 @@ autocomplete=\"username\" autocapitalize=\"none\" autocorrect=\"off\" spellcheck
             return respond(page);
         }
         let username_key = username_key(username);
+        let pair_key = pair_key(&username_key, client_key.as_deref());
 
         // Take a verification slot before looking at the locks, so that a burst of
         // parallel guesses cannot all pass the lock check before the first failure lands.
         let Some(permit) = self.acquire_slot().await else {
             return respond(busy());
         };
-        if let Some(until) = self.locked_until(&username_key, client_key.as_deref(), now) {
+        if let Some(until) = self.locked_until(&pair_key, client_key.as_deref(), now) {
             drop(permit);
             self.counters
                 .locked_attempts
@@ -392,7 +406,7 @@ autocomplete=\"username\" autocapitalize=\"none\" autocorrect=\"off\" spellcheck
             .await;
         match user.filter(|_| matched) {
             Some(user) => {
-                self.lock().usernames.forget(&username_key);
+                self.lock().pairs.forget(&pair_key);
                 drop(permit);
                 let subject = federated_subject(PASSWORD_ISSUER, &user.username);
                 audit::record(&AuditEvent::LoginSucceeded {
@@ -409,7 +423,7 @@ autocomplete=\"username\" autocapitalize=\"none\" autocorrect=\"off\" spellcheck
                 }
             }
             None => {
-                self.record_failure(&username_key, client_key.as_deref(), now);
+                self.record_failure(&pair_key, &username_key, client_key.as_deref(), now);
                 drop(permit);
                 audit::record(&AuditEvent::LoginRefused {
                     method: PASSWORD_METHOD,
@@ -465,21 +479,39 @@ autocomplete=\"username\" autocapitalize=\"none\" autocorrect=\"off\" spellcheck
         }
     }
 
-    fn locked_until(&self, username_key: &str, address_key: Option<&str>, now: u64) -> Option<u64> {
+    /// Until when this username is locked at this address, or this address for everyone.
+    /// The username alone never locks.
+    fn locked_until(&self, pair_key: &str, address_key: Option<&str>, now: u64) -> Option<u64> {
         let lockouts = self.lock();
-        let by_name = lockouts.usernames.locked_until(username_key, now);
+        let by_pair = lockouts.pairs.locked_until(pair_key, now);
         let by_address = address_key.and_then(|k| lockouts.addresses.locked_until(k, now));
-        by_name.max(by_address)
+        by_pair.max(by_address)
     }
 
-    fn record_failure(&self, username_key: &str, address_key: Option<&str>, now: u64) {
+    fn record_failure(
+        &self,
+        pair_key: &str,
+        username_key: &str,
+        address_key: Option<&str>,
+        now: u64,
+    ) {
         let mut lockouts = self.lock();
-        let mut locked = lockouts
+        let policy = lockouts.policy.clone();
+        lockouts
             .usernames
-            .record_failure(username_key, now)
+            .record_failure_with_threshold(username_key, now, u32::MAX);
+        // Under a distributed attack on this username, each address gets one failure.
+        let under_attack = lockouts.usernames.failures(username_key, now) >= policy.user_ceiling;
+        let pair_threshold = if under_attack { 1 } else { policy.max_failures };
+        let mut locked = lockouts
+            .pairs
+            .record_failure_with_threshold(pair_key, now, pair_threshold)
             .is_some();
         if let Some(key) = address_key {
-            locked |= lockouts.addresses.record_failure(key, now).is_some();
+            locked |= lockouts
+                .addresses
+                .record_failure_with_threshold(key, now, policy.max_failures_per_address)
+                .is_some();
         }
         drop(lockouts);
         if locked {
@@ -591,6 +623,11 @@ fn address_key(ip: IpAddr) -> String {
             }
         },
     }
+}
+
+/// Lockout key of a username at an address (`-` when the request carries none).
+fn pair_key(username_key: &str, address_key: Option<&str>) -> String {
+    format!("{username_key}|{}", address_key.unwrap_or("-"))
 }
 
 /// Lockout key of a username: case-folded and bounded, whether or not the user exists.

@@ -2,20 +2,26 @@
 //!
 //! Order matters: the client and the redirect URI are checked first, and any problem with
 //! them is an error page — never a redirect (RFC 6749 §4.1.2.1, RFC 9700 §4.11.2). Only
-//! then are the other parameters checked by [`validate`] (sans I/O), and their errors
-//! redirect to the client with `state` and `iss`.
+//! then are the other parameters checked by [`validate`] (sans I/O). Their errors redirect
+//! to an operator-configured client with `state` and `iss`; a self-registered client's
+//! (Dynamic Client Registration, Client ID Metadata Document) get an error page with a
+//! link instead, because anyone can register any https redirect URI and an automatic
+//! redirect there would make this server an open redirector (RFC 9700 §4.11.2: navigate
+//! automatically only to trusted URIs). The user's own "Deny" on the consent page still
+//! redirects: the user chose it, after seeing where it leads.
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, StatusCode};
 
 use super::config::ProviderConfig;
+use super::consent::Destination;
 use super::errors::{ErrorCode, OAuthError};
 use super::form::{self, Params};
 use super::response::{self, HttpResponse};
 use super::service::{ClientLookupError, Inner};
 use crate::authn::{LoginRequest, TransactionId};
-use crate::client::Client;
+use crate::client::{Client, ClientKind};
 use crate::html;
 use crate::pkce::{CodeChallenge, PkceError};
 use crate::redirect::{self, RedirectUri};
@@ -91,14 +97,21 @@ pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
         return bad_request_page("The redirect_uri is not registered for this application.");
     };
 
-    // From here on, errors go back to the client (303 after a POST, RFC 9700 §4.12).
+    // From here on, errors go back to the client (303 after a POST, RFC 9700 §4.12) if the
+    // operator configured it; a self-registered client's redirect URI is not trusted, and
+    // the user sees a page with a link to follow or not (RFC 9700 §4.11.2).
     let status = if parts.method == Method::POST {
         StatusCode::SEE_OTHER
     } else {
         StatusCode::FOUND
     };
+    let trusted = client.kind == ClientKind::Static;
     let reject = |state: Option<&str>, error: OAuthError| {
-        error_redirect(inner, &redirect_uri, state, error, status)
+        if trusted {
+            error_redirect(inner, &redirect_uri, state, error, status)
+        } else {
+            untrusted_error_page(inner, &redirect_uri, state, error)
+        }
     };
     let state = match params.get("state") {
         Ok(state) if state.is_none_or(|s| s.len() <= MAX_STATE_LEN) => state,
@@ -349,6 +362,42 @@ pub(crate) fn error_redirect(
     }
     params.push(("iss", inner.config.issuer.as_str()));
     response::redirect(status, &response::redirect_location(redirect_uri, &params))
+}
+
+/// The error page shown instead of an error redirect to a self-registered client: the
+/// error, the host the client's redirect URI leads to, and the redirect as a link the user
+/// may follow (it carries the same `error`, `state` and `iss` the redirect would have).
+fn untrusted_error_page(
+    inner: &Inner,
+    redirect_uri: &RedirectUri,
+    state: Option<&str>,
+    error: OAuthError,
+) -> HttpResponse {
+    let mut params = vec![
+        ("error", error.code().as_str()),
+        ("error_description", error.description()),
+    ];
+    if let Some(state) = state {
+        params.push(("state", state));
+    }
+    params.push(("iss", inner.config.issuer.as_str()));
+    let location = response::redirect_location(redirect_uri, &params);
+    let destination = Destination::of(redirect_uri);
+    let host = html::escape(&destination.label);
+    let title = "This request cannot be completed";
+    let body = format!(
+        "<h1>{title}</h1>\
+         <p class=\"error\">The application's request was refused: {description} \
+         (<code>{code}</code>).</p>\
+         <p>The application registered itself with this server, so you are not sent back \
+         to it automatically. It asked to return you to <strong>{host}</strong>.</p>\
+         <p><a href=\"{location}\">Return to {host}</a> only if you trust it; otherwise \
+         close this page.</p>",
+        description = html::escape(error.description()),
+        code = html::escape(error.code().as_str()),
+        location = html::escape(&location),
+    );
+    response::page(html::page(StatusCode::BAD_REQUEST, title, &body))
 }
 
 fn login_request(transaction: &TransactionId, pending: &PendingAuthorization) -> LoginRequest {

@@ -88,6 +88,11 @@ pub struct ProviderConfig {
     pub max_body_bytes: usize,
     /// Key rotation and purging of expired rows.
     pub maintenance: Maintenance,
+    /// The SHA-256 of the operator token that unlocks the details of `/health` (signing
+    /// kid, published keys, next rotation, store state) with `Authorization: Bearer`.
+    /// Without one (the default), `/health` answers only its status. Compared in constant
+    /// time; the token itself is never kept.
+    pub health_token: Option<SecretHash>,
 }
 
 impl ProviderConfig {
@@ -113,6 +118,7 @@ impl ProviderConfig {
             rate_limits: RateLimits::default(),
             max_body_bytes: 64 * 1024,
             maintenance: Maintenance::default(),
+            health_token: None,
         }
     }
 
@@ -323,6 +329,13 @@ impl ProviderConfig {
                 return invalid("a static client has no redirect uri");
             }
         }
+        if self
+            .registration
+            .unused_client_ttl
+            .is_some_and(|ttl| ttl.as_secs() < 60)
+        {
+            return invalid("unused dynamic clients must be kept at least a minute");
+        }
         if self.registration.max_redirect_uris == 0 {
             return invalid("dynamic registration must allow at least one redirect uri");
         }
@@ -348,6 +361,7 @@ impl fmt::Debug for ProviderConfig {
             .field("rate_limits", &self.rate_limits)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("maintenance", &self.maintenance)
+            .field("health_token", &self.health_token.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -523,6 +537,12 @@ pub struct RegistrationPolicy {
     pub enabled: bool,
     /// Most redirect URIs one registration may carry.
     pub max_redirect_uris: usize,
+    /// How long a dynamically registered client may go unused before maintenance deletes
+    /// it (default 30 days; `None` keeps clients forever). A client is used when a token
+    /// is issued to it (a code redeemed or a refresh token rotated); one with a live
+    /// grant (an unexpired access token, or a usable refresh token, under a grant not
+    /// revoked) is kept however long ago it was last used.
+    pub unused_client_ttl: Option<Duration>,
 }
 
 impl Default for RegistrationPolicy {
@@ -530,6 +550,7 @@ impl Default for RegistrationPolicy {
         RegistrationPolicy {
             enabled: true,
             max_redirect_uris: 10,
+            unused_client_ttl: Some(Duration::from_secs(30 * 24 * 3600)),
         }
     }
 }

@@ -269,16 +269,16 @@ fn render(
 }
 
 /// Where the browser goes after consent, for people and for the CSP.
-struct Destination {
+pub(crate) struct Destination {
     /// `host[:port]`, or the scheme of a native app.
-    label: String,
+    pub(crate) label: String,
     /// The CSP source allowing the redirect: an origin, or `scheme:`.
     csp_source: String,
     loopback: bool,
 }
 
 impl Destination {
-    fn of(redirect_uri: &RedirectUri) -> Destination {
+    pub(crate) fn of(redirect_uri: &RedirectUri) -> Destination {
         let fallback = || Destination {
             label: redirect_uri.as_str().to_owned(),
             csp_source: String::new(),

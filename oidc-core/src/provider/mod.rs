@@ -22,11 +22,18 @@
 //! | `/register` (when enabled) | POST | yes | register |
 //! | `/health` | GET | no | – |
 //!
+//! `/health` answers only `{"status": …}` to everyone; the details (store, signing kid,
+//! published keys, next rotation) need the operator token of
+//! [`ProviderConfig::health_token`] as `Authorization: Bearer`.
+//!
 //! # The flow
 //!
 //! 1. `/authorize` checks the client and the redirect URI first; if either is wrong it
-//!    shows an error page and never redirects. Every later error redirects to the client
-//!    with `error`, `error_description`, `state` and `iss` (RFC 9207). PKCE `S256` is
+//!    shows an error page and never redirects. Every later error redirects to an
+//!    operator-configured client with `error`, `error_description`, `state` and `iss`
+//!    (RFC 9207); a self-registered client (DCR, metadata document) gets an error page
+//!    with that redirect as a link instead, never an automatic redirect (RFC 9700
+//!    §4.11.2: its redirect URI is whatever its registrant chose). PKCE `S256` is
 //!    required of every client. The validated request is stored as a pending
 //!    authorization and the login method starts (or a chooser page lists several).
 //! 2. When a login method reports the user, the provider shows the consent page: the
@@ -46,6 +53,9 @@
 //!   to force re-authentication.
 //! - **Consent every time**, for every client: self-registered clients (DCR, metadata
 //!   documents) name themselves, so the page shows the redirect host prominently.
+//! - **Unused dynamic clients expire**: maintenance deletes a DCR client that has not
+//!   been issued a token for [`RegistrationPolicy::unused_client_ttl`] (30 days) unless
+//!   it still holds a live grant.
 //! - **Refresh tokens** are issued when the client may use the `refresh_token` grant
 //!   (static clients by default; DCR clients that registered it in `grant_types`; metadata
 //!   document clients as their resolver says), whether or not `offline_access` was

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use bytes::Bytes;
-use http::header::{ORIGIN, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+use http::header::{
+    AUTHORIZATION, ORIGIN, REFERRER_POLICY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
+};
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -454,7 +456,19 @@ impl Inner {
     async fn run_maintenance(&self) -> Result<MaintenanceReport, ProviderError> {
         self.keys.maintain(self.store.as_ref()).await?;
         let now = (self.clock)();
-        let purged = self.store.purge_expired(now).await?;
+        let mut purged = self.store.purge_expired(now).await?;
+        if let Some(ttl) = self.config.registration.unused_client_ttl {
+            purged.clients = self
+                .store
+                .purge_unused_clients(now.saturating_sub(ttl.as_secs()), now)
+                .await?;
+            if purged.clients > 0 {
+                tracing::info!(
+                    clients = purged.clients,
+                    "deleted unused dynamically registered clients"
+                );
+            }
+        }
         Ok(MaintenanceReport {
             purged,
             signing_kid: self.keys.status(now).signing_kid,
@@ -610,7 +624,7 @@ impl Inner {
             Route::Revoke if is_post => revocation::handle(self, &parts, &body, now).await,
             Route::Introspect if is_post => introspection::handle(self, &parts, &body, now).await,
             Route::Register if is_post => registration::handle(self, &parts, &body, now).await,
-            Route::Health if is_get => self.health(now).await,
+            Route::Health if is_get => self.health(&parts, now).await,
             Route::Login(index) => self.login(index, parts, body, now).await,
             Route::NotFound => response::not_found(),
             Route::Discovery | Route::Jwks | Route::SelectLogin | Route::Health => {
@@ -639,19 +653,38 @@ impl Inner {
         }
     }
 
-    async fn health(&self, now: u64) -> HttpResponse {
+    /// `GET /health`: only `status` for everyone; the details for a request carrying the
+    /// operator token ([`ProviderConfig::health_token`]) as a bearer token. A wrong token
+    /// gets 401, so a typo is not mistaken for a server without details.
+    async fn health(&self, parts: &Parts, now: u64) -> HttpResponse {
+        let operator = match (&self.config.health_token, bearer_token(parts)) {
+            (Some(expected), Some(presented)) => {
+                if !expected.matches(presented) {
+                    return health_unauthorized();
+                }
+                true
+            }
+            (Some(_), None) => false,
+            // Without a configured token, details are never shown; a header is ignored.
+            (None, _) => false,
+        };
         let store = self.store.health().await;
         let keys = self.keys.status(now);
         let healthy = store.is_ok() && keys.signing_kid.is_some();
-        let body = json!({
-            "status": if healthy { "ok" } else { "unhealthy" },
-            "store": if store.is_ok() { "ok" } else { "unavailable" },
-            "keys": {
-                "signing_kid": keys.signing_kid,
-                "published": keys.published,
-                "next_due": keys.next_due,
-            },
-        });
+        let status_text = if healthy { "ok" } else { "unhealthy" };
+        let body = if operator {
+            json!({
+                "status": status_text,
+                "store": if store.is_ok() { "ok" } else { "unavailable" },
+                "keys": {
+                    "signing_kid": keys.signing_kid,
+                    "published": keys.published,
+                    "next_due": keys.next_due,
+                },
+            })
+        } else {
+            json!({ "status": status_text })
+        };
         let status = if healthy {
             StatusCode::OK
         } else {
@@ -659,6 +692,32 @@ impl Inner {
         };
         response::json(status, &body)
     }
+}
+
+/// The token of an `Authorization: Bearer` header (scheme case-insensitive).
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// 401 for a wrong operator token at `/health` (RFC 6750 §3).
+fn health_unauthorized() -> HttpResponse {
+    let mut response = response::oauth_error(
+        StatusCode::UNAUTHORIZED,
+        super::errors::OAuthError::new(
+            super::errors::ErrorCode::InvalidToken,
+            "the operator token is not valid",
+        ),
+    );
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    response
 }
 
 /// Reads the body within `limit` bytes.

@@ -95,7 +95,7 @@ pub trait ProviderStore: LoginStateStore {
     ) -> BoxFuture<'_, Result<Option<AuthorizationCodeRecord>, StoreError>>;
 
     /// Compare-and-swap: redeems the code (unredeemed and unexpired at `now`), storing the
-    /// new `grant` and `tokens` with it. A code redeemed before revokes the grant it created
+    /// new `grant` and `tokens` with it and recording `now` as the client's last use. A code redeemed before revokes the grant it created
     /// in the same transaction ([`RedeemOutcome::AlreadyRedeemed`]).
     fn redeem_code(
         &self,
@@ -112,7 +112,7 @@ pub trait ProviderStore: LoginStateStore {
     ) -> BoxFuture<'_, Result<Option<RefreshTokenRecord>, StoreError>>;
 
     /// Compare-and-swap: marks the refresh token used and stores `tokens` (which must hold
-    /// the successor refresh token) in its grant. A token used before revokes its grant in
+    /// the successor refresh token) in its grant, recording `now` as the client's last use. A token used before revokes its grant in
     /// the same transaction ([`RotateOutcome::Reused`]); a revoked or expired one changes
     /// nothing ([`RotateOutcome::Inactive`]).
     fn rotate_refresh_token(
@@ -149,6 +149,17 @@ pub trait ProviderStore: LoginStateStore {
     /// refresh tokens past their idle or absolute expiry, grants with nothing left to
     /// protect, login state.
     fn purge_expired(&self, now: u64) -> BoxFuture<'_, Result<PurgeReport, StoreError>>;
+
+    /// Deletes the dynamically registered clients last used at or before `unused_since`
+    /// (registered then, or last issued a token then: [`redeem_code`](Self::redeem_code)
+    /// and [`rotate_refresh_token`](Self::rotate_refresh_token) record the use) that hold
+    /// no live grant at `now`: none not revoked with an unexpired access token or a
+    /// usable refresh token. Returns how many were deleted.
+    fn purge_unused_clients(
+        &self,
+        unused_since: u64,
+        now: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
 
     /// Checks that the backend answers.
     fn health(&self) -> BoxFuture<'_, Result<(), StoreError>>;

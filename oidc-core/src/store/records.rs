@@ -600,6 +600,10 @@ pub struct PurgeReport {
     pub refresh_tokens: u64,
     /// Login method state.
     pub login_states: u64,
+    /// Dynamically registered clients unused for longer than
+    /// [`RegistrationPolicy::unused_client_ttl`](crate::provider::RegistrationPolicy)
+    /// (filled by the provider's maintenance, not by `purge_expired`).
+    pub clients: u64,
 }
 
 impl PurgeReport {
@@ -611,6 +615,7 @@ impl PurgeReport {
             + self.access_tokens
             + self.refresh_tokens
             + self.login_states
+            + self.clients
     }
 }
 

@@ -690,7 +690,34 @@ impl ProviderStore for SqliteStore {
                     )?,
                     grants: delete("DELETE FROM grants WHERE expires_at <= ?1")?,
                     login_states: delete("DELETE FROM login_states WHERE expires_at <= ?1")?,
+                    clients: 0,
                 })
+            })
+            .await
+        })
+    }
+
+    fn purge_unused_clients(
+        &self,
+        unused_since: u64,
+        now: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            self.write(move |tx| {
+                tx.execute(
+                    "DELETE FROM clients \
+                     WHERE COALESCE(last_used_at, created_at) <= ?1 AND NOT EXISTS ( \
+                       SELECT 1 FROM grants g WHERE g.client_id = clients.client_id \
+                       AND g.revoked_at IS NULL AND ( \
+                         EXISTS (SELECT 1 FROM access_tokens a \
+                                 WHERE a.grant_id = g.id AND a.expires_at > ?2) \
+                         OR (g.refresh_expires_at > ?2 AND EXISTS ( \
+                               SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.id \
+                               AND r.used_at IS NULL AND r.idle_expires_at > ?2))))",
+                    params![time(unused_since), time(now)],
+                )
+                .db()
+                .map(count)
             })
             .await
         })
@@ -793,6 +820,13 @@ fn insert_tokens(
         )
         .db()?;
     }
+    // The client's last use, for expiring unused dynamic clients (other clients have no
+    // row here).
+    tx.execute(
+        "UPDATE clients SET last_used_at = ?2 WHERE client_id = ?1",
+        params![client_id.as_str(), time(now)],
+    )
+    .db()?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use super::pool::DbResult as _;
 use crate::store::{StoreError, StoreErrorKind};
 
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 /// Brings the database to the newest schema version, in one transaction.
 pub(super) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
@@ -54,13 +54,13 @@ mod tests {
         let mut connection = Connection::open_in_memory().unwrap();
         migrate(&mut connection).unwrap();
         migrate(&mut connection).unwrap();
-        assert_eq!(version(&connection), 1);
+        assert_eq!(version(&connection), 2);
     }
 
     #[test]
     fn refuses_a_newer_schema() {
         let mut connection = Connection::open_in_memory().unwrap();
-        connection.pragma_update(None, "user_version", 2).unwrap();
+        connection.pragma_update(None, "user_version", 3).unwrap();
         let error = migrate(&mut connection).unwrap_err();
         assert_eq!(error.kind(), StoreErrorKind::UnsupportedSchema);
     }
