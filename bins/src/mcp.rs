@@ -13,6 +13,7 @@ use jwks_verify::Verifier;
 use jwks_verify::jwks::JwksCacheConfig;
 use mcp_api::mcp::McpConfig;
 use mcp_api::server::access_token_policy;
+use mcp_api::store::SqliteOptions;
 use mcp_api::{Limits, MemoryServer, ProtectedResource, SqliteStore};
 use tokio::net::TcpListener;
 
@@ -72,6 +73,20 @@ pub struct McpArgs {
     #[arg(long, env = "MCP_HEALTH_TOKEN", hide_env_values = true)]
     pub health_token: Option<Secret>,
 
+    /// Most memories (not deleted) one user may keep; more are refused with a clear
+    /// quota error until some are deleted.
+    #[arg(long, env = "MCP_MAX_MEMORIES_PER_USER", default_value_t = 100_000)]
+    pub max_memories_per_user: u64,
+
+    /// Most megabytes of memory text and metadata one user may keep.
+    #[arg(long, env = "MCP_MAX_MEGABYTES_PER_USER", default_value_t = 256)]
+    pub max_megabytes_per_user: u64,
+
+    /// Days to keep access-log entries (which app read which memory, when); 0 keeps them
+    /// forever.
+    #[arg(long, env = "MCP_ACCESS_LOG_DAYS", default_value_t = 90)]
+    pub access_log_days: u64,
+
     /// A TOML file with any of these settings (keys in snake_case, e.g. base_url).
     #[arg(long, env = "MCP_CONFIG")]
     pub config: Option<PathBuf>,
@@ -82,6 +97,18 @@ pub struct McpServer {
     listener: TcpListener,
     server: MemoryServer<SqliteStore>,
     base_url: String,
+}
+
+/// The store's limits, quotas and access-log retention from the settings.
+fn store_options(args: &McpArgs) -> SqliteOptions {
+    let mut limits = Limits::default();
+    limits.max_memories_per_owner = args.max_memories_per_user;
+    limits.max_bytes_per_owner = args.max_megabytes_per_user.saturating_mul(1024 * 1024);
+    let retention =
+        (args.access_log_days > 0).then(|| Duration::from_secs(args.access_log_days * 86_400));
+    SqliteOptions::new()
+        .with_limits(limits)
+        .with_access_log_retention(retention)
 }
 
 impl McpServer {
@@ -102,7 +129,7 @@ impl McpServer {
         }
         create_private_dir(&args.data_dir)?;
         let db = args.data_dir.join("memories.db");
-        let store = SqliteStore::open(&db, Limits::default())
+        let store = SqliteStore::open_with_options(&db, store_options(args))
             .with_context(|| format!("opening {}", db.display()))?;
 
         let resource = ProtectedResource::new(&args.base_url, &args.issuer);

@@ -2032,3 +2032,148 @@ mod vocabulary {
         );
     }
 }
+
+mod quotas {
+    use super::*;
+
+    fn store_with(limits: Limits, dir: &Path) -> SqliteStore {
+        SqliteStore::open_with_options(
+            dir.join("memories.db"),
+            SqliteOptions::new().with_limits(limits),
+        )
+        .unwrap()
+    }
+
+    fn quota_of(error: &StoreError) -> &'static str {
+        match error.kind() {
+            ErrorKind::QuotaExceeded { quota, .. } => quota,
+            other => panic!("expected a quota error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_memory_quota_refuses_the_whole_batch_and_deleting_makes_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut limits = Limits::default();
+        limits.max_memories_per_owner = 3;
+        let store = store_with(limits, dir.path());
+        let first = store
+            .add(
+                &alice(),
+                vec![NewMemory::new("one", "a"), NewMemory::new("two", "a")],
+            )
+            .await
+            .unwrap();
+        let error = store
+            .add(
+                &alice(),
+                vec![NewMemory::new("three", "a"), NewMemory::new("four", "a")],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(quota_of(&error), "memories");
+        assert!(error.to_string().contains("at most 3 memories"));
+        // Nothing of the refused batch was stored, and another user is not affected.
+        assert_eq!(
+            store.list(&alice(), &ListQuery::new()).await.unwrap().total,
+            2
+        );
+        store
+            .add(
+                &bob(),
+                vec![
+                    NewMemory::new("b1", "a"),
+                    NewMemory::new("b2", "a"),
+                    NewMemory::new("b3", "a"),
+                ],
+            )
+            .await
+            .unwrap();
+        store.delete(&alice(), &[first[0].id]).await.unwrap();
+        store
+            .add(
+                &alice(),
+                vec![NewMemory::new("three", "a"), NewMemory::new("four", "a")],
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_full_byte_quota_refuses_adds_and_growing_updates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut limits = Limits::default();
+        limits.max_bytes_per_owner = 40;
+        let store = store_with(limits, dir.path());
+        // 10 bytes of text + 2 of metadata (`{}`).
+        let memory = store
+            .add(&alice(), vec![NewMemory::new("0123456789", "a")])
+            .await
+            .unwrap()
+            .remove(0);
+        let error = store
+            .add(&alice(), vec![NewMemory::new("x".repeat(30), "a")])
+            .await
+            .unwrap_err();
+        assert_eq!(quota_of(&error), "bytes");
+        let error = store
+            .update_text(&alice(), memory.id, "y".repeat(39), None)
+            .await
+            .unwrap_err();
+        assert_eq!(quota_of(&error), "bytes");
+        let unchanged = store
+            .get(&alice(), memory.id, &reader())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(unchanged.text, "0123456789");
+        store
+            .update_text(&alice(), memory.id, "short".to_owned(), None)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn usage_survives_reopening_and_counts_only_live_memories() {
+        let fixture = Fixture::new();
+        let memory = fixture.add(&alice(), "twelve bytes", &[]).await;
+        fixture.add(&alice(), "kept", &[]).await;
+        fixture.store.delete(&alice(), &[memory.id]).await.unwrap();
+        let fixture = fixture.reopen();
+        let connection = rusqlite::Connection::open(fixture.path()).unwrap();
+        let (count, bytes): (i64, i64) = connection
+            .query_row(
+                "SELECT memory_count, bytes FROM owners WHERE subject = ?1",
+                [alice().as_str()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((count, bytes), (1, 4 + 2));
+    }
+
+    #[tokio::test]
+    async fn access_log_entries_past_the_retention_are_deleted() {
+        let fixture = Fixture::new();
+        let memory = fixture.add(&alice(), "read long ago", &[]).await;
+        fixture
+            .store
+            .record_access(&alice(), &[memory.id], &reader())
+            .await
+            .unwrap();
+        fixture.advance(91 * 24 * 60 * 60 * 1000);
+        let fixture = fixture.reopen();
+        fixture
+            .store
+            .record_access(&alice(), &[memory.id], &reader())
+            .await
+            .unwrap();
+        let log = fixture
+            .store
+            .access_log(&alice(), memory.id, 1, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(log.total, 1);
+    }
+}

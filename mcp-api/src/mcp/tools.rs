@@ -720,7 +720,9 @@ fn error_result(tool: Tool, error: ToolError) -> ToolResult {
 fn store_error_result(tool: Tool, error: &StoreError) -> ToolResult {
     match error.kind() {
         // The store's message names the field and never echoes the value.
-        ErrorKind::InvalidInput { .. } => ToolResult::error(error.to_string()),
+        ErrorKind::InvalidInput { .. } | ErrorKind::QuotaExceeded { .. } => {
+            ToolResult::error(error.to_string())
+        }
         ErrorKind::Busy => {
             tracing::warn!(tool = tool.name(), "memory store busy");
             ToolResult::error("the memory store is busy; try again shortly")

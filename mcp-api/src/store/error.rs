@@ -43,6 +43,16 @@ pub enum ErrorKind {
     /// The store could not run the work: no Tokio runtime, the runtime is
     /// shutting down, or the blocking task panicked.
     Unavailable,
+    /// The write would take the owner over a storage quota
+    /// ([`Limits::max_memories_per_owner`](super::Limits::max_memories_per_owner)
+    /// or [`Limits::max_bytes_per_owner`](super::Limits::max_bytes_per_owner));
+    /// nothing was written. Deleting memories makes room.
+    QuotaExceeded {
+        /// `"memories"` or `"bytes"`.
+        quota: &'static str,
+        /// The quota.
+        limit: u64,
+    },
 }
 
 impl StoreError {
@@ -108,6 +118,10 @@ impl fmt::Display for ErrorKind {
                 "memory database schema version {found} is newer than the supported version {supported}"
             ),
             Self::Unavailable => f.write_str("the memory store could not run the operation"),
+            Self::QuotaExceeded { quota, limit } => write!(
+                f,
+                "storage quota reached: at most {limit} {quota} per user; delete memories to make room"
+            ),
         }
     }
 }

@@ -48,6 +48,11 @@ pub struct Limits {
     pub max_query_bytes: usize,
     /// Most hits one search may ask for. Default 50.
     pub max_search_limit: u32,
+    /// Most memories (not deleted) one owner may have. Default 100,000.
+    pub max_memories_per_owner: u64,
+    /// Most bytes of text and metadata (of memories not deleted) one owner may
+    /// have. Default 256 MiB.
+    pub max_bytes_per_owner: u64,
 }
 
 impl Default for Limits {
@@ -61,6 +66,8 @@ impl Default for Limits {
             max_page_size: 100,
             max_query_bytes: 1024,
             max_search_limit: 50,
+            max_memories_per_owner: 100_000,
+            max_bytes_per_owner: 256 * 1024 * 1024,
         }
     }
 }

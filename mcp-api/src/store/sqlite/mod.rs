@@ -16,7 +16,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Map, Value};
 
-use self::pool::{ReadPool, WriteQueue, Written};
+use self::pool::{ReadPool, Retention, WriteQueue, Written};
 use self::row::{DbResult, SetupError};
 use self::write::Analysed;
 use super::limits::check_access;
@@ -50,6 +50,7 @@ pub struct SqliteOptions {
     read_connections: usize,
     busy_timeout: Duration,
     search: SearchParams,
+    access_log_retention: Option<Duration>,
 }
 
 impl SqliteOptions {
@@ -62,7 +63,17 @@ impl SqliteOptions {
             read_connections: 4,
             busy_timeout: Duration::from_secs(5),
             search: SearchParams::default(),
+            access_log_retention: Some(Duration::from_secs(90 * 24 * 60 * 60)),
         }
+    }
+
+    /// Sets how long access-log entries are kept (default 90 days); `None`
+    /// keeps them forever. The writer deletes older entries with its first
+    /// write after opening and then every ten minutes.
+    #[must_use]
+    pub fn with_access_log_retention(mut self, retention: Option<Duration>) -> Self {
+        self.access_log_retention = retention;
+        self
     }
 
     /// Sets the search engine's ranking parameters (the defaults are tuned).
@@ -127,6 +138,7 @@ impl fmt::Debug for SqliteOptions {
             .field("read_connections", &self.read_connections)
             .field("busy_timeout", &self.busy_timeout)
             .field("search", &self.search)
+            .field("access_log_retention", &self.access_log_retention)
             .finish_non_exhaustive()
     }
 }
@@ -260,7 +272,14 @@ impl SqliteStore {
         Ok(Self {
             shared: Arc::new(Shared {
                 reads: ReadPool::new(readers),
-                writes: WriteQueue::start(writer, Arc::clone(&engine))?,
+                writes: WriteQueue::start(
+                    writer,
+                    Arc::clone(&engine),
+                    Retention {
+                        keep: options.access_log_retention,
+                        clock: Arc::clone(&options.clock),
+                    },
+                )?,
                 engine,
                 limits: options.limits,
                 clock: options.clock,
@@ -287,6 +306,13 @@ impl SqliteStore {
 
     fn clock(&self) -> Arc<dyn Clock> {
         Arc::clone(&self.shared.clock)
+    }
+
+    fn quota(&self) -> write::Quota {
+        write::Quota {
+            memories: self.shared.limits.max_memories_per_owner,
+            bytes: self.shared.limits.max_bytes_per_owner,
+        }
     }
 
     fn engine(&self) -> Arc<SearchEngine> {
@@ -364,13 +390,19 @@ impl MemoryStore for SqliteStore {
                 memory,
             })
             .collect();
-        let owner = owner.clone();
-        let clock = self.clock();
+        let (owner, clock, quota) = (owner.clone(), self.clock(), self.quota());
         let added = self
             .shared
             .writes
             .run(move |connection, context| {
-                write::add(connection, context, clock.now_unix_ms(), &owner, analysed)
+                write::add(
+                    connection,
+                    context,
+                    clock.now_unix_ms(),
+                    &owner,
+                    analysed,
+                    quota,
+                )
             })
             .await?;
         tracing::debug!(count = added.len(), "added memories");
@@ -410,8 +442,7 @@ impl MemoryStore for SqliteStore {
             .map(|metadata| limits.check_metadata(metadata))
             .transpose()?;
         let terms = self.shared.engine.terms(&text);
-        let owner = owner.clone();
-        let clock = self.clock();
+        let (owner, clock, quota) = (owner.clone(), self.clock(), self.quota());
         self.shared
             .writes
             .run(move |connection, _| {
@@ -423,6 +454,7 @@ impl MemoryStore for SqliteStore {
                     &text,
                     terms,
                     metadata_json.as_deref(),
+                    quota,
                 )
             })
             .await

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Transaction};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -11,7 +12,7 @@ use uuid::{ContextV7, Timestamp};
 
 use super::row::DbResult;
 use crate::store::search::{IndexChange, SearchEngine};
-use crate::store::{ErrorKind, MemoryId, StoreError};
+use crate::store::{Clock, ErrorKind, MemoryId, StoreError};
 
 /// Runs `work` on Tokio's blocking thread pool and waits for it.
 async fn run_blocking<T, F>(work: F) -> Result<T, StoreError>
@@ -26,6 +27,33 @@ where
         Err(error) => {
             tracing::error!(panicked = error.is_panic(), "a memory store task failed");
             Err(ErrorKind::Unavailable.into())
+        }
+    }
+}
+
+/// How often the writer deletes access-log entries past their retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// How long access-log entries are kept.
+pub(super) struct Retention {
+    /// Entries older than this are deleted; `None` keeps them forever.
+    pub(super) keep: Option<Duration>,
+    /// The store's clock.
+    pub(super) clock: Arc<dyn Clock>,
+}
+
+impl Retention {
+    /// Deletes access-log entries older than the retention, in a transaction of its own.
+    fn prune(&self, connection: &Connection) {
+        let Some(keep) = self.keep else {
+            return;
+        };
+        let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = self.clock.now_unix_ms().saturating_sub(keep_ms);
+        match connection.execute("DELETE FROM access_log WHERE accessed_at < ?1", [cutoff]) {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "pruned the access log"),
+            Err(error) => tracing::warn!(%error, "cannot prune the access log"),
         }
     }
 }
@@ -96,11 +124,12 @@ impl WriteQueue {
     pub(super) fn start(
         connection: Connection,
         engine: Arc<SearchEngine>,
+        retention: Retention,
     ) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("memory-writer".to_owned())
-            .spawn(move || write_loop(connection, &engine, receiver))
+            .spawn(move || write_loop(connection, &engine, receiver, &retention))
             .map_err(|error| StoreError::with_source(ErrorKind::Unavailable, error))?;
         Ok(Self {
             sender: Some(sender),
@@ -232,10 +261,16 @@ fn write_loop(
     mut connection: Connection,
     engine: &SearchEngine,
     mut receiver: mpsc::Receiver<Job>,
+    retention: &Retention,
 ) {
     let ids = IdGenerator::default();
     let mut synchronous_full = true;
+    let mut last_prune: Option<Instant> = None;
     while let Some(first) = receiver.blocking_recv() {
+        if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            retention.prune(&connection);
+            last_prune = Some(Instant::now());
+        }
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
             match receiver.try_recv() {

@@ -12,7 +12,41 @@ use super::read::{memory_by_id, memory_by_seq, owner_id};
 use super::row::DbResult;
 use crate::store::limits::CheckedMemory;
 use crate::store::search::{IndexChange, text_key};
-use crate::store::{Access, Memory, MemoryId, MemoryState, Owner, StoreError};
+use crate::store::{Access, ErrorKind, Memory, MemoryId, MemoryState, Owner, StoreError};
+
+/// The per-owner storage quotas, checked after a write inside its savepoint:
+/// a write that goes over is rolled back whole.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Quota {
+    pub(super) memories: u64,
+    pub(super) bytes: u64,
+}
+
+impl Quota {
+    /// Fails if the owner's usage (kept by schema triggers) is over a quota.
+    fn check(self, connection: &Connection, owner_id: i64) -> Result<(), StoreError> {
+        let (memories, bytes): (i64, i64) = connection
+            .prepare_cached("SELECT memory_count, bytes FROM owners WHERE id = ?1")
+            .db()?
+            .query_row([owner_id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .db()?;
+        if u64::try_from(memories).unwrap_or(0) > self.memories {
+            return Err(ErrorKind::QuotaExceeded {
+                quota: "memories",
+                limit: self.memories,
+            }
+            .into());
+        }
+        if u64::try_from(bytes).unwrap_or(0) > self.bytes {
+            return Err(ErrorKind::QuotaExceeded {
+                quota: "bytes",
+                limit: self.bytes,
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
 
 /// A memory to add with its analysed terms.
 pub(super) struct Analysed {
@@ -28,6 +62,7 @@ pub(super) fn add(
     now: i64,
     owner: &Owner,
     memories: Vec<Analysed>,
+    quota: Quota,
 ) -> Result<Written<Vec<Memory>>, StoreError> {
     let owner_id = ensure_owner(connection, owner)?;
     let mut added = Vec::with_capacity(memories.len());
@@ -68,6 +103,7 @@ pub(super) fn add(
         keys.push((key, seq));
         added.push(stored);
     }
+    quota.check(connection, owner_id)?;
     // Only now, as the whole batch succeeded: a failed batch leaves no keys behind.
     for (key, seq) in keys {
         context.pending_keys.insert((owner_id, key), seq);
@@ -172,6 +208,7 @@ fn insert_memory(
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn update_text(
     connection: &Connection,
     now: i64,
@@ -180,6 +217,7 @@ pub(super) fn update_text(
     text: &str,
     terms: Vec<String>,
     metadata_json: Option<&str>,
+    quota: Quota,
 ) -> Result<Written<Option<Memory>>, StoreError> {
     let Some(owner_id) = owner_id(connection, owner)? else {
         return Ok(Written::unindexed(None));
@@ -195,6 +233,7 @@ pub(super) fn update_text(
     if changed == 0 {
         return Ok(Written::unindexed(None));
     }
+    quota.check(connection, owner_id)?;
     let Some((seq, memory)) = memory_by_id(connection, owner, owner_id, id)? else {
         return Ok(Written::unindexed(None));
     };
