@@ -9,6 +9,7 @@
 //! | `python_mcp_sdk_oauth_and_tools` | PyPI `mcp` (official Python SDK), Streamable HTTP and SSE |
 //! | `typescript_mcp_sdk_oauth_and_tools` | npm `@modelcontextprotocol/sdk` |
 //! | `chromium_signs_in_and_consents` | Debian `chromium` driven by npm `playwright-core` |
+//! | `schemathesis_finds_no_failures_in_the_rest_api` | PyPI `schemathesis`, `st run --checks all` |
 //!
 //! The peers are installed by the tests themselves into project-local folders, once per
 //! lockfile (see `tests/e2e/README.md`). Each peer script prints JSON lines; the driver
@@ -24,12 +25,17 @@
 mod common;
 mod e2e_support;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use oidc_core::keys::SigningKey;
 use serde_json::{Value, json};
 
 use common::free_port;
 use e2e_support::{
     EMAIL, Process, Stack, StackOptions, UpstreamLogin, chromium, node_peers, python_peers,
-    run_peer, screenshot_dir,
+    run_peer, screenshot_dir, target_dir,
 };
 
 /// Users of the fake Google: one allowed, one verified but not on the allow-list, one on
@@ -289,4 +295,67 @@ fn chromium_signs_in_and_consents() {
         }
     }
     println!("screenshots in {}", shots.display());
+}
+
+/// Examples schemathesis generates per operation and phase: enough to reach every limit the
+/// document states, few enough to finish in about two minutes on two cores.
+const SCHEMATHESIS_MAX_EXAMPLES: u32 = 10;
+
+#[test]
+fn schemathesis_finds_no_failures_in_the_rest_api() {
+    let python = python_peers();
+    let stack = Stack::start(&StackOptions {
+        password_login: true,
+        ..StackOptions::default()
+    });
+    let token = access_token(&stack, "openid email profile memories:read memories:write");
+    let seed = std::env::var("E2E_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261206".to_owned());
+    let mut command = python.command("schemathesis_rest_api.py");
+    stack.peer_env(&mut command);
+    command
+        .env("E2E_ACCESS_TOKEN", &token)
+        .env(
+            "E2E_SCHEMATHESIS_MAX_EXAMPLES",
+            SCHEMATHESIS_MAX_EXAMPLES.to_string(),
+        )
+        .env("E2E_SCHEMATHESIS_SEED", &seed)
+        .env("E2E_REPORT_DIR", target_dir().join("e2e/schemathesis"));
+    let run = run_peer("schemathesis", command, &[&|| stack.log_tails()]);
+
+    let served = run.report("the OpenAPI document is served");
+    let tested = run.report("found no failures");
+    assert_eq!(
+        tested["operations_tested"], served["operations"],
+        "{tested}"
+    );
+    assert!(served["operations"].as_u64().unwrap() >= 12, "{served}");
+}
+
+/// An access token as the provider issues it (RS256 with its current signing key, `typ`
+/// `at+jwt`, `aud` the MCP resource), for a client and user of its own.
+fn access_token(stack: &Stack, scope: &str) -> String {
+    let (kid, pem) = stack.signing_key();
+    let key = SigningKey::from_pem(&pem).unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid});
+    let claims = json!({
+        "iss": stack.issuer,
+        "aud": stack.mcp_url,
+        "sub": "schemathesis-user",
+        "client_id": "schemathesis",
+        "scope": scope,
+        "iat": now,
+        "exp": now + 3600,
+        "jti": format!("e2e-schemathesis-{now}"),
+    });
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = key.sign_rs256(input.as_bytes()).unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }

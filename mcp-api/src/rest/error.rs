@@ -48,6 +48,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
     UnsupportedMediaType,
+    /// 403: the user's storage quota (memories or bytes) is reached; nothing was written.
+    QuotaExceeded,
     /// 503: the store is busy or unavailable; retry later.
     ServiceUnavailable,
     /// 500: the store failed; the details are in the server log.
@@ -200,6 +202,9 @@ impl ApiError {
             ApiError::InvalidRequest { field, message } => {
                 return (ErrorCode::InvalidRequest, message.clone(), field.clone());
             }
+            ApiError::Store(error) if matches!(error.kind(), ErrorKind::QuotaExceeded { .. }) => {
+                (ErrorCode::QuotaExceeded, error.to_string())
+            }
             ApiError::Store(error) if store_status(error) == StatusCode::SERVICE_UNAVAILABLE => (
                 ErrorCode::ServiceUnavailable,
                 "the memory store is busy, retry later".to_owned(),
@@ -218,6 +223,7 @@ fn store_status(error: &StoreError) -> StatusCode {
     match error.kind() {
         ErrorKind::Busy | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -2,7 +2,6 @@
 
 use bytes::Bytes;
 use http::request::Parts;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -28,17 +27,6 @@ pub(crate) fn query<T: DeserializeOwned>(parts: &Parts) -> Result<T, ApiError> {
         message: truncate(&error.message),
     })
 }
-
-/// Refuses any query parameter (422), for routes that take none: a stray `user_id` is an
-/// error, not silently ignored.
-pub(crate) fn no_query(parts: &Parts) -> Result<(), ApiError> {
-    query::<NoQueryParameters>(parts).map(|_| ())
-}
-
-/// The parameters of a route that takes none.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoQueryParameters {}
 
 /// The body as `T`: `Content-Type: application/json` (415), at most `limit` bytes (413),
 /// JSON (400), and the shape of `T` with no unknown fields (422).
@@ -98,6 +86,8 @@ fn truncate(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde::Deserialize;
+
     use super::*;
 
     #[derive(Debug, Deserialize)]

@@ -14,7 +14,7 @@
 //! | GET | `/api/v1/memories/` | read | [`MemoryPage`] (query [`ListMemoriesParams`]) |
 //! | POST | `/api/v1/memories/` | write | 201 [`MemoryResponse`] (body [`CreateMemoryRequest`]) |
 //! | DELETE | `/api/v1/memories/` | write | [`DeletedResponse`] (body [`MemoryIdsRequest`]) |
-//! | GET | `/api/v1/memories/{id}` | read | [`MemoryResponse`], logged as `rest:get` |
+//! | GET | `/api/v1/memories/{id}` | read | [`MemoryDetailResponse`], logged as `rest:get` |
 //! | PUT | `/api/v1/memories/{id}` | write | [`MemoryResponse`] (body [`UpdateMemoryRequest`]) |
 //! | POST | `/api/v1/memories/actions/archive` | write | [`UpdatedResponse`] (body [`MemoryIdsRequest`]) |
 //! | POST | `/api/v1/memories/actions/pause` | write | [`UpdatedResponse`] (body [`PauseMemoriesRequest`]) |
@@ -51,11 +51,19 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 //!
-//! # Unknown fields
+//! # OpenMemory's fields, and unknown fields
 //!
-//! Request bodies and query strings refuse unknown fields with 422. OpenMemory clients send
-//! `user_id` (and `infer`, `app`): here that is an error naming the field, never a way to
-//! choose the owner, and the app recorded on writes is always the token's `client_id`.
+//! OpenMemory's clients send `user_id` in every query string and most bodies (and `app`,
+//! `infer`, `memory_id`, `all_for_app`, `category_ids` on some routes). Those are accepted so
+//! the clients work unchanged, and never choose anything: the owner is always the token's
+//! `sub`, and the app recorded on writes is always its `client_id`. Any other unknown field or
+//! query parameter is refused with 422 naming it.
+//!
+//! # Limits
+//!
+//! The OpenAPI document states every limit the handlers enforce (the default
+//! [`Limits`](crate::Limits)); a filter that can match nothing (an inverted date range, an
+//! impossible app or category) answers an empty page rather than an error.
 
 mod error;
 mod extract;
@@ -69,10 +77,10 @@ mod service;
 pub use self::error::{ErrorCode, ErrorResponse};
 pub use self::model::{
     AccessLogItem, AccessLogPage, AccessLogParams, AppUsage, CategoriesResponse, CategoryCount,
-    CreateMemoryRequest, DeletedResponse, FilterMemoriesRequest, ListMemoriesParams, MemoryIdPath,
-    MemoryIdsRequest, MemoryPage, MemoryResponse, PauseMemoriesRequest, PauseState,
-    RelatedMemoriesResponse, RelatedParams, SortField, SortOrder, StatsResponse,
-    UpdateMemoryRequest, UpdatedResponse,
+    CreateMemoryRequest, DeletedResponse, FilterMemoriesRequest, ListMemoriesParams,
+    MemoryDetailResponse, MemoryIdPath, MemoryIdsRequest, MemoryPage, MemoryResponse,
+    PauseMemoriesRequest, PauseState, RelatedMemoriesResponse, RelatedParams, SortField, SortOrder,
+    StatsResponse, UpdateMemoryRequest, UpdatedResponse, UserIdParams,
 };
 pub use self::openapi::{OIDC_SCHEME, openapi_document};
 pub use self::routes::{API_PREFIX, RequiredScope, Route, RouteSpec, routes};

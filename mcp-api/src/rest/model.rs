@@ -2,17 +2,27 @@
 //! generated from.
 //!
 //! Field names follow OpenMemory where they make sense (`content`, `metadata_`, `app_name`,
-//! `memory_ids`, `search_query`, …); times are Unix seconds. Every request type refuses
-//! unknown fields, so an OpenMemory client that sends `user_id` gets a 422 naming it rather
-//! than the false impression that it chose whose memories it touches: the owner is always
-//! the access token's subject.
+//! `memory_ids`, `search_query`, …); times are Unix seconds. OpenMemory's clients send
+//! fields that name a user or an app (`user_id`, `app`, `infer`, `all_for_app`,
+//! `memory_id`): every request type accepts the ones OpenMemory's clients send on that
+//! route and ignores them, because the owner is always the access token's subject and the
+//! app its `client_id`. Any other unknown field is refused.
+//!
+//! The schemas state every limit the REST API enforces with the default
+//! [`Limits`](crate::store::Limits) (lengths, ranges, patterns); rules JSON Schema cannot
+//! state are handled gracefully instead: a filter that cannot match anything (an inverted
+//! date range, an app or category no memory can have) gives an empty page.
+
+use std::fmt;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::store::{
-    AccessLogEntry, AppStats, Memory, MemoryId, MemoryState, Page, SortColumn, SortDirection, Stats,
+    AccessLogEntry, AppStats, Limits, Memory, MemoryId, MemoryState, Page, SortColumn,
+    SortDirection, Stats,
 };
 
 // ----- Requests ------------------------------------------------------------------------------
@@ -25,31 +35,34 @@ use crate::store::{
 pub struct ListMemoriesParams {
     /// 1-based page number.
     #[serde(default = "first_page")]
-    #[schemars(range(min = 1))]
+    #[schemars(schema_with = "page_schema")]
     pub page: u32,
-    /// Memories per page, at most the store's page-size limit (100 by default).
+    /// Memories per page, 1 to 100.
     #[serde(default = "default_page_size")]
-    #[schemars(range(min = 1))]
+    #[schemars(schema_with = "page_size_schema")]
     pub size: u32,
-    /// Only memories written by this app (OAuth `client_id`).
+    /// Only memories written by this app (OAuth `client_id`); empty means any app.
     #[serde(default)]
     #[schemars(with = "String")]
     pub app_id: Option<String>,
-    /// Only memories with any of these categories, comma-separated.
+    /// Only memories with any of these categories, comma-separated (at most 32; blanks are
+    /// ignored; matched after trimming and lowercasing).
     #[serde(default)]
-    #[schemars(with = "String")]
+    #[schemars(schema_with = "comma_list_schema")]
     pub categories: Option<String>,
-    /// Only memories whose text contains this substring (ASCII case-insensitive).
+    /// Only memories whose text contains this substring (ASCII case-insensitive; at most
+    /// 1024 bytes of UTF-8); empty means no filter.
     #[serde(default)]
-    #[schemars(with = "String")]
+    #[schemars(schema_with = "search_query_schema")]
     pub search_query: Option<String>,
     /// Only memories created at or after this Unix second.
     #[serde(default)]
-    #[schemars(with = "i64")]
+    #[schemars(schema_with = "unix_seconds_schema")]
     pub from_date: Option<i64>,
-    /// Only memories created at or before this Unix second.
+    /// Only memories created at or before this Unix second (a range that ends before it
+    /// starts matches nothing).
     #[serde(default)]
-    #[schemars(with = "i64")]
+    #[schemars(schema_with = "unix_seconds_schema")]
     pub to_date: Option<i64>,
     /// Sort by this column (default `created_at`).
     #[serde(default)]
@@ -59,6 +72,24 @@ pub struct ListMemoriesParams {
     #[serde(default)]
     #[schemars(with = "SortOrder")]
     pub sort_direction: Option<SortOrder>,
+    /// OpenMemory's user id: accepted so OpenMemory's clients work unchanged, and ignored
+    /// (the owner is always the access token's subject).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub user_id: Option<String>,
+}
+
+/// Query parameters of the routes that take no other: OpenMemory's clients send `user_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(inline)]
+#[non_exhaustive]
+pub struct UserIdParams {
+    /// OpenMemory's user id: accepted so OpenMemory's clients work unchanged, and ignored
+    /// (the owner is always the access token's subject).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub user_id: Option<String>,
 }
 
 /// Body of `POST /api/v1/memories/`.
@@ -66,12 +97,29 @@ pub struct ListMemoriesParams {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CreateMemoryRequest {
-    /// The text to remember (not blank; at most the store's text limit, 16 KiB by default).
+    /// The text to remember: not blank, no NUL character, at most 16384 bytes of UTF-8.
+    #[schemars(schema_with = "text_schema")]
     pub text: String,
-    /// Free-form JSON attributes (at most 16 KiB serialised by default).
+    /// Free-form JSON attributes (at most 16384 bytes serialised as compact JSON).
     pub metadata: Option<Map<String, Value>>,
-    /// Categories; trimmed, lowercased and deduplicated by the store.
+    /// Categories (at most 32, each not blank, at most 64 characters, no control
+    /// characters); trimmed, lowercased and deduplicated.
+    #[serde(default)]
+    #[schemars(schema_with = "new_categories_schema")]
     pub categories: Option<Vec<String>>,
+    /// OpenMemory's user id: accepted and ignored (the owner is the token's subject).
+    #[serde(default)]
+    #[schemars(schema_with = "ignored_string_schema")]
+    pub user_id: Option<String>,
+    /// OpenMemory's app name: accepted and ignored (the app is the token's `client_id`).
+    #[serde(default)]
+    #[schemars(schema_with = "ignored_string_schema")]
+    pub app: Option<String>,
+    /// OpenMemory's switch for LLM fact extraction: accepted and ignored (the text is
+    /// always stored as given).
+    #[serde(default)]
+    #[schemars(schema_with = "ignored_bool_schema")]
+    pub infer: Option<bool>,
 }
 
 /// Body of `PUT /api/v1/memories/{id}`.
@@ -79,10 +127,19 @@ pub struct CreateMemoryRequest {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct UpdateMemoryRequest {
-    /// The new text.
+    /// The new text: not blank, no NUL character, at most 16384 bytes of UTF-8.
+    #[schemars(schema_with = "text_schema")]
     pub memory_content: String,
     /// New metadata; when absent or null the metadata is kept.
     pub metadata: Option<Map<String, Value>>,
+    /// OpenMemory's copy of the path's id: accepted and ignored (the path names the memory).
+    #[serde(default)]
+    #[schemars(schema_with = "ignored_string_schema")]
+    pub memory_id: Option<String>,
+    /// OpenMemory's user id: accepted and ignored (the owner is the token's subject).
+    #[serde(default)]
+    #[schemars(schema_with = "ignored_string_schema")]
+    pub user_id: Option<String>,
 }
 
 /// Body of `DELETE /api/v1/memories/` and `POST /api/v1/memories/actions/archive`.
@@ -90,10 +147,14 @@ pub struct UpdateMemoryRequest {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct MemoryIdsRequest {
-    /// The memories to change (at most the store's batch limit, 100 by default). Ids that are
-    /// not the caller's memories are skipped.
+    /// The memories to change (at most 100). Ids that are not the caller's memories are
+    /// skipped.
     #[schemars(schema_with = "memory_ids_schema")]
     pub memory_ids: Vec<MemoryId>,
+    /// OpenMemory's user id: accepted and ignored (the owner is the token's subject).
+    #[serde(default)]
+    #[schemars(schema_with = "ignored_string_schema")]
+    pub user_id: Option<String>,
 }
 
 /// Body of `POST /api/v1/memories/actions/pause`.
@@ -101,13 +162,22 @@ pub struct MemoryIdsRequest {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct PauseMemoriesRequest {
-    /// The memories to change (at most the store's batch limit, 100 by default). Ids that are
-    /// not the caller's memories are skipped.
+    /// The memories to change (at most 100). Ids that are not the caller's memories are
+    /// skipped.
     #[schemars(schema_with = "memory_ids_schema")]
     pub memory_ids: Vec<MemoryId>,
     /// The state to move them to.
     #[serde(default)]
     pub state: PauseState,
+    /// OpenMemory's "only this app's memories among the ids": accepted and ignored (the
+    /// ids given are the caller's memories to change, whichever app wrote them).
+    #[serde(default)]
+    #[schemars(schema_with = "ignored_bool_schema")]
+    pub all_for_app: Option<bool>,
+    /// OpenMemory's user id: accepted and ignored (the owner is the token's subject).
+    #[serde(default)]
+    #[schemars(schema_with = "ignored_string_schema")]
+    pub user_id: Option<String>,
 }
 
 /// Body of `POST /api/v1/memories/filter`.
@@ -116,30 +186,49 @@ pub struct PauseMemoriesRequest {
 #[non_exhaustive]
 pub struct FilterMemoriesRequest {
     /// 1-based page number.
-    #[serde(default = "first_page")]
-    #[schemars(range(min = 1))]
+    #[serde(default = "first_page", deserialize_with = "json_u32")]
+    #[schemars(schema_with = "page_schema")]
     pub page: u32,
-    /// Memories per page, at most the store's page-size limit (100 by default).
-    #[serde(default = "default_page_size")]
-    #[schemars(range(min = 1))]
+    /// Memories per page, 1 to 100.
+    #[serde(default = "default_page_size", deserialize_with = "json_u32")]
+    #[schemars(schema_with = "page_size_schema")]
     pub size: u32,
-    /// Only memories whose text contains this substring (ASCII case-insensitive).
+    /// Only memories whose text contains this substring (ASCII case-insensitive; at most
+    /// 1024 bytes of UTF-8); empty means no filter.
+    #[serde(default)]
+    #[schemars(schema_with = "nullable_search_query_schema")]
     pub search_query: Option<String>,
     /// Only memories written by this app (OAuth `client_id`); at most one entry.
+    #[serde(default)]
+    #[schemars(schema_with = "app_ids_schema")]
     pub app_ids: Option<Vec<String>>,
-    /// Only memories with any of these categories.
+    /// Only memories with any of these categories (at most 32; blanks are ignored; matched
+    /// after trimming and lowercasing). OpenMemory's name `category_ids` is accepted too
+    /// (categories are named by their names here).
+    #[serde(default, alias = "category_ids")]
+    #[schemars(schema_with = "category_filter_schema")]
     pub categories: Option<Vec<String>>,
     /// Sort by this column (default `created_at`).
     pub sort_column: Option<SortField>,
     /// Sort direction (default `desc`).
     pub sort_direction: Option<SortOrder>,
     /// Only memories created at or after this Unix second.
+    #[serde(default, deserialize_with = "json_option_i64")]
+    #[schemars(schema_with = "nullable_unix_seconds_schema")]
     pub from_date: Option<i64>,
-    /// Only memories created at or before this Unix second.
+    /// Only memories created at or before this Unix second (a range that ends before it
+    /// starts matches nothing).
+    #[serde(default, deserialize_with = "json_option_i64")]
+    #[schemars(schema_with = "nullable_unix_seconds_schema")]
     pub to_date: Option<i64>,
-    /// Include archived memories.
+    /// Include archived memories (`null` means false).
     #[serde(default)]
-    pub show_archived: bool,
+    #[schemars(schema_with = "nullable_bool_schema")]
+    pub show_archived: Option<bool>,
+    /// OpenMemory's user id: accepted and ignored (the owner is the token's subject).
+    #[serde(default)]
+    #[schemars(schema_with = "ignored_string_schema")]
+    pub user_id: Option<String>,
 }
 
 /// Query parameters of `GET /api/v1/memories/{id}/access-log`.
@@ -150,12 +239,16 @@ pub struct FilterMemoriesRequest {
 pub struct AccessLogParams {
     /// 1-based page number.
     #[serde(default = "first_page")]
-    #[schemars(range(min = 1))]
+    #[schemars(schema_with = "page_schema")]
     pub page: u32,
-    /// Entries per page, at most the store's page-size limit (100 by default).
+    /// Entries per page, 1 to 100.
     #[serde(default = "default_page_size")]
-    #[schemars(range(min = 1))]
+    #[schemars(schema_with = "page_size_schema")]
     pub page_size: u32,
+    /// OpenMemory's user id: accepted and ignored (the owner is the token's subject).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub user_id: Option<String>,
 }
 
 /// Query parameters of `GET /api/v1/memories/{id}/related`.
@@ -164,10 +257,14 @@ pub struct AccessLogParams {
 #[schemars(inline)]
 #[non_exhaustive]
 pub struct RelatedParams {
-    /// How many related memories at most (1 to the store's search limit, 50 by default).
+    /// How many related memories at most, 1 to 50.
     #[serde(default = "default_related_size")]
-    #[schemars(range(min = 1))]
+    #[schemars(schema_with = "related_size_schema")]
     pub size: u32,
+    /// OpenMemory's user id: accepted and ignored (the owner is the token's subject).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub user_id: Option<String>,
 }
 
 /// The path parameter of the routes about one memory.
@@ -234,12 +331,16 @@ impl From<SortOrder> for SortDirection {
 /// The state `POST /api/v1/memories/actions/pause` moves memories to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PauseState {
     /// Kept, but not served to applications.
     #[default]
     Paused,
     /// Served again.
     Active,
+    /// Hidden from listings unless archived memories are asked for (OpenMemory's UI
+    /// archives through this route).
+    Archived,
 }
 
 impl From<PauseState> for MemoryState {
@@ -247,6 +348,7 @@ impl From<PauseState> for MemoryState {
         match state {
             PauseState::Paused => MemoryState::Paused,
             PauseState::Active => MemoryState::Active,
+            PauseState::Archived => MemoryState::Archived,
         }
     }
 }
@@ -293,6 +395,28 @@ impl From<Memory> for MemoryResponse {
     }
 }
 
+/// A memory of the caller as `GET /api/v1/memories/{id}` answers it: the fields of
+/// [`MemoryResponse`] plus `text`, the name OpenMemory's UI reads there.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[non_exhaustive]
+pub struct MemoryDetailResponse {
+    /// The memory.
+    #[serde(flatten)]
+    pub memory: MemoryResponse,
+    /// The remembered text (the same as `content`).
+    pub text: String,
+}
+
+impl From<Memory> for MemoryDetailResponse {
+    fn from(memory: Memory) -> Self {
+        let memory = MemoryResponse::from(memory);
+        MemoryDetailResponse {
+            text: memory.content.clone(),
+            memory,
+        }
+    }
+}
+
 /// One page of memories.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[non_exhaustive]
@@ -307,6 +431,19 @@ pub struct MemoryPage {
     pub size: u32,
     /// How many pages there are (0 when nothing matches).
     pub pages: u64,
+}
+
+impl MemoryPage {
+    /// The answer when nothing can match: no items on page `page` of size `size`.
+    pub(crate) fn empty(page: u32, size: u32) -> Self {
+        MemoryPage {
+            items: Vec::new(),
+            total: 0,
+            page,
+            size,
+            pages: 0,
+        }
+    }
 }
 
 impl From<Page<Memory>> for MemoryPage {
@@ -483,6 +620,62 @@ impl From<AppStats> for AppUsage {
 
 // ----- Helpers -------------------------------------------------------------------------------
 
+/// A JSON integer as JSON Schema defines it: any number without a fractional part, so
+/// `2.0` is the integer 2 (serde's integer types refuse it).
+struct WholeNumber(i64);
+
+impl<'de> Deserialize<'de> for WholeNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(WholeNumberVisitor)
+            .map(WholeNumber)
+    }
+}
+
+struct WholeNumberVisitor;
+
+impl Visitor<'_> for WholeNumberVisitor {
+    type Value = i64;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a 64-bit integer")
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<i64, E> {
+        Ok(value)
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<i64, E> {
+        i64::try_from(value).map_err(|_| E::invalid_value(Unexpected::Unsigned(value), &self))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<i64, E> {
+        // 2^63 is exact as f64. serde_json hands integer literals beyond the i64 and u64
+        // ranges over as floats rounded to at least 2^63 in magnitude, so only whole numbers
+        // strictly inside (-2^63, 2^63) are taken: they fit an i64, and the cast neither
+        // truncates nor saturates.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        if value.fract() == 0.0 && value > -LIMIT && value < LIMIT {
+            #[allow(clippy::cast_possible_truncation)]
+            return Ok(value as i64);
+        }
+        Err(E::invalid_value(Unexpected::Float(value), &self))
+    }
+}
+
+/// A page number or size in a JSON body (see [`WholeNumber`]).
+fn json_u32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let WholeNumber(value) = WholeNumber::deserialize(deserializer)?;
+    u32::try_from(value).map_err(|_| {
+        de::Error::invalid_value(Unexpected::Signed(value), &"an unsigned 32-bit integer")
+    })
+}
+
+/// An optional Unix second in a JSON body (see [`WholeNumber`]).
+fn json_option_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    Ok(Option::<WholeNumber>::deserialize(deserializer)?.map(|WholeNumber(value)| value))
+}
+
 /// The default page number.
 fn first_page() -> u32 {
     1
@@ -515,10 +708,163 @@ const VISIBLE_STATES: [MemoryState; 3] = [
     MemoryState::Archived,
 ];
 
+/// What every text a memory holds must match: at least one character that is not white
+/// space (Unicode `White_Space`, what Rust's `str::trim` removes) and no NUL character.
+const TEXT_PATTERN: &str = "^[^\\x00]*[^\\x00\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00]*$";
+
+/// What a new category must match: no control character (Unicode `Cc`, refused before the
+/// store trims), and at least one character that is not white space.
+const CATEGORY_PATTERN: &str = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$";
+
+/// The id form the documents name: a hyphenated UUID of version 7 (other UUID text forms
+/// are accepted too).
+const MEMORY_ID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// The limits the schemas state: the store's defaults, which `mcp-server` runs with.
+pub(crate) fn documented_limits() -> Limits {
+    Limits::default()
+}
+
+/// The most entries of a comma-separated category list, as a pattern.
+fn comma_list_pattern(max_items: usize) -> String {
+    format!("^[^,]*(,[^,]*){{0,{}}}$", max_items.saturating_sub(1))
+}
+
+fn page_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "integer",
+        "format": "uint32",
+        "minimum": 1,
+        "maximum": u32::MAX,
+        "default": first_page(),
+    })
+}
+
+fn page_size_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "integer",
+        "format": "uint32",
+        "minimum": 1,
+        "maximum": documented_limits().max_page_size,
+        "default": default_page_size(),
+    })
+}
+
+fn related_size_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "integer",
+        "format": "uint32",
+        "minimum": 1,
+        "maximum": documented_limits().max_search_limit,
+        "default": default_related_size(),
+    })
+}
+
+fn unix_seconds_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "integer",
+        "format": "int64",
+        "minimum": i64::MIN,
+        "maximum": i64::MAX,
+    })
+}
+
+fn nullable_unix_seconds_schema(generator: &mut SchemaGenerator) -> Schema {
+    nullable(unix_seconds_schema(generator))
+}
+
+fn text_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": documented_limits().max_text_bytes,
+        "pattern": TEXT_PATTERN,
+    })
+}
+
+fn search_query_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "maxLength": documented_limits().max_query_bytes,
+    })
+}
+
+fn nullable_search_query_schema(generator: &mut SchemaGenerator) -> Schema {
+    nullable(search_query_schema(generator))
+}
+
+fn comma_list_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "pattern": comma_list_pattern(documented_limits().max_categories),
+    })
+}
+
+fn new_categories_schema(_: &mut SchemaGenerator) -> Schema {
+    let limits = documented_limits();
+    json_schema!({
+        "type": ["array", "null"],
+        "maxItems": limits.max_categories,
+        "items": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": limits.max_category_chars,
+            "pattern": CATEGORY_PATTERN,
+        },
+    })
+}
+
+fn category_filter_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": ["array", "null"],
+        "maxItems": documented_limits().max_categories,
+        "items": {"type": "string"},
+    })
+}
+
+fn app_ids_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": ["array", "null"],
+        "maxItems": 1,
+        "items": {"type": "string"},
+    })
+}
+
+fn ignored_string_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": ["string", "null"]})
+}
+
+fn ignored_bool_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": ["boolean", "null"]})
+}
+
+fn nullable_bool_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": ["boolean", "null"], "default": false})
+}
+
+/// `schema` with `null` added to its type (for `Option` body fields, which take `null`).
+fn nullable(mut schema: Schema) -> Schema {
+    if let Some(object) = schema.as_object_mut()
+        && let Some(Value::String(kind)) = object.get("type").cloned()
+    {
+        object.insert(
+            "type".to_owned(),
+            Value::Array(vec![Value::String(kind), Value::from("null")]),
+        );
+    }
+    schema
+}
+
 fn memory_id_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "string",
         "format": "uuid",
+        // With the length fixed, Python's `$` (which also matches before a final newline)
+        // cannot let "<id>\n" through.
+        "minLength": 36,
+        "maxLength": 36,
+        "pattern": MEMORY_ID_PATTERN,
         "description": "A memory id: a version 7 UUID.",
     })
 }
@@ -526,6 +872,7 @@ fn memory_id_schema(_: &mut SchemaGenerator) -> Schema {
 fn memory_ids_schema(generator: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "array",
+        "maxItems": documented_limits().max_batch,
         "items": memory_id_schema(generator),
     })
 }
@@ -536,4 +883,104 @@ fn memory_state_schema(_: &mut SchemaGenerator) -> Schema {
         "type": "string",
         "enum": states,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn body_integers_may_be_written_as_whole_floats() {
+        let request: FilterMemoriesRequest = serde_json::from_value(
+            json!({"page": 2.0, "size": 10, "from_date": -5.0, "to_date": 1_700_000_000.0}),
+        )
+        .unwrap();
+        assert_eq!((request.page, request.size), (2, 10));
+        assert_eq!(request.from_date, Some(-5));
+        assert_eq!(request.to_date, Some(1_700_000_000));
+        let nulls: FilterMemoriesRequest =
+            serde_json::from_value(json!({"from_date": null})).unwrap();
+        assert_eq!(nulls.from_date, None);
+        for bad in [
+            json!({"page": 1.5}),
+            json!({"page": -1}),
+            json!({"size": 4_294_967_296_u64}),
+            json!({"from_date": 9.3e18}),
+            json!({"to_date": -9_223_372_036_854_775_809.0}),
+            json!({"to_date": "1"}),
+            json!({"to_date": 1e300}),
+        ] {
+            assert!(
+                serde_json::from_value::<FilterMemoriesRequest>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    /// Every character class the rules care about, alone and around a letter.
+    fn samples() -> Vec<String> {
+        let mut chars: Vec<char> = (0_u32..0x300).filter_map(char::from_u32).collect();
+        chars.extend([
+            '\u{1680}', '\u{180e}', '\u{2000}', '\u{200a}', '\u{200b}', '\u{2028}', '\u{2029}',
+            '\u{202f}', '\u{205f}', '\u{3000}', '\u{feff}', 'é', '字',
+        ]);
+        let mut samples = vec![String::new()];
+        for c in chars {
+            samples.push(c.to_string());
+            samples.push(format!("{c}{c}"));
+            samples.push(format!("a{c}"));
+            samples.push(format!("{c}a{c}"));
+        }
+        samples
+    }
+
+    #[test]
+    fn the_text_pattern_is_the_store_text_rule() {
+        let pattern = regex::Regex::new(TEXT_PATTERN).unwrap();
+        let limits = Limits::default();
+        for sample in samples() {
+            assert_eq!(
+                pattern.is_match(&sample),
+                limits.check_text(&sample).is_ok(),
+                "{sample:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_category_pattern_is_the_store_category_rule() {
+        let pattern = regex::Regex::new(CATEGORY_PATTERN).unwrap();
+        let limits = Limits::default();
+        let mut samples = samples();
+        samples.extend(["\ta\n", " a b ", "\ta\tb\t", " \u{85}a\u{3000}"].map(str::to_owned));
+        for sample in samples {
+            let accepted = limits.normalise_categories(vec![sample.clone()]).is_ok()
+                && super::super::handlers::check_new_categories(std::slice::from_ref(&sample))
+                    .is_ok();
+            assert_eq!(pattern.is_match(&sample), accepted, "{sample:?}");
+        }
+    }
+
+    #[test]
+    fn the_memory_id_pattern_accepts_exactly_hyphenated_v7_ids() {
+        let pattern = regex::Regex::new(MEMORY_ID_PATTERN).unwrap();
+        for (id, v7) in [
+            ("01890a5d-ac96-774b-bcce-b302099a8057", true),
+            ("01890A5D-AC96-774B-BCCE-B302099A8057", true),
+            ("01890a5d-ac96-474b-bcce-b302099a8057", false),
+            ("01890a5d-ac96-774b-bcce-b302099a805", false),
+        ] {
+            assert_eq!(pattern.is_match(id), v7, "{id}");
+            assert_eq!(id.parse::<MemoryId>().is_ok(), v7, "{id}");
+        }
+    }
+
+    #[test]
+    fn documented_limits_are_the_store_defaults() {
+        let limits = documented_limits();
+        assert_eq!(limits, Limits::default());
+        assert_eq!(comma_list_pattern(32), "^[^,]*(,[^,]*){0,31}$");
+    }
 }

@@ -4,10 +4,20 @@
 //! Every row of [`routes()`] becomes one operation; [`describe`] matches [`Route`]
 //! exhaustively, so a route cannot be added without documentation. Schemas come from the
 //! `JsonSchema` derives of the types the handlers read and write (JSON Schema 2020-12, the
-//! dialect of OpenAPI 3.1), collected under `components/schemas`. Error responses are
+//! dialect of OpenAPI 3.1), collected under `components/schemas`, and state every limit the
+//! handlers enforce with the default [`Limits`](crate::store::Limits). Error responses are
 //! derived from each operation's inputs: a body brings 400, 413 and 415, an `{id}` 404;
 //! every operation has 401, 403, 422 (every route refuses unknown query parameters), 500
 //! and 503.
+//!
+//! # Scopes
+//!
+//! The document keeps one top-level security requirement, `oidc: [openid, email, profile]`
+//! (what a client such as ChatGPT is configured to ask for; the provider grants the
+//! `memories:*` scopes with them for this resource). Operations do not override it; each
+//! one names the scope its token must carry in its description and in the vendor extension
+//! `x-required-scopes` (`memories:read` for reads, `memories:write` for changes, which
+//! implies read). A token without it gets 403 `insufficient_scope`.
 
 use std::marker::PhantomData;
 
@@ -30,19 +40,22 @@ use serde_json::Value;
 use super::error::ErrorResponse;
 use super::model::{
     AccessLogPage, AccessLogParams, CategoriesResponse, CreateMemoryRequest, DeletedResponse,
-    FilterMemoriesRequest, ListMemoriesParams, MemoryIdPath, MemoryIdsRequest, MemoryPage,
-    MemoryResponse, PauseMemoriesRequest, RelatedMemoriesResponse, RelatedParams, StatsResponse,
-    UpdateMemoryRequest, UpdatedResponse,
+    FilterMemoriesRequest, ListMemoriesParams, MemoryDetailResponse, MemoryIdPath,
+    MemoryIdsRequest, MemoryPage, MemoryResponse, PauseMemoriesRequest, RelatedMemoriesResponse,
+    RelatedParams, StatsResponse, UpdateMemoryRequest, UpdatedResponse, UserIdParams,
 };
-use super::routes::{Route, RouteSpec, routes};
+use super::routes::{RequiredScope, Route, RouteSpec, routes};
 use crate::resource::ProtectedResource;
 
 /// The name of the OpenID Connect security scheme in the document.
 pub const OIDC_SCHEME: &str = "oidc";
 
-/// The scopes of the document's top-level security requirement (the sign-in scopes;
-/// each operation adds the `memories:*` scope it needs).
+/// The scopes of the document's top-level security requirement (the sign-in scopes; each
+/// operation names the `memories:*` scope it needs in `x-required-scopes`).
 const SIGN_IN_SCOPES: [&str; 3] = ["openid", "email", "profile"];
+
+/// The vendor extension naming the scopes an operation's token must carry.
+pub(crate) const REQUIRED_SCOPES_EXTENSION: &str = "x-required-scopes";
 
 const TAG_MEMORIES: &str = "memories";
 const TAG_STATS: &str = "stats";
@@ -138,8 +151,10 @@ fn info() -> Info {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         description: Some(
             "OpenMemory's REST API with real authorization: every operation acts on the \
-             memories of the access token's subject, never on a user named in the request. \
-             Reads need the memories:read scope, changes memories:write."
+             memories of the access token's subject, never on a user named in the request \
+             (OpenMemory's `user_id` is accepted where its clients send it, and ignored). \
+             Reads need the memories:read scope, changes memories:write (which implies \
+             read); each operation names its scope in `x-required-scopes`."
                 .to_owned(),
         ),
         ..Info::default()
@@ -181,9 +196,9 @@ fn add_operation(document: &mut OpenApi, spec: &RouteSpec) {
     let mut operation = Operation::default();
     let transform = TransformOperation::new(&mut operation)
         .id(spec.route.operation_id())
-        .tag(tag(spec.route))
-        .security_requirement_scopes(OIDC_SCHEME, [spec.scope.as_str()]);
+        .tag(tag(spec.route));
     let _ = describe(spec.route, transform);
+    add_required_scope(&mut operation, spec.scope);
     add_error_responses(&mut operation);
 
     let paths = document.paths.get_or_insert_with(Default::default);
@@ -198,6 +213,28 @@ fn add_operation(document: &mut OpenApi, spec: &RouteSpec) {
         Some(slot) => *slot = Some(operation),
         None => tracing::error!(method = %spec.method, "route method cannot be documented"),
     }
+}
+
+/// Names the scope in the description and in [`REQUIRED_SCOPES_EXTENSION`]. The top-level
+/// security requirement stays in force: an operation-level one would replace it.
+fn add_required_scope(operation: &mut Operation, scope: RequiredScope) {
+    let sentence = match scope {
+        RequiredScope::Read => format!(
+            "Requires the `{}` scope (`{}` implies it).",
+            scope.as_str(),
+            RequiredScope::Write.as_str()
+        ),
+        RequiredScope::Write => format!("Requires the `{}` scope.", scope.as_str()),
+    };
+    let description = match operation.description.take() {
+        Some(text) => format!("{text}\n\n{sentence}"),
+        None => sentence,
+    };
+    operation.description = Some(description);
+    operation.extensions.insert(
+        REQUIRED_SCOPES_EXTENSION.to_owned(),
+        Value::from(vec![scope.as_str()]),
+    );
 }
 
 fn tag(route: Route) -> &'static str {
@@ -227,49 +264,66 @@ fn describe(route: Route, operation: TransformOperation<'_>) -> TransformOperati
     match route {
         Route::ListMemories => operation
             .summary("List memories")
-            .description("One page of the caller's active and paused memories.")
+            .description(
+                "One page of the caller's active and paused memories. A filter no memory can \
+                 match (a date range that ends before it starts, an impossible app or \
+                 category) gives an empty page.",
+            )
             .input::<Query<ListMemoriesParams>>()
             .response::<200, Json<MemoryPage>>(),
         Route::CreateMemory => operation
             .summary("Create a memory")
-            .description("Stores a memory written by the token's client.")
-            .input::<JsonBody<CreateMemoryRequest>>()
+            .description(
+                "Stores a memory written by the token's client, with the text as given. \
+                 OpenMemory's `user_id`, `app` and `infer` are accepted and ignored.",
+            )
+            .input::<(Query<UserIdParams>, JsonBody<CreateMemoryRequest>)>()
             .response_with::<201, Json<MemoryResponse>, _>(|response| {
                 with_header(response, "Location", "The URL path of the new memory.")
             }),
         Route::DeleteMemories => operation
             .summary("Delete memories")
             .description("Deletes the caller's memories among the ids; others are skipped.")
-            .input::<JsonBody<MemoryIdsRequest>>()
+            .input::<(Query<UserIdParams>, JsonBody<MemoryIdsRequest>)>()
             .response::<200, Json<DeletedResponse>>(),
         Route::GetMemory => operation
             .summary("Get a memory")
             .description("One of the caller's memories; the read is recorded in its access log.")
-            .input::<Path<MemoryIdPath>>()
-            .response::<200, Json<MemoryResponse>>(),
+            .input::<(Path<MemoryIdPath>, Query<UserIdParams>)>()
+            .response::<200, Json<MemoryDetailResponse>>(),
         Route::UpdateMemory => operation
             .summary("Update a memory")
             .description("Replaces the text (and the metadata, if given) of a memory.")
-            .input::<(Path<MemoryIdPath>, JsonBody<UpdateMemoryRequest>)>()
+            .input::<(
+                Path<MemoryIdPath>,
+                Query<UserIdParams>,
+                JsonBody<UpdateMemoryRequest>,
+            )>()
             .response::<200, Json<MemoryResponse>>(),
         Route::ArchiveMemories => operation
             .summary("Archive memories")
             .description("Archives the caller's memories among the ids; others are skipped.")
-            .input::<JsonBody<MemoryIdsRequest>>()
+            .input::<(Query<UserIdParams>, JsonBody<MemoryIdsRequest>)>()
             .response::<200, Json<UpdatedResponse>>(),
         Route::PauseMemories => operation
             .summary("Pause or resume memories")
-            .description("Moves the caller's memories among the ids to paused (or active).")
-            .input::<JsonBody<PauseMemoriesRequest>>()
+            .description(
+                "Moves the caller's memories among the ids to paused (or active, or archived).",
+            )
+            .input::<(Query<UserIdParams>, JsonBody<PauseMemoriesRequest>)>()
             .response::<200, Json<UpdatedResponse>>(),
         Route::FilterMemories => operation
             .summary("Filter memories")
-            .description("One page of the caller's memories, with filters in the body.")
-            .input::<JsonBody<FilterMemoriesRequest>>()
+            .description(
+                "One page of the caller's memories, with filters in the body. A filter no \
+                 memory can match gives an empty page.",
+            )
+            .input::<(Query<UserIdParams>, JsonBody<FilterMemoriesRequest>)>()
             .response::<200, Json<MemoryPage>>(),
         Route::ListCategories => operation
             .summary("List categories")
             .description("The categories of the caller's memories with counts.")
+            .input::<Query<UserIdParams>>()
             .response::<200, Json<CategoriesResponse>>(),
         Route::GetAccessLog => operation
             .summary("Get a memory's access log")
@@ -286,6 +340,7 @@ fn describe(route: Route, operation: TransformOperation<'_>) -> TransformOperati
             .description(
                 "How many memories the caller has, and per app how many it wrote and read.",
             )
+            .input::<Query<UserIdParams>>()
             .response::<200, Json<StatsResponse>>(),
     }
 }
@@ -312,11 +367,13 @@ fn add_error_responses(operation: &mut Operation) {
             });
     }
     transform = transform
-        .response_with::<401, Json<ErrorResponse>, _>(|r| {
+        .response_with::<401, NoBody, _>(|r| {
             with_header(
                 r.description(
-                    "`unauthorized`: no valid access token. The bearer-token layer in front \
-                     of the API answers with this status and challenge but an empty body.",
+                    "No valid access token. The bearer-token layer in front of the API \
+                     answers with this status and a Bearer challenge (with \
+                     `resource_metadata`, and `error=\"invalid_token\"` for a bad token), \
+                     without a body.",
                 ),
                 "WWW-Authenticate",
                 "A Bearer challenge with resource_metadata.",
@@ -437,6 +494,17 @@ impl<T: JsonSchema> OperationInput for Path<T> {
         let schema = ctx.schema.subschema_for::<T>();
         let parameters = parameters_from_schema(ctx, schema, ParamLocation::Path);
         add_parameters(ctx, operation, parameters);
+    }
+}
+
+/// A response without a body.
+struct NoBody;
+
+impl OperationOutput for NoBody {
+    type Inner = ();
+
+    fn operation_response(_ctx: &mut GenContext, _operation: &mut Operation) -> Option<Response> {
+        Some(Response::default())
     }
 }
 

@@ -15,9 +15,9 @@ use serde::Serialize;
 use tower_service::Service;
 
 use super::error::ApiError;
-use super::extract::{json_body, memory_id, no_query, query};
+use super::extract::{json_body, memory_id, query};
 use super::handlers;
-use super::model::MemoryResponse;
+use super::model::{MemoryResponse, UserIdParams};
 use super::routes::{Route, RouteMiss, match_route};
 use crate::auth::Caller;
 use crate::http::{BoxError, DEFAULT_MAX_BODY_BYTES, ResponseBody, json_response};
@@ -212,7 +212,8 @@ where
 {
     let Input { store, caller, .. } = input;
     if !takes_query(route) {
-        no_query(input.parts)?;
+        // OpenMemory's clients send `?user_id=` everywhere; it is read and ignored.
+        let _: UserIdParams = query(input.parts)?;
     }
     match route {
         Route::ListMemories => {
@@ -251,7 +252,7 @@ where
     }
 }
 
-/// Whether a route reads query parameters; the others refuse any.
+/// Whether a route reads query parameters of its own; the others take only `user_id`.
 fn takes_query(route: Route) -> bool {
     matches!(
         route,
