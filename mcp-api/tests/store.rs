@@ -39,6 +39,15 @@ impl Fixture {
         self.now.fetch_add(millis, Ordering::SeqCst);
     }
 
+    /// Adds memories one by one, three hours apart: facts saved on their own,
+    /// not one burst of writes whose memories are each other's context.
+    async fn add_hours_apart(&self, owner: &Owner, texts: &[&str]) {
+        for text in texts {
+            self.add(owner, text, &[]).await;
+            self.advance(3 * 60 * 60 * 1000);
+        }
+    }
+
     /// Closes the store (all connections) and opens the same file again.
     fn reopen(self) -> Self {
         let Self { dir, store, now } = self;
@@ -861,15 +870,17 @@ mod search {
     #[tokio::test]
     async fn facts_written_apart_in_time_are_not_each_others_context() {
         let fixture = Fixture::new();
-        for text in [
-            "I enjoy hiking on weekends",
-            "My dog is a beagle",
-            "Nothing relevant here",
-            "My sister lives in Lisbon",
-        ] {
-            fixture.add(&alice(), text, &[]).await;
-            fixture.advance(2 * 60 * 60 * 1000);
-        }
+        fixture
+            .add_hours_apart(
+                &alice(),
+                &[
+                    "I enjoy hiking on weekends",
+                    "My dog is a beagle",
+                    "Nothing relevant here",
+                    "My sister lives in Lisbon",
+                ],
+            )
+            .await;
         assert_eq!(
             fixture.search_texts(&alice(), "what breed is my dog").await,
             ["My dog is a beagle"]
@@ -879,15 +890,17 @@ mod search {
     #[tokio::test]
     async fn a_question_with_no_answer_finds_nothing() {
         let fixture = Fixture::new();
-        for text in [
-            "I take my coffee as a flat white",
-            "My dog is a beagle called Rex",
-            "I work as a nurse at the city hospital",
-            "Allergic to peanuts",
-        ] {
-            fixture.add(&alice(), text, &[]).await;
-            fixture.advance(2 * 60 * 60 * 1000);
-        }
+        fixture
+            .add_hours_apart(
+                &alice(),
+                &[
+                    "I take my coffee as a flat white",
+                    "My dog is a beagle called Rex",
+                    "I work as a nurse at the city hospital",
+                    "Allergic to peanuts",
+                ],
+            )
+            .await;
         assert!(
             fixture
                 .search_texts(&alice(), "What is my blood type?")
@@ -1978,16 +1991,18 @@ mod vocabulary {
     #[tokio::test]
     async fn facts_are_found_when_asked_in_other_words() {
         let fixture = Fixture::new();
-        for text in [
-            "My GP is Dr. Patel at the Riverside practice",
-            "We watched a film about whales last night",
-            "I drink an espresso every morning",
-            "The sofa in the living room is dark green",
-            "My favourite colour is teal",
-        ] {
-            fixture.add(&alice(), text, &[]).await;
-            fixture.advance(3 * 60 * 60 * 1000);
-        }
+        fixture
+            .add_hours_apart(
+                &alice(),
+                &[
+                    "My GP is Dr. Patel at the Riverside practice",
+                    "We watched a film about whales last night",
+                    "I drink an espresso every morning",
+                    "The sofa in the living room is dark green",
+                    "My favourite colour is teal",
+                ],
+            )
+            .await;
         for (question, answer) in [
             (
                 "Who is my doctor?",

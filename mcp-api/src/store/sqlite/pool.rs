@@ -301,31 +301,21 @@ fn commit_group(
 ) {
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut flushes = Vec::new();
-    let began = connection.execute_batch("BEGIN IMMEDIATE").db();
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        // Dropping the jobs unanswered tells each caller the store is unavailable.
+        tracing::error!(%error, "cannot begin a memory write group");
+        return;
+    }
     let mut pending_keys = HashMap::new();
     for job in jobs {
         match job {
             Job::Flush(reply) => flushes.push(reply),
             Job::Write { work, .. } => {
-                if let Err(error) = &began {
-                    let error = StoreError::from(error.kind().clone());
-                    let outcome = Outcome {
-                        succeeded: false,
-                        changes: Vec::new(),
-                        finish: Box::new(move |_| drop(error)),
-                    };
-                    outcomes.push(outcome);
-                    drop(work);
-                    continue;
-                }
                 outcomes.push(run_job(connection, engine, ids, &mut pending_keys, work));
             }
         }
     }
-    let committed = match began {
-        Ok(()) => connection.execute_batch("COMMIT").db(),
-        Err(error) => Err(error),
-    };
+    let committed = connection.execute_batch("COMMIT").db();
     if let Err(error) = &committed {
         tracing::error!(%error, "a memory write group failed to commit");
         let _ = connection.execute_batch("ROLLBACK");
@@ -357,11 +347,13 @@ fn run_job(
     pending_keys: &mut HashMap<(i64, u64), i64>,
     work: Work,
 ) -> Outcome {
-    if let Err(error) = connection.execute_batch("SAVEPOINT job").db() {
+    if let Err(error) = connection.execute_batch("SAVEPOINT job") {
+        // Dropping `work` unanswered tells its caller the store is unavailable.
+        tracing::error!(%error, "cannot open a memory write savepoint");
         return Outcome {
             succeeded: false,
             changes: Vec::new(),
-            finish: Box::new(move |_| drop(error)),
+            finish: Box::new(|_| ()),
         };
     }
     let mut context = WriteContext {
