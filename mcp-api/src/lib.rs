@@ -43,12 +43,14 @@
 pub mod auth;
 pub mod http;
 pub mod mcp;
+mod rate_limit;
 pub mod resource;
 pub mod rest;
 pub mod server;
 pub mod store;
 
 pub use auth::{AccessClaims, Caller};
+pub use rate_limit::RateLimit;
 pub use resource::ProtectedResource;
 pub use server::MemoryServer;
 #[cfg(feature = "sqlite")]

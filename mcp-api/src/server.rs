@@ -22,7 +22,7 @@
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -40,6 +40,7 @@ use tower_service::Service;
 use crate::auth::AccessClaims;
 use crate::http::{BoxError, ResponseBody, empty_response, full, json_response};
 use crate::mcp::{MCP_PATH, MESSAGES_ALIAS_PATH, MESSAGES_PATH, McpConfig, McpService, SSE_PATH};
+use crate::rate_limit::{RateLimit, RateLimiter, SubjectRateLimit};
 use crate::resource::{
     MetadataLocation, ProtectedResource, SSE_METADATA_PATH, WELL_KNOWN_METADATA_PATHS,
 };
@@ -81,11 +82,13 @@ struct Shared<S> {
     store: Arc<S>,
     verifier: Verifier,
     config: McpConfig,
-    mcp: BearerAuth<McpService<S>, AccessClaims>,
+    mcp: BearerAuth<SubjectRateLimit<McpService<S>>, AccessClaims>,
     /// The same service for the legacy SSE paths, challenging with the metadata under
     /// `/mcp/sse`.
-    mcp_sse: BearerAuth<McpService<S>, AccessClaims>,
-    rest: BearerAuth<RestApi<S>, AccessClaims>,
+    mcp_sse: BearerAuth<SubjectRateLimit<McpService<S>>, AccessClaims>,
+    rest: BearerAuth<SubjectRateLimit<RestApi<S>>, AccessClaims>,
+    /// The per-user request limit of all three, once set.
+    rate_limiter: Arc<OnceLock<RateLimiter>>,
     mcp_service: McpService<S>,
     openapi: Bytes,
     metadata: Bytes,
@@ -109,14 +112,28 @@ impl<S: MemoryStore> MemoryServer<S> {
         let openapi = serde_json::to_vec(&openapi_document(&resource)).unwrap_or_default();
         let metadata = serde_json::to_vec(&resource.metadata()).unwrap_or_default();
         let rest = RestApi::new(Arc::clone(&store), resource);
+        let rate_limiter = Arc::new(OnceLock::new());
         MemoryServer {
             shared: Arc::new(Shared {
                 store,
                 verifier,
                 config,
-                mcp: auth.layer(mcp_service.clone()),
-                mcp_sse: sse_auth.layer(mcp_service.clone()),
-                rest: auth.layer(rest),
+                mcp: auth.layer(SubjectRateLimit::new(
+                    mcp_service.clone(),
+                    Arc::clone(&rate_limiter),
+                    true,
+                )),
+                mcp_sse: sse_auth.layer(SubjectRateLimit::new(
+                    mcp_service.clone(),
+                    Arc::clone(&rate_limiter),
+                    true,
+                )),
+                rest: auth.layer(SubjectRateLimit::new(
+                    rest,
+                    Arc::clone(&rate_limiter),
+                    false,
+                )),
+                rate_limiter,
                 mcp_service,
                 openapi: Bytes::from(openapi),
                 metadata: Bytes::from(metadata),
@@ -127,6 +144,22 @@ impl<S: MemoryStore> MemoryServer<S> {
 }
 
 impl<S> MemoryServer<S> {
+    /// Holds each user (token subject) to `limit` on the MCP and REST routes: requests
+    /// over it get `429` with `Retry-After` (and a JSON-RPC error body on the MCP routes).
+    /// Without this call there is no per-user limit. Only the first limit set counts.
+    ///
+    /// ```
+    /// # fn server(s: mcp_api::MemoryServer<mcp_api::SqliteStore>) -> mcp_api::MemoryServer<mcp_api::SqliteStore> {
+    /// s.with_rate_limit(mcp_api::RateLimit::new(20, 200))
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_rate_limit(self, limit: RateLimit) -> Self {
+        // Set once, before serving: a second call keeps the first limit.
+        let _ = self.shared.rate_limiter.set(RateLimiter::new(limit));
+        self
+    }
+
     /// Shows the details of `/health` (store, keys in use, key-set age, verified-token and
     /// JWKS-failure counts) to requests carrying `token` as `Authorization: Bearer`;
     /// everyone else gets only `{"status": …}`, and a wrong token gets `401`. Only the

@@ -403,3 +403,60 @@ async fn unknown_paths_are_json_404s() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(json_body(response).await["error"], "not_found");
 }
+
+#[tokio::test]
+async fn attack_one_user_flooding_is_limited_without_slowing_another() {
+    let (_dir, server) = server();
+    let server = server.with_rate_limit(mcp_api::RateLimit::new(1, 3));
+    let list = |sub: &str| {
+        request(Method::GET, "/api/v1/memories/")
+            .header(
+                "authorization",
+                format!("Bearer {}", token(sub, "memories:read")),
+            )
+            .body(Full::default())
+            .unwrap()
+    };
+    for _ in 0..3 {
+        assert_eq!(send(&server, list("mallory")).await.status(), 200);
+    }
+    let refused = send(&server, list("mallory")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(json_body(refused).await["error"], "rate_limited");
+    // Another user is not affected, and neither are the public routes.
+    assert_eq!(send(&server, list("alice")).await.status(), 200);
+    let health = send(
+        &server,
+        request(Method::GET, "/health")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(health.status(), 200);
+
+    // On MCP the answer is also a JSON-RPC error.
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let refused = send(
+        &server,
+        request(Method::POST, "/mcp")
+            .header(
+                "authorization",
+                format!("Bearer {}", token("mallory", "memories:read")),
+            )
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(Full::from(call.to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let answer = json_body(refused).await;
+    assert_eq!(answer["error"]["code"], -32000);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retry in")
+    );
+}
