@@ -4,12 +4,16 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::Parser;
+use mcp_api::mcp::McpConfig;
 use oidc_core::InvalidValueKind;
 use oidc_core::types::Issuer;
 use zeroize::Zeroizing;
+
+use crate::serve::{ConnectionLimits, connections_for_descriptors, descriptor_limit};
 
 /// Parses `T` from `args`, with the values of the TOML file named by `--config <path>` (or
 /// the `config_env` variable) as defaults that flags and environment variables override.
@@ -133,6 +137,146 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Defines the connection-limit settings of one server, with its variables' prefix.
+macro_rules! connection_args {
+    ($name:ident, $server:literal, $max:literal, $header:literal, $body:literal, $idle:literal, $streams:literal) => {
+        #[doc = concat!("Connection limits of ", $server, " (see [`crate::serve`]).")]
+        #[derive(clap::Args, Debug, Clone)]
+        pub struct $name {
+            /// Most connections open at once: `auto` (the file-descriptor limit, `ulimit -n`,
+            /// minus a fifth and at least 64 kept free) or a number (at most `auto`). Beyond
+            /// it, new connections get `503` with `Retry-After` and are closed.
+            #[arg(long, env = $max, default_value = "auto")]
+            pub max_connections: String,
+
+            /// Seconds a client may take to send a request's headers; also how long an
+            /// HTTP/1 keep-alive connection may wait for its next request.
+            #[arg(long, env = $header, default_value_t = crate::serve::HEADER_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+            pub header_timeout: u64,
+
+            /// Seconds a client may take to send a request body once its headers are in;
+            /// slower ones get `408` and the connection is closed.
+            #[arg(long, env = $body, default_value_t = crate::serve::BODY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+            pub body_timeout: u64,
+
+            /// Seconds a connection may stay open with nothing in flight (an open SSE
+            /// stream is in flight) before it is closed: idle HTTP/2 connections, and
+            /// connections that never send a request.
+            #[arg(long, env = $idle, default_value_t = crate::serve::IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
+            pub idle_timeout: u64,
+
+            /// Most concurrent streams (requests) on one HTTP/2 connection.
+            #[arg(long = "http2-max-streams", env = $streams, default_value_t = crate::serve::HTTP2_MAX_CONCURRENT_STREAMS, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+            pub http2_max_streams: u32,
+        }
+
+        impl $name {
+            /// The limits these settings describe; `max_connections` never exceeds what the
+            /// descriptor limit allows (a larger setting is lowered, with a warning).
+            pub fn limits(&self) -> anyhow::Result<ConnectionLimits> {
+                let allowed = connections_for_descriptors(descriptor_limit());
+                let max_connections = max_connections_setting(&self.max_connections, allowed)
+                    .context($max)?;
+                let mut limits = ConnectionLimits::from_descriptor_limit();
+                limits.max_connections = max_connections;
+                limits.header_read_timeout = Duration::from_secs(self.header_timeout);
+                limits.body_timeout = Duration::from_secs(self.body_timeout);
+                limits.idle_timeout = Duration::from_secs(self.idle_timeout);
+                limits.http2_max_concurrent_streams = self.http2_max_streams;
+                Ok(limits)
+            }
+        }
+    };
+}
+
+connection_args!(
+    McpConnectionArgs,
+    "mcp-server",
+    "MCP_MAX_CONNECTIONS",
+    "MCP_HEADER_TIMEOUT",
+    "MCP_BODY_TIMEOUT",
+    "MCP_IDLE_TIMEOUT",
+    "MCP_HTTP2_MAX_STREAMS"
+);
+connection_args!(
+    OidcConnectionArgs,
+    "oidc-server",
+    "OIDC_MAX_CONNECTIONS",
+    "OIDC_HEADER_TIMEOUT",
+    "OIDC_BODY_TIMEOUT",
+    "OIDC_IDLE_TIMEOUT",
+    "OIDC_HTTP2_MAX_STREAMS"
+);
+
+/// Parses a connection limit: `auto` is `allowed`; a number above `allowed` is lowered to
+/// it with a warning (more would let connections take the descriptors the server needs).
+pub fn max_connections_setting(value: &str, allowed: usize) -> anyhow::Result<usize> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("auto") {
+        return Ok(allowed);
+    }
+    let wanted: usize = value
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .context("expected `auto` or a positive whole number")?;
+    if wanted > allowed {
+        tracing::warn!(
+            wanted,
+            allowed,
+            "the connection limit exceeds what the file-descriptor limit allows; using the lower value (raise `ulimit -n` for more)"
+        );
+        return Ok(allowed);
+    }
+    Ok(wanted)
+}
+
+/// Limits on MCP sessions and legacy SSE streams (see [`mcp_api::mcp::McpConfig`]).
+#[derive(clap::Args, Debug, Clone)]
+pub struct McpSessionArgs {
+    /// Most legacy SSE streams (`/mcp/sse`) open at once: `auto` (half the connection
+    /// limit, so other requests always find a connection) or a number. Beyond it a new
+    /// stream gets `503` with `Retry-After`.
+    #[arg(long, env = "MCP_MAX_SSE_STREAMS", default_value = "auto")]
+    pub max_sse_streams: String,
+
+    /// Most legacy SSE streams one user (token `sub`) may hold open; one more gets `429`
+    /// with `Retry-After`.
+    #[arg(long, env = "MCP_MAX_SSE_STREAMS_PER_USER", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_sse_streams_per_user: u64,
+
+    /// Most MCP sessions (Streamable HTTP sessions and SSE streams together) held at once;
+    /// when full of live streams, a new session gets `503` with `Retry-After`.
+    #[arg(long, env = "MCP_MAX_SESSIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_sessions: u64,
+
+    /// Most Streamable HTTP sessions one user may hold; opening one more ends that user's
+    /// least recently used session (its client initializes again).
+    #[arg(long, env = "MCP_MAX_SESSIONS_PER_USER", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_sessions_per_user: u64,
+}
+
+impl McpSessionArgs {
+    /// Writes these limits into `config`, given the server's connection limit.
+    pub fn apply(&self, config: &mut McpConfig, max_connections: usize) -> anyhow::Result<()> {
+        let value = self.max_sse_streams.trim();
+        config.max_sse_streams = if value.eq_ignore_ascii_case("auto") {
+            (max_connections / 2).max(1)
+        } else {
+            value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .context("MCP_MAX_SSE_STREAMS: expected `auto` or a positive whole number")?
+        };
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        config.max_sse_streams_per_subject = size(self.max_sse_streams_per_user);
+        config.max_sessions = size(self.max_sessions);
+        config.max_sessions_per_subject = size(self.max_sessions_per_user);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +312,46 @@ mod tests {
         assert_eq!(overridden.count, 9);
         let default: Demo = parse_with_file(args(&[]), "DEMO_CONFIG_UNSET").unwrap();
         assert_eq!(default.url, "http://127.0.0.1:1");
+    }
+
+    #[test]
+    fn connection_limits_default_to_the_descriptor_limit_and_never_exceed_it() {
+        assert_eq!(max_connections_setting("auto", 192).unwrap(), 192);
+        assert_eq!(max_connections_setting(" AUTO ", 192).unwrap(), 192);
+        assert_eq!(max_connections_setting("50", 192).unwrap(), 50);
+        assert_eq!(max_connections_setting("5000", 192).unwrap(), 192);
+        for bad in ["", "0", "-1", "many", "1.5"] {
+            assert!(max_connections_setting(bad, 192).is_err(), "{bad}");
+        }
+        #[derive(Parser, Debug)]
+        struct Both {
+            #[command(flatten)]
+            connections: McpConnectionArgs,
+            #[command(flatten)]
+            sessions: McpSessionArgs,
+        }
+        let both = Both::parse_from([
+            "demo",
+            "--max-connections=100",
+            "--idle-timeout=5",
+            "--body-timeout=7",
+            "--header-timeout=3",
+            "--http2-max-streams=20",
+            "--max-sse-streams-per-user=4",
+        ]);
+        let limits = both.connections.limits().unwrap();
+        assert!(limits.max_connections <= 100);
+        assert_eq!(limits.idle_timeout, Duration::from_secs(5));
+        assert_eq!(limits.body_timeout, Duration::from_secs(7));
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(limits.http2_max_concurrent_streams, 20);
+        let mut config = McpConfig::default();
+        both.sessions.apply(&mut config, 100).unwrap();
+        assert_eq!(config.max_sse_streams, 50, "auto: half the connections");
+        assert_eq!(config.max_sse_streams_per_subject, 4);
+        assert_eq!(config.max_sessions, 10_000);
+        assert_eq!(config.max_sessions_per_subject, 100);
+        assert!(Both::try_parse_from(["demo", "--idle-timeout=0"]).is_err());
     }
 
     #[test]

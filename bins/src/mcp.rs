@@ -14,10 +14,14 @@ use jwks_verify::jwks::JwksCacheConfig;
 use mcp_api::mcp::McpConfig;
 use mcp_api::server::access_token_policy;
 use mcp_api::store::SqliteOptions;
-use mcp_api::{Limits, MemoryServer, ProtectedResource, SqliteStore};
+use mcp_api::{Limits, MemoryServer, ProtectedResource, RateLimit, SqliteStore};
 use tokio::net::TcpListener;
 
-use crate::config::{Secret, create_private_dir, require_https_unless_loopback, split_list};
+use crate::config::{
+    McpConnectionArgs, McpSessionArgs, Secret, create_private_dir, require_https_unless_loopback,
+    split_list,
+};
+use crate::serve::ConnectionLimits;
 
 /// Shortest accepted `MCP_HEALTH_TOKEN`, in characters.
 const MIN_HEALTH_TOKEN_CHARS: usize = 32;
@@ -66,6 +70,14 @@ pub struct McpArgs {
     #[arg(long, env = "MCP_SSE_KEEPALIVE", default_value_t = 15)]
     pub sse_keepalive: u64,
 
+    /// Connection limits.
+    #[command(flatten)]
+    pub connections: McpConnectionArgs,
+
+    /// Session and SSE stream limits.
+    #[command(flatten)]
+    pub sessions: McpSessionArgs,
+
     /// Operator token for the details of `/health` (store, keys in use, key-set age,
     /// verified-token and JWKS-failure counts), sent as `Authorization: Bearer <token>`; at
     /// least 32 characters (e.g. `openssl rand -hex 32`). Without it `/health` shows only
@@ -82,6 +94,15 @@ pub struct McpArgs {
     #[arg(long, env = "MCP_MAX_MEGABYTES_PER_USER", default_value_t = 256)]
     pub max_megabytes_per_user: u64,
 
+    /// Requests per second each user (token subject) may make to the MCP and REST routes,
+    /// sustained; more get 429 with Retry-After. 0 turns the limit off.
+    #[arg(long, env = "MCP_RATE_LIMIT", default_value_t = 20)]
+    pub rate_limit: u32,
+
+    /// Requests each user may make at once before MCP_RATE_LIMIT applies.
+    #[arg(long, env = "MCP_RATE_BURST", default_value_t = 100)]
+    pub rate_burst: u32,
+
     /// Days to keep access-log entries (which app read which memory, when); 0 keeps them
     /// forever.
     #[arg(long, env = "MCP_ACCESS_LOG_DAYS", default_value_t = 90)]
@@ -97,6 +118,7 @@ pub struct McpServer {
     listener: TcpListener,
     server: MemoryServer<SqliteStore>,
     base_url: String,
+    limits: ConnectionLimits,
 }
 
 /// The store's limits, quotas and access-log retention from the settings.
@@ -145,10 +167,15 @@ impl McpServer {
         mcp.allowed_origins = split_list(&args.allowed_origins);
         mcp.sse_keep_alive =
             (args.sse_keepalive > 0).then(|| Duration::from_secs(args.sse_keepalive));
+        let limits = args.connections.limits()?;
+        args.sessions.apply(&mut mcp, limits.max_connections)?;
 
         let mut server = MemoryServer::new(Arc::new(store), verifier, resource, mcp);
         if let Some(token) = &args.health_token {
             server = server.with_health_token(token.expose_secret());
+        }
+        if args.rate_limit > 0 {
+            server = server.with_rate_limit(RateLimit::new(args.rate_limit, args.rate_burst));
         }
         let listener = TcpListener::bind(args.listen)
             .await
@@ -157,6 +184,7 @@ impl McpServer {
             listener,
             server,
             base_url: args.base_url.trim_end_matches('/').to_owned(),
+            limits,
         })
     }
 
@@ -172,6 +200,7 @@ impl McpServer {
             addr = %self.local_addr()?,
             mcp = %format!("{}/mcp", self.base_url),
             sse = %format!("{}/mcp/sse", self.base_url),
+            max_connections = self.limits.max_connections,
             "mcp-server listening"
         );
         let server = self.server.clone();
@@ -183,7 +212,14 @@ impl McpServer {
                 "shutting down: SSE streams closed, draining requests"
             );
         };
-        crate::serve::serve(self.listener, self.server, Arc::from([]), on_shutdown).await?;
+        crate::serve::serve(
+            self.listener,
+            self.server,
+            Arc::from([]),
+            self.limits,
+            on_shutdown,
+        )
+        .await?;
         tracing::info!("mcp-server stopped");
         Ok(())
     }

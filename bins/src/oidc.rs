@@ -26,7 +26,10 @@ use oidc_core::types::{Issuer, ResourceIndicator, Scope};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use crate::config::{Secret, create_private_dir, require_https_unless_loopback, split_list};
+use crate::config::{
+    OidcConnectionArgs, Secret, create_private_dir, require_https_unless_loopback, split_list,
+};
+use crate::serve::ConnectionLimits;
 
 /// Google's issuer.
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
@@ -144,6 +147,10 @@ pub struct OidcArgs {
     /// everyone.
     #[arg(long, env = "OIDC_HEALTH_TOKEN", hide_env_values = true)]
     pub health_token: Option<Secret>,
+
+    /// Connection limits.
+    #[command(flatten)]
+    pub connections: OidcConnectionArgs,
 
     /// A TOML file with any of these settings (keys in snake_case, e.g. base_url).
     #[arg(long, env = "OIDC_CONFIG")]
@@ -328,12 +335,14 @@ pub struct OidcServer {
     provider: Provider,
     issuer: String,
     trusted_proxies: Arc<[IpAddr]>,
+    limits: ConnectionLimits,
 }
 
 impl OidcServer {
     /// Opens the store, loads or creates keys, sets up the login methods and binds.
     pub async fn bind(args: &OidcArgs) -> anyhow::Result<OidcServer> {
         let config = provider_config(args)?;
+        let limits = args.connections.limits()?;
         let issuer = config.issuer.clone();
         create_private_dir(&args.data_dir)?;
         let db = args.data_dir.join("oidc.db");
@@ -387,6 +396,7 @@ impl OidcServer {
             provider,
             issuer: issuer.as_str().to_owned(),
             trusted_proxies: Arc::from(trusted_proxies),
+            limits,
         })
     }
 
@@ -401,9 +411,17 @@ impl OidcServer {
             addr = %self.local_addr()?,
             issuer = %self.issuer,
             discovery = %format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/')),
+            max_connections = self.limits.max_connections,
             "oidc-server listening"
         );
-        crate::serve::serve(self.listener, self.provider, self.trusted_proxies, shutdown).await?;
+        crate::serve::serve(
+            self.listener,
+            self.provider,
+            self.trusted_proxies,
+            self.limits,
+            shutdown,
+        )
+        .await?;
         tracing::info!("oidc-server stopped");
         Ok(())
     }

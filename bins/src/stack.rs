@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use crate::config::create_private_dir;
 use crate::mcp::{McpArgs, McpServer};
 use crate::oidc::{OidcArgs, OidcServer};
+use crate::serve::{connections_for_descriptors, descriptor_limit};
 
 /// Runs the OpenID provider and the memory MCP server together on 127.0.0.1, with SQLite
 /// files and signing keys in the data directory and a local password login (Google login
@@ -132,6 +133,8 @@ pub async fn run(
     let users_file = oidc_dir.join("users.toml");
     let new_password = ensure_first_user(&users_file)?;
 
+    // Both servers share this process's file descriptors: each gets half the connections.
+    let max_connections = (connections_for_descriptors(descriptor_limit()) / 2).max(1);
     let issuer = format!("http://127.0.0.1:{}", args.oidc_port);
     let mcp_base = format!("http://127.0.0.1:{}", args.mcp_port);
     let oidc_args = OidcArgs::parse_from([
@@ -141,6 +144,7 @@ pub async fn run(
         format!("--data-dir={}", oidc_dir.display()),
         format!("--users-file={}", users_file.display()),
         format!("--default-audience={mcp_base}/mcp"),
+        format!("--max-connections={max_connections}"),
     ]);
     let mcp_args = McpArgs::parse_from([
         "mcp-server".into(),
@@ -148,6 +152,7 @@ pub async fn run(
         format!("--listen=127.0.0.1:{}", args.mcp_port),
         format!("--issuer={issuer}"),
         format!("--data-dir={}", mcp_dir.display()),
+        format!("--max-connections={max_connections}"),
     ]);
 
     let (stop, stopping) = watch::channel(false);

@@ -705,6 +705,43 @@ async fn a_session_table_full_of_live_streams_refuses_new_sessions_with_503() {
 }
 
 #[tokio::test]
+async fn sse_streams_beyond_the_caps_are_refused_without_closing_open_ones() {
+    let config = config_with(|config| {
+        config.max_sse_streams_per_subject = 2;
+        config.max_sse_streams = 3;
+        config.sse_keep_alive = None;
+    });
+    let harness = Harness::with_config(config);
+    let (_first, first_endpoint) = open_legacy_stream(&harness, "alice").await;
+    let (_second, _) = open_legacy_stream(&harness, "alice").await;
+    let response = harness
+        .send(open_sse_request(&token("alice", READ_WRITE)))
+        .await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "30");
+    let body = json_body(response).await;
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert!(body["error"]["code"].is_i64(), "{body}");
+    // The refusal closed nothing: alice's first stream still takes messages.
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    assert_eq!(
+        post_message(&harness, &first_endpoint, "alice", &ping).await,
+        StatusCode::ACCEPTED
+    );
+    // Another subject gets one stream, then the server-wide cap answers 503.
+    let (_bob, _) = open_legacy_stream(&harness, "bob").await;
+    let response = harness
+        .send(open_sse_request(&token("carol", READ_WRITE)))
+        .await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    // Streamable HTTP sessions are not streams: still available.
+    let mut carol = harness.client("carol", READ_WRITE);
+    carol.initialize("2025-06-18").await;
+    assert_eq!(carol.request("ping", json!({})).await.status, 200);
+}
+
+#[tokio::test]
 async fn a_subject_over_its_session_quota_loses_its_oldest_session() {
     let config = config_with(|config| config.max_sessions_per_subject = 2);
     let harness = Harness::with_config(config);

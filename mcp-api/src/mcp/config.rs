@@ -50,11 +50,21 @@ pub struct McpConfig {
     /// at once. When full, expired sessions are dropped first, then the least recently
     /// used Streamable HTTP sessions (their clients get `404` and initialize again); live
     /// legacy streams are never closed for others, so a table full of them refuses new
-    /// sessions with `503`. Default: 10 000.
+    /// sessions with `503` and `Retry-After`. Default: 10 000.
     pub max_sessions: usize,
-    /// The most sessions one subject (token `sub`) may hold; opening one more closes that
-    /// subject's least recently used session. Default: 100.
+    /// The most Streamable HTTP sessions one subject (token `sub`) may hold; opening one
+    /// more closes that subject's least recently used one (a session is only a table
+    /// entry, and clients that re-initialize often must not lock themselves out).
+    /// Default: 100.
     pub max_sessions_per_subject: usize,
+    /// The most legacy SSE streams (`GET /mcp/sse`) open at once. Each holds a connection,
+    /// and so a file descriptor, for as long as it lasts: one more is refused with `503`
+    /// and `Retry-After`, and no open stream is closed for it. Keep it well below the
+    /// server's connection limit so that other requests always find room. Default: 1 000.
+    pub max_sse_streams: usize,
+    /// The most legacy SSE streams one subject may hold open; one more is refused with
+    /// `429` and `Retry-After`. Default: 32.
+    pub max_sse_streams_per_subject: usize,
     /// How long a Streamable HTTP session lives without requests. Legacy SSE sessions
     /// live as long as their stream. Default: 30 minutes.
     pub session_idle_timeout: Duration,
@@ -77,6 +87,8 @@ impl Default for McpConfig {
             max_body_bytes: 1024 * 1024,
             max_sessions: 10_000,
             max_sessions_per_subject: 100,
+            max_sse_streams: 1_000,
+            max_sse_streams_per_subject: 32,
             session_idle_timeout: Duration::from_secs(30 * 60),
             sse_keep_alive: Some(Duration::from_secs(15)),
             response_format: ResponseFormat::Json,

@@ -44,8 +44,14 @@ pub(crate) fn open_stream<S, B>(
     {
         Ok(id) => id,
         Err(OpenError::Full) => {
-            tracing::warn!("session table full; refusing an SSE stream");
+            // Debug, not warn: a client retrying in a loop must not flood the log.
+            tracing::debug!("too many open sessions or SSE streams; refusing an SSE stream");
             return responses::no_session_available(None);
+        }
+        Err(OpenError::SubjectLimit) => {
+            // The subject is not logged: it identifies a user.
+            tracing::debug!("a subject reached its SSE stream limit; refusing another");
+            return responses::too_many_streams();
         }
         Err(OpenError::Closing) => return responses::no_session_available(None),
     };

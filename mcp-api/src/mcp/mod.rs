@@ -57,8 +57,11 @@
 //! the same way, and forgotten when the client disconnects. Limits:
 //! [`McpConfig::max_sessions`] in total (when full: expired sessions go first, then the
 //! least recently used Streamable HTTP sessions; a table full of live legacy streams
-//! answers `503`), [`McpConfig::max_sessions_per_subject`] per subject (its least
-//! recently used session is closed), and [`McpConfig::session_idle_timeout`].
+//! answers `503`), [`McpConfig::max_sessions_per_subject`] Streamable HTTP sessions per
+//! subject (its least recently used one is closed), and
+//! [`McpConfig::session_idle_timeout`]. Legacy streams each hold a connection, so they are
+//! refused instead of making room: beyond [`McpConfig::max_sse_streams_per_subject`] with
+//! `429`, beyond [`McpConfig::max_sse_streams`] with `503`, both with `Retry-After`.
 //!
 //! # Errors
 //!
@@ -72,7 +75,8 @@
 //! | unknown method | 200 (legacy), 404 (modern) | `-32601` |
 //! | malformed params, unknown tool | 200 (legacy), 400 (modern) | `-32602` |
 //! | unknown session / another subject's session | 404 | `-32600`, no id |
-//! | session table full of live legacy streams | 503 + `Retry-After` | `-32603` |
+//! | session table full of live legacy streams, or every allowed SSE stream open | 503 + `Retry-After` | `-32603` |
+//! | the subject holds [`McpConfig::max_sse_streams_per_subject`] streams | 429 + `Retry-After` | `-32603` |
 //! | bad tool arguments, missing scope, memory not found, store failure | 200 | result with `isError: true` |
 //!
 //! A missing scope is a tool result with `isError: true` and

@@ -67,6 +67,19 @@ pub(crate) fn no_session_available(id: Option<RequestId>) -> Response<ResponseBo
     response
 }
 
+/// `429` when the caller's subject already holds as many SSE streams as one may.
+pub(crate) fn too_many_streams() -> Response<ResponseBody> {
+    let reply = Reply::error_without_id(RpcError::new(
+        code::INTERNAL_ERROR,
+        "too many open streams for this user; close one or try again later",
+    ));
+    let mut response = rpc_response(StatusCode::TOO_MANY_REQUESTS, &reply);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("30"));
+    response
+}
+
 /// `405` naming the methods the path allows.
 pub(crate) fn method_not_allowed(allow: &'static str) -> Response<ResponseBody> {
     let mut response = empty_response(StatusCode::METHOD_NOT_ALLOWED);

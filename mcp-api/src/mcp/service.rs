@@ -93,6 +93,8 @@ impl<S: MemoryStore> McpService<S> {
         let sessions = Arc::new(SessionTable::new(SessionLimits {
             max_sessions: config.max_sessions,
             max_per_subject: config.max_sessions_per_subject,
+            max_streams: config.max_sse_streams,
+            max_streams_per_subject: config.max_sse_streams_per_subject,
             idle_timeout: config.session_idle_timeout,
         }));
         McpService {

@@ -80,16 +80,25 @@ fn random_hex<const N: usize>() -> String {
 /// The bounds of a [`SessionTable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SessionLimits {
+    /// Sessions of both kinds, in total.
     pub(crate) max_sessions: usize,
+    /// Streamable HTTP sessions per subject (the subject's least recently used one makes
+    /// room for a new one).
     pub(crate) max_per_subject: usize,
+    /// Open legacy SSE streams, in total.
+    pub(crate) max_streams: usize,
+    /// Open legacy SSE streams per subject.
+    pub(crate) max_streams_per_subject: usize,
     pub(crate) idle_timeout: Duration,
 }
 
 /// Why a session could not be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OpenError {
-    /// The table is full of live sessions.
+    /// The table is full of live sessions, or every stream the server allows is open.
     Full,
+    /// The subject already holds as many open streams as one subject may.
+    SubjectLimit,
     /// [`SessionTable::close_legacy_streams`] was called: the server is shutting down.
     Closing,
 }
@@ -114,7 +123,25 @@ pub(crate) struct SessionTable {
 #[derive(Debug, Default)]
 struct Sessions {
     by_id: HashMap<SessionId, Session>,
-    per_owner: HashMap<Owner, usize>,
+    per_owner: HashMap<Owner, Counts>,
+    /// Open legacy streams, in total.
+    streams: usize,
+}
+
+/// One subject's sessions, by kind.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    streamable: usize,
+    streams: usize,
+}
+
+impl Counts {
+    fn of(&mut self, kind: &Kind) -> &mut usize {
+        match kind {
+            Kind::Streamable { .. } => &mut self.streamable,
+            Kind::Legacy(_) => &mut self.streams,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -168,7 +195,7 @@ impl SessionTable {
 
     fn open(&self, owner: &Owner, kind: Kind, now: Instant) -> Result<SessionId, OpenError> {
         let mut sessions = self.lock();
-        sessions.make_room_for(owner, &self.limits, now)?;
+        sessions.make_room_for(owner, &kind, &self.limits, now)?;
         let id = new_session_id();
         sessions.insert(
             id.clone(),
@@ -266,6 +293,12 @@ impl SessionTable {
         self.lock().by_id.len()
     }
 
+    /// How many legacy SSE streams are open.
+    #[cfg(test)]
+    pub(crate) fn streams(&self) -> usize {
+        self.lock().streams
+    }
+
     fn lock(&self) -> MutexGuard<'_, Sessions> {
         // No code panics while holding the lock, and every update keeps both maps
         // consistent, so a poisoned lock still guards a valid table.
@@ -275,19 +308,31 @@ impl SessionTable {
 
 impl Sessions {
     fn insert(&mut self, id: SessionId, session: Session) {
-        *self.per_owner.entry(session.owner.clone()).or_insert(0) += 1;
+        let counts = self.per_owner.entry(session.owner.clone()).or_default();
+        *counts.of(&session.kind) += 1;
+        if matches!(session.kind, Kind::Legacy(_)) {
+            self.streams += 1;
+        }
         self.by_id.insert(id, session);
     }
 
     fn remove(&mut self, id: &str) -> Option<Session> {
         let session = self.by_id.remove(id)?;
-        if let Some(count) = self.per_owner.get_mut(&session.owner) {
+        if matches!(session.kind, Kind::Legacy(_)) {
+            self.streams = self.streams.saturating_sub(1);
+        }
+        if let Some(counts) = self.per_owner.get_mut(&session.owner) {
+            let count = counts.of(&session.kind);
             *count = count.saturating_sub(1);
-            if *count == 0 {
+            if counts.streamable == 0 && counts.streams == 0 {
                 self.per_owner.remove(&session.owner);
             }
         }
         Some(session)
+    }
+
+    fn counts(&self, owner: &Owner) -> Counts {
+        self.per_owner.get(owner).copied().unwrap_or_default()
     }
 
     /// See [`SessionTable::use_streamable`]; an expired session is removed.
@@ -324,22 +369,42 @@ impl Sessions {
             .is_some_and(|session| session.is_expired(limits, now))
     }
 
-    /// Frees a slot for one more session of `owner`: first the owner's least recently
-    /// used session if the owner is at its quota; then, if the table is full, every
-    /// expired session, then the least recently used Streamable HTTP sessions (their
-    /// clients get `404` and initialize again). Live legacy streams are never closed to
-    /// make room for other subjects: a table full of them is [`OpenError::Full`].
+    /// Frees a slot for one more session of `owner` of this `kind`, or says why not.
+    ///
+    /// A legacy stream holds a connection (a file descriptor) for as long as it is open, so
+    /// streams are refused rather than made room for: [`OpenError::SubjectLimit`] when the
+    /// subject holds [`SessionLimits::max_streams_per_subject`], [`OpenError::Full`] when
+    /// [`SessionLimits::max_streams`] are open. A Streamable HTTP session is only a table
+    /// entry: a subject at its quota loses its own least recently used one.
+    ///
+    /// Then, if the table is full: every expired session goes, then the least recently used
+    /// Streamable HTTP sessions (their clients get `404` and initialize again). Live legacy
+    /// streams are never closed to make room for others: a table full of them is
+    /// [`OpenError::Full`].
     fn make_room_for(
         &mut self,
         owner: &Owner,
+        kind: &Kind,
         limits: &SessionLimits,
         now: Instant,
     ) -> Result<(), OpenError> {
-        while self.per_owner.get(owner).copied().unwrap_or(0) >= limits.max_per_subject {
-            let Some(oldest) = self.least_recently_used_of(owner) else {
-                return Err(OpenError::Full);
-            };
-            self.remove(oldest.as_str());
+        match kind {
+            Kind::Legacy(_) => {
+                if self.counts(owner).streams >= limits.max_streams_per_subject {
+                    return Err(OpenError::SubjectLimit);
+                }
+                if self.streams >= limits.max_streams {
+                    return Err(OpenError::Full);
+                }
+            }
+            Kind::Streamable { .. } => {
+                while self.counts(owner).streamable >= limits.max_per_subject {
+                    let Some(oldest) = self.least_recently_used_of(owner) else {
+                        return Err(OpenError::SubjectLimit);
+                    };
+                    self.remove(oldest.as_str());
+                }
+            }
         }
         if self.by_id.len() >= limits.max_sessions {
             self.remove_expired(limits, now);
@@ -356,7 +421,9 @@ impl Sessions {
     fn least_recently_used_of(&self, owner: &Owner) -> Option<SessionId> {
         self.by_id
             .iter()
-            .filter(|(_, session)| session.owner == *owner)
+            .filter(|(_, session)| {
+                session.owner == *owner && matches!(session.kind, Kind::Streamable { .. })
+            })
             .min_by_key(|(_, session)| session.last_used)
             .map(|(id, _)| id.clone())
     }
@@ -421,6 +488,8 @@ mod tests {
         SessionTable::new(SessionLimits {
             max_sessions,
             max_per_subject,
+            max_streams: max_sessions,
+            max_streams_per_subject: max_per_subject,
             idle_timeout: IDLE,
         })
     }
@@ -685,5 +754,67 @@ mod tests {
         assert_eq!(sessions.len(), 1);
         drop(guard);
         assert_eq!(sessions.len(), 0);
+    }
+
+    #[test]
+    fn streams_beyond_a_subjects_cap_are_refused_and_never_evicted() {
+        let sessions = SessionTable::new(SessionLimits {
+            max_sessions: 100,
+            max_per_subject: 1,
+            max_streams: 10,
+            max_streams_per_subject: 2,
+            idle_timeout: IDLE,
+        });
+        let now = Instant::now();
+        let mut receivers = Vec::new();
+        let mut open = |name: &str| {
+            let (sender, receiver) = mpsc::channel(1);
+            receivers.push(receiver);
+            sessions.open_legacy(&owner(name), sender, now)
+        };
+        let first = open("alice").unwrap();
+        open("alice").unwrap();
+        assert_eq!(open("alice"), Err(OpenError::SubjectLimit));
+        // The refusal closed nothing: both streams are still alice's.
+        assert!(
+            sessions
+                .use_legacy(first.as_str(), &owner("alice"), now)
+                .is_some()
+        );
+        assert_eq!(sessions.streams(), 2);
+        // Streams and Streamable HTTP sessions have separate per-subject quotas.
+        sessions.open_streamable(&owner("alice"), V, now).unwrap();
+        sessions.open_streamable(&owner("alice"), V, now).unwrap();
+        assert_eq!(sessions.streams(), 2);
+        assert_eq!(sessions.len(), 3);
+        // Another subject is not affected.
+        open("bob").unwrap();
+        // A closed stream frees its slot.
+        sessions.remove_legacy(first.as_str());
+        open("alice").unwrap();
+    }
+
+    #[test]
+    fn streams_beyond_the_total_cap_are_refused_with_full() {
+        let sessions = SessionTable::new(SessionLimits {
+            max_sessions: 100,
+            max_per_subject: 10,
+            max_streams: 2,
+            max_streams_per_subject: 10,
+            idle_timeout: IDLE,
+        });
+        let now = Instant::now();
+        let mut receivers = Vec::new();
+        for name in ["a", "b", "c"] {
+            let (sender, receiver) = mpsc::channel(1);
+            receivers.push(receiver);
+            let opened = sessions.open_legacy(&owner(name), sender, now);
+            assert_eq!(opened.is_ok(), name != "c", "{name}");
+            if name == "c" {
+                assert_eq!(opened, Err(OpenError::Full));
+            }
+        }
+        // Streamable HTTP sessions are still possible.
+        assert!(sessions.open_streamable(&owner("c"), V, now).is_ok());
     }
 }

@@ -145,6 +145,8 @@ mod tests {
         let table = Arc::new(SessionTable::new(SessionLimits {
             max_sessions: 4,
             max_per_subject: 4,
+            max_streams: 4,
+            max_streams_per_subject: 4,
             idle_timeout: Duration::from_secs(60),
         }));
         let (sender, receiver) = mpsc::channel(4);
