@@ -267,9 +267,12 @@ fn is_response(object: &Map<String, Value>, id: Option<&Value>) -> bool {
 fn parse_id(id: Value) -> Result<RequestId, Box<Rejection>> {
     match id {
         Value::String(id) => Ok(RequestId::String(id)),
-        Value::Number(id) => Ok(RequestId::Number(id)),
+        // MCP ids are strings or integers. A fractional id could not be echoed exactly
+        // (float parsing and printing do not round-trip every value), so a client would
+        // never match our answer: refuse it instead.
+        Value::Number(id) if id.is_i64() || id.is_u64() => Ok(RequestId::Number(id)),
         _ => Err(Rejection::without_id(RpcError::invalid_request(
-            "id must be a string or a number",
+            "id must be a string or an integer",
         ))),
     }
 }
@@ -280,6 +283,19 @@ mod tests {
 
     fn parse(text: &str) -> Result<Message, Box<Rejection>> {
         parse_message(text.as_bytes())
+    }
+
+    #[test]
+    fn fractional_ids_are_refused_because_they_cannot_be_echoed_exactly() {
+        for id in ["-1.406090152697034e-257", "1.5", "2.0"] {
+            let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+            let Err(rejection) = parse(&text) else {
+                panic!("{id} was accepted");
+            };
+            assert_eq!(rejection.error.code, -32600, "{id}");
+        }
+        assert!(parse(r#"{"jsonrpc":"2.0","id":-7,"method":"ping"}"#).is_ok());
+        assert!(parse(r#"{"jsonrpc":"2.0","id":18446744073709551615,"method":"ping"}"#).is_ok());
     }
 
     #[test]
