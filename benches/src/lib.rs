@@ -6,5 +6,6 @@
 //! ([`paired`]), so drift in clock speed or load hits both alike.
 
 pub mod fixture;
+pub mod latency;
 pub mod paired;
 pub mod report;
