@@ -362,7 +362,11 @@ impl OwnerIndex {
     ) -> Vec<Scored> {
         let query = self.known_terms(terms, &[]);
         let all_related: Vec<String> = related.iter().flatten().cloned().collect();
-        let related_ids = self.known_terms(&all_related, &query);
+        // A related term in more than a twentieth of a large owner's memories brings
+        // many postings and, at its lower weight, next to no signal: it is left out.
+        let common = (self.live_docs / 20).max(64) as usize;
+        let mut related_ids = self.known_terms(&all_related, &query);
+        related_ids.retain(|&term| self.postings.get(term as usize).map_or(0, Vec::len) <= common);
         // Every query word counts in the full score, also those no memory has.
         let distinct_words = {
             let mut words: Vec<&String> = terms.iter().collect();
