@@ -304,8 +304,13 @@ const SCHEMATHESIS_MAX_EXAMPLES: u32 = 10;
 #[test]
 fn schemathesis_finds_no_failures_in_the_rest_api() {
     let python = python_peers();
+    // A fuzzer sends far faster than a person: with the default per-user limit most of its
+    // requests would be 429s (documented, but leaving the API's logic untested). The limit
+    // stays in the path, set beyond what the run can reach; tests/server.rs in mcp-api
+    // checks the limit itself.
     let stack = Stack::start(&StackOptions {
         password_login: true,
+        mcp_rate_limit: Some(100_000),
         ..StackOptions::default()
     });
     let token = access_token(&stack, "openid email profile memories:read memories:write");

@@ -468,6 +468,8 @@ pub(crate) struct StackOptions {
     pub(crate) upstream: Option<UpstreamLogin>,
     /// Further resources (RFC 8707) tokens may be issued for.
     pub(crate) extra_resources: Vec<String>,
+    /// mcp-server's per-user request rate (`MCP_RATE_LIMIT`); its default when `None`.
+    pub(crate) mcp_rate_limit: Option<u32>,
 }
 
 /// Our oidc-server and mcp-server, on free loopback ports with data in a temp dir.
@@ -527,6 +529,10 @@ impl Stack {
             .env("OIDC_ISSUER", &issuer)
             .env("MCP_DATA_DIR", dir.path().join("mcp"))
             .env("RUST_LOG", "info");
+        if let Some(rate) = options.mcp_rate_limit {
+            mcp.env("MCP_RATE_LIMIT", rate.to_string())
+                .env("MCP_RATE_BURST", rate.to_string());
+        }
         let mut mcp = Process::spawn("mcp-server", mcp, dir.path());
         mcp.wait_until_serving(&format!("http://127.0.0.1:{mcp_port}/health"));
         Stack {

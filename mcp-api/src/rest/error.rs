@@ -50,6 +50,9 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 403: the user's storage quota (memories or bytes) is reached; nothing was written.
     QuotaExceeded,
+    /// 429: the user made too many requests (see `Retry-After`); set by the server's
+    /// per-user rate limit, in front of the API.
+    RateLimited,
     /// 503: the store is busy or unavailable; retry later.
     ServiceUnavailable,
     /// 500: the store failed; the details are in the server log.

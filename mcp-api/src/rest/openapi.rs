@@ -7,8 +7,8 @@
 //! dialect of OpenAPI 3.1), collected under `components/schemas`, and state every limit the
 //! handlers enforce with the default [`Limits`](crate::store::Limits). Error responses are
 //! derived from each operation's inputs: a body brings 400, 413 and 415, an `{id}` 404;
-//! every operation has 401, 403, 422 (every route refuses unknown query parameters), 500
-//! and 503.
+//! every operation has 401, 403, 422 (every route refuses unknown query parameters), 429
+//! (the server's per-user rate limit), 500 and 503.
 //!
 //! # Scopes
 //!
@@ -381,7 +381,11 @@ fn add_error_responses(operation: &mut Operation) {
         })
         .response_with::<403, Json<ErrorResponse>, _>(|r| {
             with_header(
-                r.description("`insufficient_scope`: the token lacks the operation's scope."),
+                r.description(
+                    "`insufficient_scope`: the token lacks the operation's scope (with a \
+                     Bearer challenge); or `quota_exceeded`: the user's storage quota is \
+                     reached and nothing was written.",
+                ),
                 "WWW-Authenticate",
                 "Bearer error=\"insufficient_scope\" with the scope needed.",
             )
@@ -396,6 +400,16 @@ fn add_error_responses(operation: &mut Operation) {
             r.description(
                 "`invalid_request`: a parameter or field breaks a rule or limit, or is \
                  unknown (routes without query parameters refuse any); nothing was written.",
+            )
+        })
+        .response_with::<429, Json<ErrorResponse>, _>(|r| {
+            with_header(
+                r.description(
+                    "`rate_limited`: the user (token subject) made more requests than the \
+                     server's per-user rate limit allows.",
+                ),
+                "Retry-After",
+                "Seconds to wait before retrying.",
             )
         })
         .response_with::<500, Json<ErrorResponse>, _>(|r| {
