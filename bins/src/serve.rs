@@ -713,6 +713,30 @@ mod tests {
         );
     }
 
+    /// [`reading_service`] served on a loopback port within `limits`: its address, the
+    /// sender that stops it and the serving task.
+    async fn start_reading_service(
+        limits: ConnectionLimits,
+    ) -> (
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            reading_service(),
+            Arc::from([]),
+            limits,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        (addr, stop, server)
+    }
+
     /// A service that reads the whole body and answers 400 if that fails, as the real
     /// services do.
     fn reading_service() -> impl Service<
@@ -735,20 +759,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_stalled_body_is_answered_408_and_a_prompt_one_is_served() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let mut limits = ConnectionLimits::from_descriptor_limit();
         limits.body_timeout = Duration::from_millis(300);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(
-            listener,
-            reading_service(),
-            Arc::from([]),
-            limits,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let (addr, stop, server) = start_reading_service(limits).await;
         let exchange = |request: &'static str| async move {
             let mut stream = TcpStream::connect(addr).await.unwrap();
             stream.write_all(request.as_bytes()).await.unwrap();
@@ -775,20 +788,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_http2_connection_is_closed() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let mut limits = ConnectionLimits::from_descriptor_limit();
         limits.idle_timeout = Duration::from_millis(300);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(
-            listener,
-            reading_service(),
-            Arc::from([]),
-            limits,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let (addr, stop, server) = start_reading_service(limits).await;
         let stream = TcpStream::connect(addr).await.unwrap();
         let (mut sender, connection) =
             hyper::client::conn::http2::Builder::new(TokioExecutor::new())

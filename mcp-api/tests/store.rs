@@ -39,6 +39,16 @@ impl Fixture {
         self.now.fetch_add(millis, Ordering::SeqCst);
     }
 
+    /// How many access-log entries the owner's memory `id` has.
+    async fn access_log_total(&self, owner: &Owner, id: MemoryId) -> u64 {
+        self.store
+            .access_log(owner, id, 1, 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .total
+    }
+
     /// Adds memories one by one, three hours apart: facts saved on their own,
     /// not one burst of writes whose memories are each other's context.
     async fn add_hours_apart(&self, owner: &Owner, texts: &[&str]) {
@@ -1470,13 +1480,7 @@ mod limits {
         assert_eq!(invalid_field(&error), "ids");
 
         assert_eq!(fixture.all(&alice()).await, std::slice::from_ref(&memory));
-        let log = fixture
-            .store
-            .access_log(&alice(), memory.id, 1, 10)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(log.total, 0);
+        assert_eq!(fixture.access_log_total(&alice(), memory.id).await, 0);
     }
 
     #[tokio::test]
@@ -1902,13 +1906,7 @@ mod engine {
                 .unwrap()
                 .unwrap();
         }
-        let log = fixture
-            .store
-            .access_log(&alice(), memory.id, 1, 50)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(log.total, 20);
+        assert_eq!(fixture.access_log_total(&alice(), memory.id).await, 20);
     }
 
     #[tokio::test]
@@ -1921,13 +1919,7 @@ mod engine {
             .await
             .unwrap();
         let fixture = fixture.reopen();
-        let log = fixture
-            .store
-            .access_log(&alice(), memory.id, 1, 50)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(log.total, 2);
+        assert_eq!(fixture.access_log_total(&alice(), memory.id).await, 2);
     }
 
     /// Concurrent writers share commit groups; each gets its own result, and a
@@ -2183,12 +2175,6 @@ mod quotas {
             .record_access(&alice(), &[memory.id], &reader())
             .await
             .unwrap();
-        let log = fixture
-            .store
-            .access_log(&alice(), memory.id, 1, 10)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(log.total, 1);
+        assert_eq!(fixture.access_log_total(&alice(), memory.id).await, 1);
     }
 }

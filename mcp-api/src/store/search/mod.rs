@@ -10,6 +10,7 @@
 mod analyze;
 mod index;
 mod lexicon;
+mod params;
 mod related;
 
 use std::collections::HashMap;
