@@ -24,6 +24,19 @@
 //! relevance floor ([`SearchParams::min_relevance`], as a share of the score a
 //! memory matching every query word once would get) drops hits that only
 //! share a minor word with the query.
+//!
+//! # Cost
+//!
+//! Scoring reads, per neighbour, only a small [`Link`] (chain, burst gap and
+//! lengths, with the context lengths kept current for the index's burst gap),
+//! and its per-memory accumulators are reused by each thread, so a search
+//! costs what it touches. Query terms are taken rarest first, and the search
+//! terminates early, exactly: once `limit` memories are sure to be hits with
+//! scores above the most that the terms still to come could give any memory
+//! (each adds less than its weight × (k1 + 1)), no memory not yet found can be
+//! a hit, and the common terms are only added to the memories found that could
+//! still reach the top (looked up in their postings, kept sorted by slot).
+//! The result is the exhaustive one; a test compares the two.
 
 use std::collections::HashMap;
 
@@ -33,6 +46,9 @@ use crate::store::MemoryState;
 
 /// No slot: the end of a neighbour chain.
 const NONE: u32 = u32::MAX;
+/// [`Link::gap_prev`] of a memory that does not continue its predecessor's
+/// burst (first memory, another app, or written 49 days or more later).
+const UNLINKED: u32 = u32::MAX;
 /// Fields of a memory: its own text and its neighbours 1, 2 and 3 steps away.
 const FIELDS: usize = 1 + CONTEXT_STEPS;
 
@@ -78,11 +94,17 @@ pub(crate) struct Scored {
 }
 
 /// One owner's index.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct OwnerIndex {
+    /// The burst gap that [`Link::context`] is kept for; searches with
+    /// another gap walk the chain instead.
+    burst_gap_ms: i64,
     terms: HashMap<String, u32>,
     postings: Vec<Vec<Posting>>,
     docs: Vec<Doc>,
+    /// The chain and lengths, by slot like `docs`: all that scoring reads per
+    /// neighbour, kept small and apart from the rest.
+    links: Vec<Link>,
     by_seq: HashMap<i64, u32>,
     by_key: HashMap<u64, i64>,
     live_docs: u32,
@@ -98,13 +120,27 @@ struct Posting {
     frequency: u32,
 }
 
+/// A memory's place in its owner's chain of memories, in creation order.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    /// The live memory written just before, or [`NONE`].
+    prev: u32,
+    /// The live memory written just after, or [`NONE`].
+    next: u32,
+    /// Milliseconds between `prev` and this memory when both come from the
+    /// same app, else [`UNLINKED`].
+    gap_prev: u32,
+    /// Terms in its own text.
+    length: u32,
+    /// Terms in the neighbours 1, 2 and 3 steps away in its burst, with the
+    /// index's [`OwnerIndex::burst_gap_ms`].
+    context: [u32; CONTEXT_STEPS],
+}
+
 #[derive(Debug)]
 struct Doc {
     seq: i64,
     key: u64,
-    length: u32,
-    prev: u32,
-    next: u32,
     app: u32,
     state: MemoryState,
     created_at: i64,
@@ -134,7 +170,31 @@ impl Interner {
     }
 }
 
+impl Default for OwnerIndex {
+    fn default() -> Self {
+        Self::new(SearchParams::default().burst_gap_ms)
+    }
+}
+
 impl OwnerIndex {
+    /// An empty index whose context lengths are kept for bursts of this gap.
+    pub(crate) fn new(burst_gap_ms: i64) -> Self {
+        Self {
+            burst_gap_ms,
+            terms: HashMap::new(),
+            postings: Vec::new(),
+            docs: Vec::new(),
+            links: Vec::new(),
+            by_seq: HashMap::new(),
+            by_key: HashMap::new(),
+            live_docs: 0,
+            live_length: 0,
+            last_live: None,
+            apps: Interner::default(),
+            categories: Interner::default(),
+        }
+    }
+
     /// How many memories are indexed.
     #[cfg(test)]
     pub(crate) fn len(&self) -> u32 {
@@ -170,9 +230,6 @@ impl OwnerIndex {
         self.docs.push(Doc {
             seq: fields.seq,
             key: fields.key,
-            length: 0,
-            prev,
-            next: NONE,
             app: 0,
             state: fields.state,
             created_at: fields.created_at,
@@ -180,8 +237,15 @@ impl OwnerIndex {
             terms: Box::default(),
             alive: true,
         });
-        if let Some(doc) = self.doc_mut(prev) {
-            doc.next = slot;
+        self.links.push(Link {
+            prev,
+            next: NONE,
+            gap_prev: UNLINKED,
+            length: 0,
+            context: [0; CONTEXT_STEPS],
+        });
+        if let Some(link) = self.link_mut(prev) {
+            link.next = slot;
         }
         self.last_live = Some(slot);
         self.by_seq.insert(fields.seq, slot);
@@ -208,19 +272,21 @@ impl OwnerIndex {
             return;
         };
         self.unindex_terms(slot);
-        let (prev, next) = match self.doc_mut(slot) {
-            Some(doc) => {
-                doc.alive = false;
-                (doc.prev, doc.next)
-            }
-            None => return,
+        if let Some(doc) = self.doc_mut(slot) {
+            doc.alive = false;
+        }
+        let Some(&Link { prev, next, .. }) = self.links.get(slot as usize) else {
+            return;
         };
-        if let Some(doc) = self.doc_mut(prev) {
-            doc.next = next;
+        if let Some(link) = self.link_mut(prev) {
+            link.next = next;
         }
-        if let Some(doc) = self.doc_mut(next) {
-            doc.prev = prev;
+        if let Some(link) = self.link_mut(next) {
+            link.prev = prev;
         }
+        self.relink(next);
+        self.refresh_context(prev);
+        self.refresh_context(next);
         if self.last_live == Some(slot) {
             self.last_live = (prev != NONE).then_some(prev);
         }
@@ -241,6 +307,19 @@ impl OwnerIndex {
         filter: &Filter<'_>,
         limit: usize,
     ) -> Vec<Scored> {
+        self.search_pruned(params, terms, related, filter, limit, true)
+    }
+
+    /// [`Self::search`], with early termination or (to test it) without.
+    fn search_pruned(
+        &self,
+        params: &SearchParams,
+        terms: &[String],
+        related: &[Vec<String>],
+        filter: &Filter<'_>,
+        limit: usize,
+        prune: bool,
+    ) -> Vec<Scored> {
         let query = self.known_terms(terms, &[]);
         let all_related: Vec<String> = related.iter().flatten().cloned().collect();
         // A related term in more than a twentieth of a large owner's memories brings
@@ -259,6 +338,7 @@ impl OwnerIndex {
             terms: &query,
             related: &related_ids,
             distinct_words,
+            prune,
         };
         self.score(params, &query, filter, limit, false)
     }
@@ -302,6 +382,7 @@ impl OwnerIndex {
             terms: &query,
             related: &[],
             distinct_words: query.len(),
+            prune: true,
         };
         self.score(&relaxed, &query, filter, limit, true)
     }
@@ -335,49 +416,6 @@ impl OwnerIndex {
         let full_score: f32 = idfs.iter().sum::<f32>() + rarest * unknown as f32;
         let floor = params.min_relevance * full_score;
 
-        let slots = self.docs.len();
-        let mut fields = vec![[0.0_f32; FIELDS]; slots];
-        let mut touched: Vec<u32> = Vec::new();
-        let mut scores = vec![0.0_f32; slots];
-        let mut relevance = vec![0.0_f32; slots];
-        let mut own_match = vec![false; slots];
-        let mut scored: Vec<u32> = Vec::new();
-        // (term, weight in the ranking score, weight in the relevance score)
-        let weighted = query
-            .terms
-            .iter()
-            .zip(idfs.iter().copied())
-            .map(|(&t, w)| (t, w, w));
-        let related = query.related.iter().map(|&term| {
-            let idf = idf(term);
-            (term, params.related_weight * idf, idf)
-        });
-        for (term, idf, relevance_idf) in weighted.chain(related) {
-            let Some(postings) = self.postings.get(term as usize) else {
-                continue;
-            };
-            for posting in postings {
-                let frequency = posting.frequency as f32;
-                self.spread(params, posting.slot, frequency, &mut fields, &mut touched);
-            }
-            for &slot in &touched {
-                let index = slot as usize;
-                let frequencies = std::mem::take(&mut fields[index]);
-                own_match[index] |= frequencies[0] > 0.0;
-                let pseudo = self.pseudo_frequency(params, slot, average_length, frequencies);
-                if pseudo <= 0.0 {
-                    continue;
-                }
-                if scores[index] == 0.0 {
-                    scored.push(slot);
-                }
-                let saturated = pseudo * (params.k1 + 1.0) / (params.k1 + pseudo);
-                scores[index] += idf * saturated;
-                relevance[index] += relevance_idf * saturated;
-            }
-            touched.clear();
-        }
-
         let app = match filter.app {
             Some(app) => match self.apps.get(app) {
                 Some(id) => Some(id),
@@ -393,6 +431,127 @@ impl OwnerIndex {
         if !filter.categories.is_empty() && categories.is_empty() {
             return Vec::new();
         }
+        // Whether a memory may be a hit at all, whatever its score.
+        let eligible = |doc: &Doc| {
+            doc.alive
+                && filter.states.contains(&doc.state)
+                && app.is_none_or(|app| doc.app == app)
+                && (categories.is_empty() || doc.categories.iter().any(|c| categories.contains(c)))
+                && filter.exclude != Some(doc.seq)
+        };
+
+        // (term, weight in the ranking score, weight in the relevance score),
+        // the terms with the fewest memories first: the common ones may then
+        // only need adding to the memories already found (see below).
+        let mut weighted: Vec<(u32, f32, f32)> = query
+            .terms
+            .iter()
+            .zip(idfs.iter().copied())
+            .map(|(&term, idf)| (term, idf, idf))
+            .chain(query.related.iter().map(|&term| {
+                let idf = idf(term);
+                (term, params.related_weight * idf, idf)
+            }))
+            .collect();
+        let postings = |term: u32| self.postings.get(term as usize).map_or(0, Vec::len);
+        weighted.sort_by_key(|&(term, _, _)| (postings(term), term));
+        // What the terms from the i-th on can add to any score at most: a term's
+        // saturated frequency stays below k1 + 1.
+        let mut remaining: Vec<f32> = weighted
+            .iter()
+            .map(|&(_, weight, _)| weight * (params.k1 + 1.0))
+            .collect();
+        for i in (0..remaining.len().saturating_sub(1)).rev() {
+            remaining[i] += remaining[i + 1];
+        }
+
+        let mut lease = Lease::new(self.docs.len());
+        let Buffers {
+            fields,
+            scores,
+            relevance,
+            own_match,
+            dirty,
+        } = &mut lease.0;
+        let mut touched: Vec<u32> = Vec::new();
+        let mut scored: Vec<u32> = Vec::new();
+        // Exact top-k with early termination: once `limit` memories are sure
+        // to be hits with scores above the most that the remaining terms could
+        // give a memory, no memory not yet found can be a hit, and of those
+        // found only the ones that the remaining terms could still lift to the
+        // `limit`-th sure score need scoring further ("continue" mode).
+        let mut closed = false;
+        for (i, &(term, weight, relevance_weight)) in weighted.iter().enumerate() {
+            let Some(postings) = self.postings.get(term as usize) else {
+                continue;
+            };
+            if closed && postings.len() > scored.len() {
+                // Fewer memories left than postings: look the term up in each.
+                for &slot in &scored {
+                    let frequencies = self.frequencies(params, term, slot);
+                    if frequencies.iter().any(|value| *value > 0.0) {
+                        fields[slot as usize] = frequencies;
+                        touched.push(slot);
+                    }
+                }
+            } else {
+                for posting in postings {
+                    let (slot, frequency) = (posting.slot, posting.frequency as f32);
+                    if closed {
+                        self.spread_to(params, slot, frequency, fields, &mut touched, |slot| {
+                            scores[slot as usize] > 0.0
+                        });
+                    } else {
+                        self.spread_to(params, slot, frequency, fields, &mut touched, |_| true);
+                    }
+                }
+            }
+            for &slot in &touched {
+                let frequencies = std::mem::take(&mut fields[slot as usize]);
+                let index = slot as usize;
+                own_match[index] |= frequencies[0] > 0.0;
+                let pseudo = self.pseudo_frequency(params, slot, average_length, frequencies);
+                if pseudo <= 0.0 {
+                    continue;
+                }
+                if scores[index] == 0.0 {
+                    scored.push(slot);
+                    dirty.push(slot);
+                }
+                let saturated = pseudo * (params.k1 + 1.0) / (params.k1 + pseudo);
+                scores[index] += weight * saturated;
+                relevance[index] += relevance_weight * saturated;
+            }
+            touched.clear();
+            let Some(&rest) = remaining.get(i + 1) else {
+                break;
+            };
+            if !query.prune {
+                continue;
+            }
+            if closed
+                || self.sure_hits_exceed(
+                    rest, limit, &scored, scores, relevance, own_match, floor, &eligible,
+                )
+            {
+                closed = true;
+                // The memories that even the rest cannot lift to the `limit`-th
+                // sure score are out (checked again after each term, as the
+                // rest shrinks and the sure scores grow).
+                if let Some(threshold) = self.sure_threshold(
+                    limit, &scored, scores, relevance, own_match, floor, &eligible,
+                ) {
+                    scored.retain(|&slot| {
+                        let keep = scores[slot as usize] + rest >= threshold;
+                        if !keep {
+                            scores[slot as usize] = 0.0;
+                        }
+                        keep
+                    });
+                }
+            }
+        }
+
         let best = scored
             .iter()
             .map(|&slot| scores[slot as usize])
@@ -401,19 +560,13 @@ impl OwnerIndex {
         let mut hits: Vec<Scored> = scored
             .into_iter()
             .filter_map(|slot| {
-                let doc = self.doc(slot)?;
-                let score = scores[slot as usize];
-                let own = own_match[slot as usize];
-                let keep = doc.alive
-                    && relevance[slot as usize] >= floor
+                let index = slot as usize;
+                let (score, own) = (scores[index], own_match[index]);
+                let relevant = relevance[index] >= floor
                     && (own || score >= context_floor)
-                    && (own || !own_only)
-                    && filter.states.contains(&doc.state)
-                    && app.is_none_or(|app| doc.app == app)
-                    && (categories.is_empty()
-                        || doc.categories.iter().any(|c| categories.contains(c)))
-                    && filter.exclude != Some(doc.seq);
-                keep.then_some(Scored {
+                    && (own || !own_only);
+                let doc = self.doc(slot).filter(|doc| relevant && eligible(doc))?;
+                Some(Scored {
                     seq: doc.seq,
                     score,
                 })
@@ -429,17 +582,119 @@ impl OwnerIndex {
         hits
     }
 
+    /// Whether at least `limit` memories found so far are sure to be hits
+    /// (see [`Self::sure_threshold`]) with scores above `remaining`.
+    #[allow(clippy::too_many_arguments)]
+    fn sure_hits_exceed(
+        &self,
+        remaining: f32,
+        limit: usize,
+        scored: &[u32],
+        scores: &[f32],
+        relevance: &[f32],
+        own_match: &[bool],
+        floor: f32,
+        eligible: &impl Fn(&Doc) -> bool,
+    ) -> bool {
+        if scored.len() < limit {
+            return false;
+        }
+        let mut above = 0;
+        for &slot in scored {
+            let index = slot as usize;
+            if scores[index] > remaining
+                && own_match[index]
+                && relevance[index] >= floor
+                && self.doc(slot).is_some_and(eligible)
+            {
+                above += 1;
+                if above >= limit {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// The `limit`-th best score among the memories found so far that are
+    /// sure to be hits (they match in their own text, pass the relevance
+    /// floor and the filters, and more terms only raise their scores); `None`
+    /// while there are fewer than `limit` of them.
+    #[allow(clippy::too_many_arguments)]
+    fn sure_threshold(
+        &self,
+        limit: usize,
+        scored: &[u32],
+        scores: &[f32],
+        relevance: &[f32],
+        own_match: &[bool],
+        floor: f32,
+        eligible: &impl Fn(&Doc) -> bool,
+    ) -> Option<f32> {
+        if scored.len() < limit {
+            return None;
+        }
+        let mut sure: Vec<f32> = scored
+            .iter()
+            .filter(|&&slot| {
+                let index = slot as usize;
+                own_match[index]
+                    && relevance[index] >= floor
+                    && self.doc(slot).is_some_and(eligible)
+            })
+            .map(|&slot| scores[slot as usize])
+            .collect();
+        if sure.len() < limit {
+            return None;
+        }
+        let (_, threshold, _) = sure.select_nth_unstable_by(limit - 1, |a, b| b.total_cmp(a));
+        Some(*threshold)
+    }
+
+    /// A memory's frequencies of `term` in its own text and at each distance
+    /// of its context: what [`Self::spread`] would give it.
+    fn frequencies(&self, params: &SearchParams, term: u32, slot: u32) -> [f32; FIELDS] {
+        let mut fields = [0.0; FIELDS];
+        let Some(postings) = self.postings.get(term as usize) else {
+            return fields;
+        };
+        let frequency = |slot: u32| {
+            postings
+                .binary_search_by_key(&slot, |posting| posting.slot)
+                .map_or(0.0, |at| postings[at].frequency as f32)
+        };
+        fields[0] = frequency(slot);
+        let steps = params.context_steps();
+        for step in [Step::Prev, Step::Next] {
+            let mut at = slot;
+            for field in fields.iter_mut().skip(1).take(steps) {
+                let Some(next) = self.neighbour(params, at, step) else {
+                    break;
+                };
+                *field += frequency(next);
+                at = next;
+            }
+        }
+        fields
+    }
+
     /// Adds a posting's frequency to its memory's own field and to the
-    /// neighbour fields of the memories around it in the same burst.
-    fn spread(
+    /// neighbour fields of the memories around it in the same burst, for the
+    /// memories that `admit` lets in.
+    #[inline]
+    fn spread_to(
         &self,
         params: &SearchParams,
         slot: u32,
         frequency: f32,
         fields: &mut [[f32; FIELDS]],
         touched: &mut Vec<u32>,
+        admit: impl Fn(u32) -> bool,
     ) {
         let mut add = |slot: u32, field: usize| {
+            if !admit(slot) {
+                return;
+            }
             let entry = &mut fields[slot as usize];
             if entry.iter().all(|value| *value == 0.0) {
                 touched.push(slot);
@@ -476,7 +731,7 @@ impl OwnerIndex {
                 continue;
             }
             if field == 0 {
-                let length = self.doc(slot).map_or(0, |doc| doc.length) as f32;
+                let length = self.links.get(slot as usize).map_or(0, |link| link.length) as f32;
                 pseudo += frequency / normalised(length, average_length, params.own_b);
                 continue;
             }
@@ -489,31 +744,70 @@ impl OwnerIndex {
     }
 
     /// Total length of the neighbours `distance` steps away in the same burst.
+    #[inline]
     fn neighbour_length(&self, params: &SearchParams, slot: u32, distance: usize) -> f32 {
+        if params.burst_gap_ms == self.burst_gap_ms
+            && let Some(link) = self.links.get(slot as usize)
+        {
+            return link.context[distance - 1] as f32;
+        }
+        self.walked_context_length(params.burst_gap_ms, slot, distance) as f32
+    }
+
+    /// [`Self::neighbour_length`] by walking the chain with any burst gap.
+    fn walked_context_length(&self, burst_gap_ms: i64, slot: u32, distance: usize) -> u32 {
         let mut length = 0;
         for step in [Step::Prev, Step::Next] {
             let mut at = Some(slot);
             for _ in 0..distance {
-                at = at.and_then(|slot| self.neighbour(params, slot, step));
+                at = at.and_then(|slot| self.linked(burst_gap_ms, slot, step));
             }
-            if let Some(doc) = at.and_then(|slot| self.doc(slot)) {
-                length += doc.length;
+            if let Some(link) = at.and_then(|slot| self.links.get(slot as usize)) {
+                length += link.length;
             }
         }
-        length as f32
+        length
     }
 
     /// The live memory just before or after `slot`, if it is in the same burst.
+    #[inline]
     fn neighbour(&self, params: &SearchParams, slot: u32, step: Step) -> Option<u32> {
-        let doc = self.doc(slot)?;
-        let other = match step {
-            Step::Prev => doc.prev,
-            Step::Next => doc.next,
+        self.linked(params.burst_gap_ms, slot, step)
+    }
+
+    /// [`Self::neighbour`] with bursts of the given gap.
+    #[inline]
+    fn linked(&self, burst_gap_ms: i64, slot: u32, step: Step) -> Option<u32> {
+        let link = self.links.get(slot as usize)?;
+        let (other, gap) = match step {
+            Step::Prev => (link.prev, link.gap_prev),
+            Step::Next => (link.next, self.links.get(link.next as usize)?.gap_prev),
         };
-        let neighbour = self.doc(other)?;
-        let same_burst = neighbour.app == doc.app
-            && (neighbour.created_at - doc.created_at).abs() <= params.burst_gap_ms;
+        let same_burst = other != NONE && gap != UNLINKED && i64::from(gap) <= burst_gap_ms;
         same_burst.then_some(other)
+    }
+
+    /// Recomputes whether `slot` continues the burst of the memory before it.
+    fn relink(&mut self, slot: u32) {
+        let Some(&Link { prev, .. }) = self.links.get(slot as usize) else {
+            return;
+        };
+        let gap = match (self.doc(prev), self.doc(slot)) {
+            (Some(before), Some(doc)) if before.app == doc.app => {
+                u32::try_from(doc.created_at.abs_diff(before.created_at)).unwrap_or(UNLINKED)
+            }
+            _ => UNLINKED,
+        };
+        if let Some(link) = self.link_mut(slot) {
+            link.gap_prev = gap;
+        }
+    }
+
+    fn link_mut(&mut self, slot: u32) -> Option<&mut Link> {
+        if slot == NONE {
+            return None;
+        }
+        self.links.get_mut(slot as usize)
     }
 
     fn doc(&self, slot: u32) -> Option<&Doc> {
@@ -549,10 +843,15 @@ impl OwnerIndex {
         distinct.sort_unstable();
         for &term in &distinct {
             if let Some(postings) = self.postings.get_mut(term as usize) {
-                postings.push(Posting {
-                    slot,
-                    frequency: frequencies[&term],
-                });
+                // Postings stay sorted by slot, for lookups by memory.
+                let at = postings.partition_point(|posting| posting.slot < slot);
+                postings.insert(
+                    at,
+                    Posting {
+                        slot,
+                        frequency: frequencies[&term],
+                    },
+                );
             }
         }
         let length = u32::try_from(fields.terms.len()).unwrap_or(u32::MAX);
@@ -564,14 +863,53 @@ impl OwnerIndex {
             .map(|category| self.categories.intern(category))
             .collect();
         self.by_key.insert(fields.key, fields.seq);
+        if let Some(link) = self.link_mut(slot) {
+            link.length = length;
+        }
         if let Some(doc) = self.doc_mut(slot) {
             doc.key = fields.key;
-            doc.length = length;
             doc.terms = distinct.into_boxed_slice();
             doc.app = app;
             doc.state = fields.state;
             doc.created_at = fields.created_at;
             doc.categories = categories;
+        }
+        // Its app or time may have changed: so may its burst, on both sides.
+        self.relink(slot);
+        if let Some(&Link { next, .. }) = self.links.get(slot as usize) {
+            self.relink(next);
+        }
+        self.refresh_context(slot);
+    }
+
+    /// Recomputes [`Link::context`] of the memories whose context can include
+    /// `slot`: those up to [`CONTEXT_STEPS`] away on either side.
+    fn refresh_context(&mut self, slot: u32) {
+        let mut around = vec![slot];
+        for step in [Step::Prev, Step::Next] {
+            let mut at = slot;
+            for _ in 0..CONTEXT_STEPS {
+                let Some(link) = self.links.get(at as usize) else {
+                    break;
+                };
+                at = match step {
+                    Step::Prev => link.prev,
+                    Step::Next => link.next,
+                };
+                if at == NONE {
+                    break;
+                }
+                around.push(at);
+            }
+        }
+        for slot in around {
+            let mut context = [0; CONTEXT_STEPS];
+            for (distance, length) in context.iter_mut().enumerate() {
+                *length = self.walked_context_length(self.burst_gap_ms, slot, distance + 1);
+            }
+            if let Some(link) = self.link_mut(slot) {
+                link.context = context;
+            }
         }
     }
 
@@ -581,19 +919,80 @@ impl OwnerIndex {
             return;
         };
         let terms = std::mem::take(&mut doc.terms);
-        let length = std::mem::take(&mut doc.length);
         let (key, seq) = (doc.key, doc.seq);
+        let length = self
+            .link_mut(slot)
+            .map_or(0, |link| std::mem::take(&mut link.length));
         if self.by_key.get(&key) == Some(&seq) {
             self.by_key.remove(&key);
         }
         self.live_length -= u64::from(length);
         for term in terms.iter() {
             if let Some(postings) = self.postings.get_mut(*term as usize)
-                && let Some(position) = postings.iter().position(|p| p.slot == slot)
+                && let Ok(position) = postings.binary_search_by_key(&slot, |p| p.slot)
             {
-                postings.swap_remove(position);
+                postings.remove(position);
             }
         }
+    }
+}
+
+/// Per-memory accumulators of one search. They are kept per thread between
+/// searches, zeroed where used, so a search costs what it touches rather
+/// than the owner's size.
+#[derive(Debug, Default)]
+struct Buffers {
+    /// Frequencies of the current term in each field, by slot.
+    fields: Vec<[f32; FIELDS]>,
+    /// Ranking scores, by slot.
+    scores: Vec<f32>,
+    /// Relevance scores (related terms at full weight), by slot.
+    relevance: Vec<f32>,
+    /// Whether the memory matched in its own text, by slot.
+    own_match: Vec<bool>,
+    /// Slots given a score: what to zero afterwards.
+    dirty: Vec<u32>,
+}
+
+thread_local! {
+    static BUFFERS: std::cell::Cell<Option<Buffers>> = const { std::cell::Cell::new(None) };
+}
+
+/// This thread's [`Buffers`] while a search uses them: handed back, zeroed,
+/// when dropped (on every path out of the search).
+struct Lease(Buffers);
+
+impl Lease {
+    /// This thread's buffers (or new ones), at least `slots` long and zeroed.
+    fn new(slots: usize) -> Lease {
+        let mut buffers = BUFFERS
+            .try_with(std::cell::Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if buffers.scores.len() < slots {
+            buffers.fields.resize(slots, [0.0; FIELDS]);
+            buffers.scores.resize(slots, 0.0);
+            buffers.relevance.resize(slots, 0.0);
+            buffers.own_match.resize(slots, false);
+        }
+        Lease(buffers)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let buffers = &mut self.0;
+        for slot in buffers.dirty.drain(..) {
+            let index = slot as usize;
+            buffers.scores[index] = 0.0;
+            buffers.relevance[index] = 0.0;
+            buffers.own_match[index] = false;
+        }
+        // `fields` is zeroed term by term as it is read.
+        let buffers = std::mem::take(buffers);
+        // Fails only while the thread exits; the buffers are then just freed.
+        let _ = BUFFERS.try_with(|cell| cell.set(Some(buffers)));
     }
 }
 
@@ -605,6 +1004,9 @@ struct Query<'a> {
     related: &'a [u32],
     /// How many distinct words the query has, known or not.
     distinct_words: usize,
+    /// Whether to stop adding memories once no other can be a hit (always,
+    /// but in tests that compare the result with the exhaustive one).
+    prune: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -737,6 +1139,188 @@ mod tests {
         let index = index(&docs);
         assert!(search(&index, "zebra giraffe trip").is_empty());
         assert_eq!(search(&index, "paris anna")[0], 1);
+    }
+
+    /// A small deterministic generator (xorshift64*), so failures reproduce.
+    struct Random(u64);
+
+    impl Random {
+        fn below(&mut self, bound: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound
+        }
+
+        fn pick(&mut self, bound: usize) -> usize {
+            usize::try_from(self.below(bound as u64)).unwrap_or(0)
+        }
+    }
+
+    /// `least` to `most` words with a skewed distribution: a few common, many rare.
+    fn random_text(random: &mut Random, least: u64, most: u64) -> Vec<String> {
+        let words = least + random.below(most - least + 1);
+        (0..words)
+            .map(|_| {
+                let rank = random.below(40) * random.below(40) / 8;
+                format!("w{rank}")
+            })
+            .collect()
+    }
+
+    /// Row id, terms, creation time and app of a generated memory.
+    type RandomDoc = (i64, Vec<String>, i64, &'static str);
+
+    fn random_index(random: &mut Random, memories: i64) -> (OwnerIndex, Vec<RandomDoc>) {
+        let mut index = OwnerIndex::default();
+        let mut docs = Vec::new();
+        let mut created_at = 0;
+        for seq in 1..=memories {
+            // Bursts of writes, sometimes from another app, with long gaps.
+            created_at += if random.below(8) == 0 {
+                2 * 60 * 60 * 1000
+            } else {
+                1_000
+            };
+            let app = if random.below(6) == 0 { "other" } else { "app" };
+            let terms = random_text(random, 1, 12);
+            index.upsert(&DocFields {
+                seq,
+                key: seq.unsigned_abs(),
+                terms: terms.clone(),
+                app,
+                state: MemoryState::Active,
+                created_at,
+                categories: &[],
+            });
+            docs.push((seq, terms, created_at, app));
+        }
+        (index, docs)
+    }
+
+    /// Whether two rankings agree: the same scores rank by rank, and the same
+    /// memories except where scores tie within float rounding (a tie may be
+    /// with a memory just below the last rank).
+    fn same_ranking(a: &[Scored], b: &[Scored]) -> bool {
+        let close = |x: f32, y: f32| (x - y).abs() <= 1e-4 * x.abs().max(1.0);
+        let tied = |rank: usize| {
+            rank + 1 == a.len()
+                || a.iter()
+                    .enumerate()
+                    .any(|(other, hit)| other != rank && close(hit.score, a[rank].score))
+        };
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .enumerate()
+                .all(|(rank, (x, y))| close(x.score, y.score) && (x.seq == y.seq || tied(rank)))
+    }
+
+    #[test]
+    fn early_termination_returns_the_exhaustive_top_k() {
+        let mut random = Random(0x9E37_79B9_7F4A_7C15);
+        for round in 0..40 {
+            let (index, _) = random_index(&mut random, 300 + 40 * round);
+            let params =
+                SearchParams::default().with_min_relevance(if round % 2 == 0 { 0.0 } else { 0.15 });
+            for _ in 0..25 {
+                let terms = random_text(&mut random, 1, 5);
+                let related: Vec<Vec<String>> = terms
+                    .iter()
+                    .map(|_| random_text(&mut random, 0, 3))
+                    .collect();
+                let states = [MemoryState::Active];
+                let app_filter = (random.below(4) == 0).then_some("other");
+                let filter = Filter {
+                    states: &states,
+                    app: app_filter,
+                    ..Filter::default()
+                };
+                let limit = 1 + random.pick(12);
+                let pruned = index.search_pruned(&params, &terms, &related, &filter, limit, true);
+                let exhaustive =
+                    index.search_pruned(&params, &terms, &related, &filter, limit, false);
+                assert!(
+                    same_ranking(&pruned, &exhaustive),
+                    "round {round}, query {terms:?} related {related:?} limit {limit}:\n{pruned:?}\n{exhaustive:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_index_changed_in_place_ranks_like_one_built_afresh() {
+        let mut random = Random(0x0123_4567_89AB_CDEF);
+        for round in 0..20 {
+            let (mut index, mut docs) = random_index(&mut random, 200);
+            // Remove some memories and rewrite others in place.
+            for _ in 0..60 {
+                let at = random.pick(docs.len());
+                if random.below(2) == 0 {
+                    let (seq, ..) = docs.remove(at);
+                    index.remove(seq);
+                } else {
+                    let terms = random_text(&mut random, 1, 12);
+                    let (seq, _, created_at, app) = docs[at];
+                    docs[at].1 = terms.clone();
+                    index.upsert(&DocFields {
+                        seq,
+                        key: seq.unsigned_abs() + 1_000_000,
+                        terms,
+                        app,
+                        state: MemoryState::Active,
+                        created_at,
+                        categories: &[],
+                    });
+                }
+            }
+            let mut fresh = OwnerIndex::default();
+            for (seq, terms, created_at, app) in &docs {
+                fresh.upsert(&DocFields {
+                    seq: *seq,
+                    key: seq.unsigned_abs(),
+                    terms: terms.clone(),
+                    app,
+                    state: MemoryState::Active,
+                    created_at: *created_at,
+                    categories: &[],
+                });
+            }
+            // The index's own burst gap uses the kept context lengths; any other gap
+            // walks the chain (one millisecond more makes the same bursts here).
+            let kept = SearchParams::default().burst_gap_ms;
+            for gap in [kept, kept + 1, 5_000] {
+                let params = SearchParams::default()
+                    .with_burst_gap_ms(gap)
+                    .with_context_floor(0.0);
+                for _ in 0..20 {
+                    let terms = random_text(&mut random, 1, 4);
+                    let filter = Filter {
+                        states: ACTIVE,
+                        ..Filter::default()
+                    };
+                    let changed = index.search(&params, &terms, &[], &filter, 10);
+                    let built = fresh.search(&params, &terms, &[], &filter, 10);
+                    assert!(
+                        same_ranking(&changed, &built),
+                        "round {round}, gap {gap}, query {terms:?}:\n{changed:?}\n{built:?}"
+                    );
+                    if gap == kept {
+                        let walked = index.search(
+                            &params.with_burst_gap_ms(kept + 1),
+                            &terms,
+                            &[],
+                            &filter,
+                            10,
+                        );
+                        assert!(
+                            same_ranking(&changed, &walked),
+                            "round {round}, query {terms:?}:\n{changed:?}\n{walked:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -283,7 +283,9 @@ impl SearchEngine {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .entry(owner_id)
-                .or_default(),
+                .or_insert_with(|| {
+                    Arc::new(RwLock::new(OwnerIndex::new(self.params.burst_gap_ms)))
+                }),
         )
     }
 }
