@@ -18,7 +18,9 @@
 //! count while they belong to the same burst of writes: same app, created
 //! within [`SearchParams::burst_gap_ms`] of each other. The neighbour fields are
 //! not stored: a posting of a term in memory `m` is spread at query time to
-//! `m`'s neighbours, so adding a memory never rewrites older entries.
+//! `m`'s neighbours, so adding a memory never rewrites older entries. Terms
+//! related to the query's words (from the lexicon) count only in a memory's
+//! own text, at [`SearchParams::related_weight`].
 //!
 //! A memory must match with its own text or a neighbour's to be found, and a
 //! relevance floor ([`SearchParams::min_relevance`], as a share of the score a
@@ -440,26 +442,30 @@ impl OwnerIndex {
                 && filter.exclude != Some(doc.seq)
         };
 
-        // (term, weight in the ranking score, weight in the relevance score),
-        // the terms with the fewest memories first: the common ones may then
-        // only need adding to the memories already found (see below).
-        let mut weighted: Vec<(u32, f32, f32)> = query
+        // (term, weight in the ranking score, weight in the relevance score,
+        // steps of context it counts in), the terms with the fewest memories
+        // first: the common ones may then only need adding to the memories
+        // already found (see below). Related terms count in a memory's own
+        // text only: in its context, at their low weight, they would cost the
+        // most and say the least.
+        let steps = params.context_steps();
+        let mut weighted: Vec<(u32, f32, f32, usize)> = query
             .terms
             .iter()
             .zip(idfs.iter().copied())
-            .map(|(&term, idf)| (term, idf, idf))
+            .map(|(&term, idf)| (term, idf, idf, steps))
             .chain(query.related.iter().map(|&term| {
                 let idf = idf(term);
-                (term, params.related_weight * idf, idf)
+                (term, params.related_weight * idf, idf, 0)
             }))
             .collect();
         let postings = |term: u32| self.postings.get(term as usize).map_or(0, Vec::len);
-        weighted.sort_by_key(|&(term, _, _)| (postings(term), term));
+        weighted.sort_by_key(|&(term, ..)| (postings(term), term));
         // What the terms from the i-th on can add to any score at most: a term's
         // saturated frequency stays below k1 + 1.
         let mut remaining: Vec<f32> = weighted
             .iter()
-            .map(|&(_, weight, _)| weight * (params.k1 + 1.0))
+            .map(|&(_, weight, ..)| weight * (params.k1 + 1.0))
             .collect();
         for i in (0..remaining.len().saturating_sub(1)).rev() {
             remaining[i] += remaining[i + 1];
@@ -481,14 +487,14 @@ impl OwnerIndex {
         // found only the ones that the remaining terms could still lift to the
         // `limit`-th sure score need scoring further ("continue" mode).
         let mut closed = false;
-        for (i, &(term, weight, relevance_weight)) in weighted.iter().enumerate() {
+        for (i, &(term, weight, relevance_weight, steps)) in weighted.iter().enumerate() {
             let Some(postings) = self.postings.get(term as usize) else {
                 continue;
             };
             if closed && postings.len() > scored.len() {
                 // Fewer memories left than postings: look the term up in each.
                 for &slot in &scored {
-                    let frequencies = self.frequencies(params, term, slot);
+                    let frequencies = self.frequencies(params, term, slot, steps);
                     if frequencies.iter().any(|value| *value > 0.0) {
                         fields[slot as usize] = frequencies;
                         touched.push(slot);
@@ -498,11 +504,25 @@ impl OwnerIndex {
                 for posting in postings {
                     let (slot, frequency) = (posting.slot, posting.frequency as f32);
                     if closed {
-                        self.spread_to(params, slot, frequency, fields, &mut touched, |slot| {
-                            scores[slot as usize] > 0.0
-                        });
+                        self.spread_to(
+                            params,
+                            steps,
+                            slot,
+                            frequency,
+                            fields,
+                            &mut touched,
+                            |slot| scores[slot as usize] > 0.0,
+                        );
                     } else {
-                        self.spread_to(params, slot, frequency, fields, &mut touched, |_| true);
+                        self.spread_to(
+                            params,
+                            steps,
+                            slot,
+                            frequency,
+                            fields,
+                            &mut touched,
+                            |_| true,
+                        );
                     }
                 }
             }
@@ -652,8 +672,14 @@ impl OwnerIndex {
     }
 
     /// A memory's frequencies of `term` in its own text and at each distance
-    /// of its context: what [`Self::spread`] would give it.
-    fn frequencies(&self, params: &SearchParams, term: u32, slot: u32) -> [f32; FIELDS] {
+    /// of its context up to `steps`: what [`Self::spread_to`] would give it.
+    fn frequencies(
+        &self,
+        params: &SearchParams,
+        term: u32,
+        slot: u32,
+        steps: usize,
+    ) -> [f32; FIELDS] {
         let mut fields = [0.0; FIELDS];
         let Some(postings) = self.postings.get(term as usize) else {
             return fields;
@@ -664,7 +690,6 @@ impl OwnerIndex {
                 .map_or(0.0, |at| postings[at].frequency as f32)
         };
         fields[0] = frequency(slot);
-        let steps = params.context_steps();
         for step in [Step::Prev, Step::Next] {
             let mut at = slot;
             for field in fields.iter_mut().skip(1).take(steps) {
@@ -679,12 +704,14 @@ impl OwnerIndex {
     }
 
     /// Adds a posting's frequency to its memory's own field and to the
-    /// neighbour fields of the memories around it in the same burst, for the
-    /// memories that `admit` lets in.
+    /// neighbour fields of the memories up to `steps` around it in the same
+    /// burst, for the memories that `admit` lets in.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn spread_to(
         &self,
         params: &SearchParams,
+        steps: usize,
         slot: u32,
         frequency: f32,
         fields: &mut [[f32; FIELDS]],
@@ -702,7 +729,6 @@ impl OwnerIndex {
             entry[field] += frequency;
         };
         add(slot, 0);
-        let steps = params.context_steps();
         for step in [Step::Prev, Step::Next] {
             let mut at = slot;
             for distance in 1..=steps {

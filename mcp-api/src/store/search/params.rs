@@ -27,7 +27,8 @@ pub struct SearchParams {
     /// Weight of the memories three steps away.
     pub third_weight: f32,
     /// Weight of terms related to the query's words (synonyms, more general
-    /// terms and kinds, from WordNet); 0 turns query expansion off.
+    /// terms and kinds, from WordNet), which count in a memory's own text
+    /// only; 0 turns query expansion off.
     pub related_weight: f32,
     /// Neighbours further apart in time than this are not context.
     pub burst_gap_ms: i64,
@@ -50,7 +51,7 @@ impl Default for SearchParams {
             near_weight: 0.5,
             far_weight: 0.35,
             third_weight: 0.0,
-            related_weight: 0.15,
+            related_weight: 0.25,
             burst_gap_ms: 30 * 60 * 1000,
             min_relevance: 0.15,
             context_floor: 0.45,
