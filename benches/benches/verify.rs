@@ -20,13 +20,19 @@ use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use std::io::Write as _;
+
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, Throughput};
 use http::{Request, Response};
+use jwks_verify::jwks::{BoxFuture, FetchError, FetchRequest, HttpFetcher};
+use jwks_verify::status_list::StatusListConfig;
 use jwks_verify::{BearerAuthLayer, Policy, StandardClaims, TypPolicy, Verifier};
 use tower::{Layer, Service, service_fn};
 
-use benches::fixture::{AUDIENCE, Fixture, ISSUER, TOKENS};
+use benches::fixture::{AUDIENCE, Fixture, ISSUER, KID, TOKENS};
 use benches::paired::{self, Paired};
 use benches::report::{self, Row};
 
@@ -38,10 +44,13 @@ fn main() {
         .output_directory(&report::criterion_dir())
         .configure_from_args();
 
+    let status = StatusFixture::new(&fixture);
     single_thread(&mut c, &fixture);
     tower_layer(&mut c, &fixture);
+    status_check(&mut c, &status);
     c.final_summary();
     let paired = PairedRatios::measure(&fixture);
+    let status_paired = StatusRatios::measure(&status);
 
     report::print(
         "RS256 verification (ratios measured in this run)",
@@ -105,8 +114,213 @@ fn main() {
                 ("tower", "layer_full_verify"),
                 ("tower", "bare_service"),
             ),
+            // Targets: the status check costs at most 2% of a verification.
+            Row::paired(
+                "status list check on / off, distinct tokens (paired)",
+                status_paired.distinct,
+                0.98,
+            ),
+            Row::paired(
+                "status list check on / off, verified-token cache hits (paired)",
+                status_paired.cache_hit,
+                0.98,
+            ),
+            Row::ratio(
+                "status list check on / off, distinct tokens (criterion)",
+                ("status", "on_distinct"),
+                ("status", "off_distinct"),
+                0.0,
+            ),
+            Row::ratio(
+                "status list check on / off, cache hits (criterion)",
+                ("status", "on_cache_hit"),
+                ("status", "off_cache_hit"),
+                0.0,
+            ),
+            Row::overhead(
+                "status list check per cache hit",
+                ("status", "on_cache_hit"),
+                ("status", "off_cache_hit"),
+            ),
         ],
     );
+}
+
+const STATUS_LIST_URI: &str = "https://auth.example.com/statuslists/1";
+
+/// Tokens carrying a `status` claim, and verifiers with the status check on (list loaded)
+/// and off. The tokio runtime drives the list's refresh task.
+struct StatusFixture {
+    tokens: Vec<String>,
+    on: Verifier,
+    off: Verifier,
+    on_cached: Verifier,
+    off_cached: Verifier,
+    _runtime: tokio::runtime::Runtime,
+}
+
+/// Serves one status list token (all statuses VALID) for every fetch.
+struct OneList(String);
+
+impl HttpFetcher for OneList {
+    fn get(
+        &self,
+        _request: FetchRequest,
+    ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, FetchError>> {
+        let body = self.0.clone().into_bytes();
+        Box::pin(async move {
+            Ok(http::Response::builder()
+                .header("content-type", "application/statuslist+jwt")
+                .body(body)
+                .expect("response"))
+        })
+    }
+}
+
+impl StatusFixture {
+    fn new(fixture: &Fixture) -> StatusFixture {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let header = serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": KID}).to_string();
+        let tokens: Vec<String> = (0..TOKENS)
+            .map(|i| {
+                let claims = serde_json::json!({
+                    "iss": ISSUER,
+                    "sub": format!("user-{i:06}"),
+                    "aud": AUDIENCE,
+                    "exp": now + 3600,
+                    "iat": now,
+                    "scope": "openid memories:read memories:write",
+                    "status": {"status_list": {"idx": i * 37, "uri": STATUS_LIST_URI}},
+                });
+                fixture.sign(&header, &claims.to_string())
+            })
+            .collect();
+        // 1 bit per token, 2^17 tokens: a realistic list, all VALID.
+        let mut encoder =
+            flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&[0u8; 16 * 1024]).expect("compress");
+        let lst = URL_SAFE_NO_PAD.encode(encoder.finish().expect("compress"));
+        let list_token = fixture.sign(
+            &serde_json::json!({"alg": "RS256", "typ": "statuslist+jwt", "kid": KID}).to_string(),
+            &serde_json::json!({
+                "iss": ISSUER, "sub": STATUS_LIST_URI, "iat": now, "exp": now + 7200,
+                "ttl": 3600, "status_list": {"bits": 1, "lst": lst},
+            })
+            .to_string(),
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (on, off, on_cached, off_cached) = {
+            let _entered = runtime.enter();
+            let build = |status: bool, entries: usize| {
+                let mut builder =
+                    Verifier::builder(Policy::new(ISSUER, AUDIENCE).typ(TypPolicy::AccessToken))
+                        .static_jwks(fixture.jwks())
+                        .token_cache_entries(entries);
+                if status {
+                    builder = builder
+                        .http_fetcher(OneList(list_token.clone()))
+                        .status_lists(StatusListConfig::new().max_age(Duration::from_secs(3600)));
+                }
+                let verifier = builder.build().expect("verifier");
+                // Warm: the first token waits for the list.
+                runtime
+                    .block_on(verifier.verify::<StandardClaims>(&tokens[0]))
+                    .expect("valid");
+                verifier
+            };
+            (
+                build(true, 0),
+                build(false, 0),
+                build(true, 4096),
+                build(false, 4096),
+            )
+        };
+        StatusFixture {
+            tokens,
+            on,
+            off,
+            on_cached,
+            off_cached,
+            _runtime: runtime,
+        }
+    }
+}
+
+fn status_check(c: &mut Criterion, status: &StatusFixture) {
+    let mut group = c.benchmark_group("status");
+    group.throughput(Throughput::Elements(1));
+    for (name, verifier) in [("off_distinct", &status.off), ("on_distinct", &status.on)] {
+        group.bench_function(name, |b| {
+            let mut i = 0;
+            b.iter(|| {
+                let token = &status.tokens[i % TOKENS];
+                i += 1;
+                verifier
+                    .try_verify::<StandardClaims>(black_box(token))
+                    .expect("valid")
+            });
+        });
+    }
+    for (name, verifier) in [
+        ("off_cache_hit", &status.off_cached),
+        ("on_cache_hit", &status.on_cached),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                verifier
+                    .try_verify::<StandardClaims>(black_box(&status.tokens[0]))
+                    .expect("valid")
+            });
+        });
+    }
+    group.finish();
+}
+
+/// The status-check ratios, each from a paired measurement.
+struct StatusRatios {
+    distinct: Option<Paired>,
+    cache_hit: Option<Paired>,
+}
+
+impl StatusRatios {
+    fn measure(status: &StatusFixture) -> StatusRatios {
+        let verify_with = |verifier: &Verifier, i: u64| {
+            verifier
+                .try_verify::<StandardClaims>(black_box(&status.tokens[i as usize % TOKENS]))
+                .expect("valid");
+        };
+        let offset = Cell::new(0u64);
+        let block = |ops: u64, op: &dyn Fn(u64)| {
+            offset.set(offset.get().wrapping_add(ops));
+            paired::per_op(ops, offset.get(), op)
+        };
+        StatusRatios {
+            distinct: run(
+                "status/paired/distinct",
+                || block(PairedRatios::RSA_OPS, &|i| verify_with(&status.off, i)),
+                || block(PairedRatios::RSA_OPS, &|i| verify_with(&status.on, i)),
+            ),
+            cache_hit: run(
+                "status/paired/cache_hit",
+                || {
+                    block(PairedRatios::HIT_OPS, &|_| {
+                        verify_with(&status.off_cached, 0);
+                    })
+                },
+                || {
+                    block(PairedRatios::HIT_OPS, &|_| {
+                        verify_with(&status.on_cached, 0);
+                    })
+                },
+            ),
+        }
+    }
 }
 
 /// The ratios with targets, each from a paired measurement (see `benches::paired`).

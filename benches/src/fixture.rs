@@ -87,6 +87,11 @@ impl Fixture {
         URL_SAFE_NO_PAD.encode(self.exponent())
     }
 
+    /// Signs `claims` under `header` (both JSON text) with the fixture's key (RS256).
+    pub fn sign(&self, header: &str, claims: &str) -> String {
+        sign(&self.key, header, claims)
+    }
+
     /// Each token's signing input and decoded signature: what a raw verify consumes.
     ///
     /// # Panics

@@ -16,17 +16,30 @@ use serde::de::value::{
 };
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
+use serde_json::value::RawValue;
+
 use crate::error::{Error, ErrorKind};
 use crate::json::{JsonStr, SeenNames};
 use crate::policy::Policy;
+use crate::status_claim::{self, StatusRef};
+
+/// Claims that passed the checks, with what the verifier keeps from them.
+pub(crate) struct Decoded<C> {
+    pub(crate) claims: C,
+    pub(crate) exp: u64,
+    /// The `status` claim, when status lists are checked and the token has one.
+    pub(crate) status: Option<StatusRef>,
+}
 
 /// Deserializes `payload` into `C` and validates the registered claims against `policy` at
-/// `now` (Unix seconds). Returns the claims and their `exp`.
+/// `now` (Unix seconds). With `capture_status`, the `status` claim is also parsed (and
+/// refused when malformed), still in the one pass.
 pub(crate) fn decode_claims<C: DeserializeOwned>(
     payload: &[u8],
     policy: &Policy,
     now: u64,
-) -> Result<(C, u64), Error> {
+    capture_status: bool,
+) -> Result<Decoded<C>, Error> {
     if payload.trim_ascii_start().first() != Some(&b'{') {
         return Err(Error::new(
             ErrorKind::Malformed,
@@ -37,7 +50,10 @@ pub(crate) fn decode_claims<C: DeserializeOwned>(
     let Ok(json) = std::str::from_utf8(payload) else {
         return Err(Error::new(ErrorKind::Malformed, "claims are not utf-8"));
     };
-    let mut registered = Registered::default();
+    let mut registered = Registered {
+        capture_status,
+        ..Registered::default()
+    };
     let mut de = serde_json::Deserializer::from_str(json);
     let result = C::deserialize(Intercept {
         inner: &mut de,
@@ -52,7 +68,7 @@ pub(crate) fn decode_claims<C: DeserializeOwned>(
     let Ok(claims) = result else {
         // The caller's type stopped early: rescan for the registered claims alone, so a
         // missing or mistyped `iss`/`exp`/… is reported as such rather than as a type error.
-        decode_claims::<de::IgnoredAny>(payload, policy, now)?;
+        decode_claims::<de::IgnoredAny>(payload, policy, now, capture_status)?;
         return Err(Error::new(
             ErrorKind::Claims,
             "claims do not deserialize into the requested type",
@@ -67,7 +83,11 @@ pub(crate) fn decode_claims<C: DeserializeOwned>(
         ));
     }
     let exp = registered.validate(policy, now)?;
-    Ok((claims, exp))
+    Ok(Decoded {
+        claims,
+        exp,
+        status: registered.status,
+    })
 }
 
 /// The registered claims seen so far, parsed.
@@ -78,6 +98,9 @@ struct Registered<'de> {
     exp: Option<u64>,
     nbf: Option<u64>,
     iat: Option<u64>,
+    /// Whether `status` is parsed by us (status lists are checked).
+    capture_status: bool,
+    status: Option<StatusRef>,
     /// Registered claims seen, one bit per [`Field`].
     seen_registered: u8,
     /// Other member names seen.
@@ -97,6 +120,8 @@ enum Field {
     Nbf,
     Iat,
     Jti,
+    /// Only when status lists are checked.
+    Status,
 }
 
 impl Field {
@@ -109,6 +134,7 @@ impl Field {
             "nbf" => Field::Nbf,
             "iat" => Field::Iat,
             "jti" => Field::Jti,
+            "status" => Field::Status,
             _ => return None,
         })
     }
@@ -123,6 +149,7 @@ impl Field {
             Field::Exp => "exp is not a non-negative integer",
             Field::Nbf => "nbf is not a non-negative integer",
             Field::Iat => "iat is not a non-negative integer",
+            Field::Status => "status is not an object with status_list idx and uri",
         }
     }
 }
@@ -334,7 +361,8 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for InterceptMap<'_, 'de, A> {
             self.registered.finished = true;
             return Ok(None);
         };
-        self.pending = Field::from_name(&name);
+        self.pending = Field::from_name(&name)
+            .filter(|field| !matches!(field, Field::Status) || self.registered.capture_status);
         let first_time = match self.pending {
             Some(field) => self.registered.mark_seen(field),
             None => self.registered.seen.insert(name.clone()),
@@ -386,11 +414,104 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for InterceptMap<'_, 'de, A> {
                 self.registered.aud = Some(audiences);
                 value
             }
+            Field::Status => {
+                let raw: &'de RawValue = self.capture(field)?;
+                match status_claim::parse_status_claim(raw.get()) {
+                    Ok(status) => self.registered.status = Some(status),
+                    Err(detail) => {
+                        self.registered.invalid = Some(detail);
+                        return Err(de::Error::custom(detail));
+                    }
+                }
+                // The caller's type reads the same JSON text.
+                seed.deserialize(RawReplay(raw.get()))
+                    .map_err(de::Error::custom)
+            }
         }
     }
 
     fn size_hint(&self) -> Option<usize> {
         self.map.size_hint()
+    }
+}
+
+/// Hands a JSON value already read (and so known to be well-formed) to the caller's type.
+/// A type that ignores it costs nothing; any other reads it with serde_json as usual.
+struct RawReplay<'de>(&'de str);
+
+macro_rules! replay {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+            serde_json::Deserializer::from_str(self.0).$method(visitor)
+        }
+    )*};
+}
+
+impl<'de> Deserializer<'de> for RawReplay<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_unit()
+    }
+
+    replay! {
+        deserialize_any deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32
+        deserialize_i64 deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32
+        deserialize_u64 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char
+        deserialize_str deserialize_string deserialize_bytes deserialize_byte_buf
+        deserialize_option deserialize_unit deserialize_seq deserialize_map
+        deserialize_identifier
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        serde_json::Deserializer::from_str(self.0).deserialize_unit_struct(name, visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        serde_json::Deserializer::from_str(self.0).deserialize_newtype_struct(name, visitor)
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        serde_json::Deserializer::from_str(self.0).deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        serde_json::Deserializer::from_str(self.0).deserialize_tuple_struct(name, len, visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        serde_json::Deserializer::from_str(self.0).deserialize_struct(name, fields, visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        serde_json::Deserializer::from_str(self.0).deserialize_enum(name, variants, visitor)
     }
 }
 
@@ -436,7 +557,7 @@ mod tests {
     }
 
     fn decode(json: &str) -> Result<(Claims, u64), Error> {
-        decode_claims(json.as_bytes(), &policy(), NOW)
+        decode_claims(json.as_bytes(), &policy(), NOW, false).map(|d| (d.claims, d.exp))
     }
 
     fn kind(json: &str) -> ErrorKind {
@@ -456,10 +577,11 @@ mod tests {
 
     #[test]
     fn works_with_untyped_claims() {
-        let (value, _) = decode_claims::<serde_json::Value>(
+        let Decoded { claims: value, .. } = decode_claims::<serde_json::Value>(
             br#"{"iss":"https://issuer.example","aud":"api","exp":1700000100,"x":{"y":[1,2]}}"#,
             &policy(),
             NOW,
+            false,
         )
         .unwrap();
         assert_eq!(value["x"]["y"][1], 2);
@@ -475,10 +597,11 @@ mod tests {
             aud: Option<Vec<String>>,
             exp: f64,
         }
-        let (claims, _) = decode_claims::<Optional>(
+        let Decoded { claims, .. } = decode_claims::<Optional>(
             br#"{"iss":"https://issuer.example","sub":"u1","aud":["api","x"],"exp":1700000100,"iat":1699999990}"#,
             &policy(),
             NOW,
+            false,
         )
         .unwrap();
         assert_eq!(claims.sub.as_deref(), Some("u1"));
@@ -595,7 +718,7 @@ mod tests {
             r#"{{"iss":"https://issuer.example","sub":"u","exp":{}}}"#,
             NOW + 60
         );
-        assert!(decode_claims::<Claims>(json.as_bytes(), &p, NOW).is_ok());
+        assert!(decode_claims::<Claims>(json.as_bytes(), &p, NOW, false).is_ok());
     }
 
     #[test]
@@ -625,5 +748,87 @@ mod tests {
             NOW + 60
         );
         assert_eq!(kind(&json), ErrorKind::Malformed);
+    }
+
+    fn with_status(status: &str) -> String {
+        format!(
+            r#"{{"iss":"https://issuer.example","sub":"u","aud":"api","exp":{},"status":{status}}}"#,
+            NOW + 60
+        )
+    }
+
+    #[test]
+    fn status_is_captured_and_still_given_to_the_callers_type() {
+        #[derive(Deserialize)]
+        struct WithStatus {
+            status: serde_json::Value,
+        }
+        let json = with_status(r#"{"status_list":{"idx":3,"uri":"https://issuer.example/s/1"}}"#);
+        let decoded = decode_claims::<WithStatus>(json.as_bytes(), &policy(), NOW, true).unwrap();
+        let status = decoded.status.unwrap();
+        assert_eq!(
+            (status.idx, &*status.uri),
+            (3, "https://issuer.example/s/1")
+        );
+        assert_eq!(decoded.claims.status["status_list"]["idx"], 3);
+        let untyped =
+            decode_claims::<serde_json::Value>(json.as_bytes(), &policy(), NOW, true).unwrap();
+        assert_eq!(
+            untyped.claims["status"]["status_list"]["uri"],
+            "https://issuer.example/s/1"
+        );
+        #[derive(Deserialize)]
+        struct Typed {
+            status: Option<TypedStatus>,
+        }
+        #[derive(Deserialize)]
+        struct TypedStatus {
+            status_list: TypedList,
+        }
+        #[derive(Deserialize)]
+        struct TypedList {
+            idx: u64,
+            uri: String,
+        }
+        let typed = decode_claims::<Typed>(json.as_bytes(), &policy(), NOW, true).unwrap();
+        let list = typed.claims.status.unwrap().status_list;
+        assert_eq!(
+            (list.idx, list.uri.as_str()),
+            (3, "https://issuer.example/s/1")
+        );
+        // Not captured when status lists are off.
+        let off = decode_claims::<Claims>(json.as_bytes(), &policy(), NOW, false).unwrap();
+        assert!(off.status.is_none());
+    }
+
+    #[test]
+    fn malformed_status_is_an_invalid_claim_only_when_checked() {
+        for status in [
+            r#"[]"#,
+            r#"{}"#,
+            r#""https://issuer.example/s/1""#,
+            r#"{"status_list":{"idx":-1,"uri":"https://issuer.example/s/1"}}"#,
+            r#"{"status_list":{"idx":1,"uri":["https://issuer.example/s/1"]}}"#,
+        ] {
+            let json = with_status(status);
+            assert_eq!(
+                decode_claims::<Claims>(json.as_bytes(), &policy(), NOW, true)
+                    .err()
+                    .map(|e| e.kind()),
+                Some(ErrorKind::InvalidClaim),
+                "{status}"
+            );
+            assert!(decode_claims::<Claims>(json.as_bytes(), &policy(), NOW, false).is_ok());
+        }
+        let twice = format!(
+            r#"{{"iss":"https://issuer.example","sub":"u","aud":"api","exp":{},"status":{{"status_list":{{"idx":1,"uri":"https://a/1"}}}},"status":{{}}}}"#,
+            NOW + 60
+        );
+        assert_eq!(
+            decode_claims::<Claims>(twice.as_bytes(), &policy(), NOW, true)
+                .err()
+                .map(|e| e.kind()),
+            Some(ErrorKind::Malformed)
+        );
     }
 }

@@ -47,11 +47,17 @@ pub enum ErrorKind {
     Claims,
     /// No usable key set: never fetched successfully, or older than the maximum stale age.
     KeySetUnavailable,
+    /// The token's status list entry is not VALID: the issuer revoked (INVALID), suspended
+    /// or otherwise flagged it.
+    Revoked,
+    /// The token's status list could not be had (never fetched, or stale past its grace)
+    /// and the failure mode is fail-closed.
+    StatusUnavailable,
 }
 
 impl ErrorKind {
     /// Every kind, for counters.
-    pub(crate) const ALL: [ErrorKind; 16] = [
+    pub(crate) const ALL: [ErrorKind; 18] = [
         ErrorKind::TooLarge,
         ErrorKind::Malformed,
         ErrorKind::AlgorithmNotAllowed,
@@ -68,6 +74,8 @@ impl ErrorKind {
         ErrorKind::IssuedInFuture,
         ErrorKind::Claims,
         ErrorKind::KeySetUnavailable,
+        ErrorKind::Revoked,
+        ErrorKind::StatusUnavailable,
     ];
 
     /// A short stable label, e.g. for metrics: `"expired"`, `"invalid_signature"`.
@@ -89,12 +97,18 @@ impl ErrorKind {
             ErrorKind::IssuedInFuture => "issued_in_future",
             ErrorKind::Claims => "claims",
             ErrorKind::KeySetUnavailable => "key_set_unavailable",
+            ErrorKind::Revoked => "revoked",
+            ErrorKind::StatusUnavailable => "status_unavailable",
         }
     }
 
-    /// Whether the token itself is at fault (as opposed to the key set being unavailable).
+    /// Whether the token itself is at fault (as opposed to the key set or its status list
+    /// being unavailable).
     pub const fn is_token_error(self) -> bool {
-        !matches!(self, ErrorKind::KeySetUnavailable)
+        !matches!(
+            self,
+            ErrorKind::KeySetUnavailable | ErrorKind::StatusUnavailable
+        )
     }
 
     pub(crate) const fn index(self) -> usize {

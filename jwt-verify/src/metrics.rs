@@ -48,6 +48,15 @@ pub(crate) struct Metrics {
     verified: StripedCounter,
     token_cache_hits: StripedCounter,
     rejected: [AtomicU64; ErrorKind::ALL.len()],
+    /// Accepted tokens whose status was checked (counted instead of `verified`, so the
+    /// hot path pays one counter either way).
+    verified_with_status: StripedCounter,
+    pub(crate) status_revoked: AtomicU64,
+    pub(crate) status_out_of_range: AtomicU64,
+    pub(crate) status_list_fetches: AtomicU64,
+    pub(crate) status_list_fetch_failures: AtomicU64,
+    pub(crate) status_fail_open: AtomicU64,
+    pub(crate) status_lists: AtomicUsize,
     pub(crate) jwks_fetches: AtomicU64,
     pub(crate) jwks_fetch_failures: AtomicU64,
     pub(crate) keys_in_use: AtomicUsize,
@@ -68,13 +77,24 @@ impl Metrics {
         self.token_cache_hits.increment();
     }
 
+    /// Counts an accepted token whose `status` was checked (or accepted under fail-open).
+    #[cfg_attr(not(feature = "status-list"), allow(dead_code))]
+    pub(crate) fn verified_with_status(&self) {
+        self.verified_with_status.increment();
+    }
+
     pub(crate) fn snapshot(&self, now: Instant) -> MetricsSnapshot {
         let loaded_at = *self
             .key_set_loaded_at
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let with_status = self.verified_with_status.sum();
+        let revoked = self.status_revoked.load(Ordering::Relaxed);
+        let fail_open = self.status_fail_open.load(Ordering::Relaxed);
+        let lookups = (with_status + revoked + self.status_out_of_range.load(Ordering::Relaxed))
+            .saturating_sub(fail_open);
         MetricsSnapshot {
-            verified: self.verified.sum(),
+            verified: self.verified.sum() + with_status,
             rejected: ErrorKind::ALL
                 .iter()
                 .map(|k| (*k, self.rejected[k.index()].load(Ordering::Relaxed)))
@@ -84,6 +104,12 @@ impl Metrics {
             jwks_fetches: self.jwks_fetches.load(Ordering::Relaxed),
             jwks_fetch_failures: self.jwks_fetch_failures.load(Ordering::Relaxed),
             keys_in_use: self.keys_in_use.load(Ordering::Relaxed),
+            status_lookups: lookups,
+            status_revoked: revoked,
+            status_list_fetches: self.status_list_fetches.load(Ordering::Relaxed),
+            status_list_fetch_failures: self.status_list_fetch_failures.load(Ordering::Relaxed),
+            status_fail_open: fail_open,
+            status_lists: self.status_lists.load(Ordering::Relaxed),
             key_set_age: loaded_at.map(|t| now.saturating_duration_since(t)),
         }
     }
@@ -117,6 +143,20 @@ pub struct MetricsSnapshot {
     pub keys_in_use: usize,
     /// Time since the current key set was fetched (or loaded, for static keys).
     pub key_set_age: Option<Duration>,
+    /// Tokens whose `status` was looked up in a usable status list (including cache hits).
+    pub status_lookups: u64,
+    /// Tokens refused because their status is not VALID (also in `rejected` as
+    /// [`ErrorKind::Revoked`]).
+    pub status_revoked: u64,
+    /// HTTP fetches of Status List Tokens.
+    pub status_list_fetches: u64,
+    /// Status list fetches that failed (network, status, size, signature or claims).
+    pub status_list_fetch_failures: u64,
+    /// Tokens accepted without a status check because their list was unavailable and the
+    /// failure mode is fail-open.
+    pub status_fail_open: u64,
+    /// Status lists held.
+    pub status_lists: usize,
 }
 
 impl MetricsSnapshot {

@@ -8,7 +8,7 @@ use arc_swap::{ArcSwapOption, Guard};
 use serde::de::DeserializeOwned;
 
 use crate::base64url;
-use crate::claims::decode_claims;
+use crate::claims::{Decoded, decode_claims};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{BuildError, Error, ErrorKind};
 use crate::jwk::{KeySet, VerifyingKey};
@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     #[cfg(feature = "runtime")]
     pub(crate) remote: Option<crate::jwks::driver::Remote>,
+    #[cfg(feature = "status-list")]
+    pub(crate) status: Option<crate::status_list::driver::StatusLists>,
 }
 
 /// The key set as the hot path reads it. Deadlines are in wall-clock seconds so a
@@ -154,6 +156,13 @@ struct VerifiedInner<C> {
     /// A copy, not a shared `Arc`: cloning one refcount from every core would bounce its
     /// cache line between them on each verification.
     key_id: Option<Box<str>>,
+    /// Where the token's status lives, looked up again on every verification (cache hits
+    /// included) so a later revocation is seen.
+    #[cfg(feature = "status-list")]
+    status: Option<crate::status_claim::StatusRef>,
+    /// The list `status` names, once found.
+    #[cfg(feature = "status-list")]
+    status_slot: OnceLock<Arc<crate::status_list::driver::ListSlot>>,
 }
 
 impl<C> Verified<C> {
@@ -227,38 +236,51 @@ impl Verifier {
             clock: Arc::new(SystemClock),
             #[cfg(feature = "runtime")]
             fetcher: None,
+            #[cfg(feature = "status-list")]
+            status_lists: None,
         }
     }
 
     /// Verifies `token` and deserializes its claims into `C`.
     ///
     /// Once keys are loaded this never waits on the network. It waits (at most the fetch
-    /// timeout) only when there are no keys yet, or for one refresh when the token's `kid`
-    /// is unknown and no unknown-kid refresh happened within the cooldown.
+    /// timeout) only when there are no keys yet, for one refresh when the token's `kid`
+    /// is unknown and no unknown-kid refresh happened within the cooldown, or (with status
+    /// lists) for the first fetch of a status list no earlier token named.
     pub async fn verify<C>(&self, token: &str) -> Result<Verified<C>, Error>
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
-        let result = match self.attempt(token) {
-            Err(Refusal::NeedKeys(demand)) => self.retry_after_fetch(token, demand).await,
-            other => other.map_err(Refusal::into_error),
+        let result = match self.attempt(token, true) {
+            Err(Refusal::Token(error)) => Err(error),
+            Err(pending) => self.retry_after_fetch(token, pending).await,
+            Ok(verified) => Ok(verified),
         };
         self.finish(result)
     }
 
     /// Verifies `token` with the keys already in memory; never waits. A missing key
     /// schedules a refresh (within the same limits as [`verify`](Self::verify)) and fails
-    /// with [`ErrorKind::UnknownKey`] or [`ErrorKind::KeySetUnavailable`].
+    /// with [`ErrorKind::UnknownKey`] or [`ErrorKind::KeySetUnavailable`]. A status list
+    /// never fetched before is scheduled, and meanwhile the failure mode applies.
     pub fn try_verify<C>(&self, token: &str) -> Result<Verified<C>, Error>
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
-        let result = self.attempt(token).map_err(|refusal| {
-            if let Refusal::NeedKeys(demand) = refusal {
-                self.schedule_fetch(demand);
+        let result = match self.attempt(token, true) {
+            Ok(verified) => Ok(verified),
+            #[cfg(feature = "status-list")]
+            Err(Refusal::NeedStatus(uri)) => {
+                self.schedule_status_fetch(&uri);
+                self.attempt(token, false).map_err(Refusal::into_error)
             }
-            refusal.into_error()
-        });
+            Err(refusal) => {
+                if let Refusal::NeedKeys(demand) = refusal {
+                    self.schedule_fetch(demand);
+                }
+                Err(refusal.into_error())
+            }
+        };
         self.finish(result)
     }
 
@@ -270,11 +292,11 @@ impl Verifier {
     pub async fn verify_jws_payload(&self, token: &str) -> Result<Vec<u8>, Error> {
         let result = match self.attempt_jws(token) {
             Ok(payload) => Ok(payload),
-            Err(Refusal::Token(e)) => Err(e),
             Err(Refusal::NeedKeys(demand)) => {
                 self.wait_for_fetch(demand).await;
                 self.attempt_jws(token).map_err(Refusal::into_error)
             }
+            Err(refusal) => Err(refusal.into_error()),
         };
         self.finish(result)
     }
@@ -305,8 +327,11 @@ impl Verifier {
     }
 
     /// Counts the outcome and passes it on.
-    pub(crate) fn finish<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
-        self.shared.metrics.record(&result);
+    pub(crate) fn finish<T: Outcome>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        match &result {
+            Ok(value) if value.status_checked() => self.shared.metrics.verified_with_status(),
+            _ => self.shared.metrics.record(&result),
+        }
         result
     }
 
@@ -398,8 +423,14 @@ impl Verifier {
         }
     }
 
-    /// One verification with the keys in memory; never waits.
-    pub(crate) fn attempt<C>(&self, token: &str) -> Result<Verified<C>, Refusal>
+    /// One verification with the keys (and status lists) in memory; never waits.
+    /// `may_wait_for_status` is false once the caller waited for a status list fetch: a
+    /// list still missing then gets the failure mode instead of [`Refusal::NeedStatus`].
+    pub(crate) fn attempt<C>(
+        &self,
+        token: &str,
+        may_wait_for_status: bool,
+    ) -> Result<Verified<C>, Refusal>
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
@@ -418,6 +449,8 @@ impl Verifier {
             && let Ok(inner) = value.downcast::<VerifiedInner<C>>()
         {
             shared.metrics.token_cache_hit();
+            #[cfg(feature = "status-list")]
+            self.check_status(&inner, now, may_wait_for_status)?;
             return Ok(Verified { inner });
         }
 
@@ -425,24 +458,67 @@ impl Verifier {
             Err(Refusal::NeedKeys(demand)) => return self.need_keys(demand),
             other => other?,
         };
-        let (claims, expires_at) =
+        let capture_status = self.checks_status();
+        let decoded: Decoded<C> =
             base64url::with_decoded::<PAYLOAD_STACK_BYTES, _>(parts.payload, |payload| {
-                decode_claims::<C>(payload, policy, now)
+                decode_claims::<C>(payload, policy, now, capture_status)
             })
             .ok_or(refuse(
                 ErrorKind::Malformed,
                 "payload is not canonical base64url",
             ))??;
+        #[cfg(not(feature = "status-list"))]
+        let _ = (may_wait_for_status, decoded.status);
+        let expires_at = decoded.exp;
         let inner = Arc::new(VerifiedInner {
-            claims,
+            claims: decoded.claims,
             expires_at,
             algorithm: parts.algorithm,
             key_id: parts.key_id,
+            #[cfg(feature = "status-list")]
+            status: decoded.status,
+            #[cfg(feature = "status-list")]
+            status_slot: OnceLock::new(),
         });
+        // Cached before the status check: a hit checks the status again.
         if let (Some(cache), Some(hash), Some(loaded)) = (&shared.token_cache, hash, loaded) {
             cache.insert(hash, expires_at, loaded.generation, inner.clone(), now);
         }
+        #[cfg(feature = "status-list")]
+        self.check_status(&inner, now, may_wait_for_status)?;
         Ok(Verified { inner })
+    }
+
+    /// Whether tokens' `status` claims are checked against status lists.
+    fn checks_status(&self) -> bool {
+        #[cfg(feature = "status-list")]
+        {
+            self.shared.status.is_some()
+        }
+        #[cfg(not(feature = "status-list"))]
+        {
+            false
+        }
+    }
+
+    #[cfg(feature = "status-list")]
+    #[inline]
+    fn check_status<C>(
+        &self,
+        inner: &VerifiedInner<C>,
+        now: u64,
+        may_wait: bool,
+    ) -> Result<(), Refusal> {
+        match &self.shared.status {
+            None => Ok(()),
+            Some(lists) => lists.check(
+                inner.status.as_ref(),
+                &inner.status_slot,
+                now,
+                may_wait,
+                &self.shared.metrics,
+            ),
+        }
     }
 
     fn attempt_jws(&self, token: &str) -> Result<Vec<u8>, Refusal> {
@@ -480,16 +556,50 @@ impl Verifier {
         Ok(keys)
     }
 
+    /// Waits for what `pending` needs (keys, then perhaps a status list) and verifies again.
     pub(crate) async fn retry_after_fetch<C>(
         &self,
         token: &str,
-        demand: Demand,
+        pending: Refusal,
     ) -> Result<Verified<C>, Error>
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
-        self.wait_for_fetch(demand).await;
-        self.attempt(token).map_err(Refusal::into_error)
+        let may_wait_for_status = match pending {
+            Refusal::Token(error) => return Err(error),
+            Refusal::NeedKeys(demand) => {
+                self.wait_for_fetch(demand).await;
+                true
+            }
+            #[cfg(feature = "status-list")]
+            Refusal::NeedStatus(uri) => {
+                self.wait_for_status_fetch(&uri).await;
+                false
+            }
+        };
+        match self.attempt(token, may_wait_for_status) {
+            #[cfg(feature = "status-list")]
+            Err(Refusal::NeedStatus(uri)) => {
+                // The keys arrived; the token names a list not fetched yet.
+                self.wait_for_status_fetch(&uri).await;
+                self.attempt(token, false).map_err(Refusal::into_error)
+            }
+            other => other.map_err(Refusal::into_error),
+        }
+    }
+
+    #[cfg(feature = "status-list")]
+    fn schedule_status_fetch(&self, uri: &str) {
+        if let Some(lists) = &self.shared.status {
+            let _ = lists.request(self.shared.clock.now(), uri);
+        }
+    }
+
+    #[cfg(feature = "status-list")]
+    async fn wait_for_status_fetch(&self, uri: &str) {
+        if let Some(lists) = &self.shared.status {
+            lists.wait_for_fetch(self.shared.clock.now(), uri).await;
+        }
     }
 
     fn has_remote(&self) -> bool {
@@ -529,12 +639,46 @@ impl Verifier {
     }
 }
 
+/// A successful outcome, for counting.
+pub(crate) trait Outcome {
+    /// Whether the token's `status` was checked against a status list.
+    fn status_checked(&self) -> bool {
+        false
+    }
+}
+
+impl<C> Outcome for Verified<C> {
+    fn status_checked(&self) -> bool {
+        #[cfg(feature = "status-list")]
+        {
+            self.inner.status.is_some()
+        }
+        #[cfg(not(feature = "status-list"))]
+        {
+            false
+        }
+    }
+}
+
+impl<T: Outcome> Outcome for &T {
+    fn status_checked(&self) -> bool {
+        (**self).status_checked()
+    }
+}
+
+impl Outcome for Vec<u8> {}
+
+impl Outcome for () {}
+
 /// Why an attempt stopped short of a verified token.
 pub(crate) enum Refusal {
     /// The token is refused.
     Token(Error),
     /// The answer depends on keys we do not have yet.
     NeedKeys(Demand),
+    /// The answer depends on a status list never fetched before (this URI, allowed).
+    #[cfg(feature = "status-list")]
+    NeedStatus(Box<str>),
 }
 
 impl Refusal {
@@ -542,6 +686,10 @@ impl Refusal {
         match self {
             Refusal::Token(e) => e,
             Refusal::NeedKeys(demand) => demand_error(demand),
+            #[cfg(feature = "status-list")]
+            Refusal::NeedStatus(_) => {
+                Error::new(ErrorKind::StatusUnavailable, "status list unavailable")
+            }
         }
     }
 }
@@ -615,6 +763,8 @@ pub struct VerifierBuilder {
     clock: Arc<dyn Clock>,
     #[cfg(feature = "runtime")]
     fetcher: Option<Arc<dyn crate::jwks::HttpFetcher>>,
+    #[cfg(feature = "status-list")]
+    status_lists: Option<crate::status_list::StatusListConfig>,
 }
 
 impl VerifierBuilder {
@@ -663,6 +813,35 @@ impl VerifierBuilder {
     #[cfg(feature = "runtime")]
     pub fn http_fetcher(mut self, fetcher: impl crate::jwks::HttpFetcher) -> Self {
         self.fetcher = Some(Arc::new(fetcher));
+        self
+    }
+
+    /// Check every token's `status` claim against the issuer's Token Status Lists
+    /// (draft-ietf-oauth-status-list), fetched with the same HTTP client and verified with
+    /// the same keys as tokens. Needs a tokio runtime at [`build`](Self::build).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use jwks_verify::status_list::{FailureMode, StatusListConfig};
+    /// use jwks_verify::{Policy, Verifier};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), jwks_verify::BuildError> {
+    /// let verifier = Verifier::builder(Policy::new("https://issuer.example", "my-api"))
+    ///     .discover()
+    ///     .status_lists(
+    ///         StatusListConfig::new()
+    ///             .require_status(true)
+    ///             .max_age(Duration::from_secs(30))
+    ///             .failure_mode(FailureMode::FailClosed),
+    ///     )
+    ///     .build()?;
+    /// # drop(verifier);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "status-list")]
+    pub fn status_lists(mut self, config: crate::status_list::StatusListConfig) -> Self {
+        self.status_lists = Some(config);
         self
     }
 
@@ -724,24 +903,34 @@ impl VerifierBuilder {
                 )?);
             }
         }
-        #[cfg(feature = "runtime")]
-        let remote = match remote_cache {
+        #[cfg(feature = "status-list")]
+        let status = match self.status_lists {
             None => None,
-            Some(cache) => {
-                let fetcher = match self.fetcher {
-                    Some(fetcher) => fetcher,
-                    None => default_fetcher()?,
-                };
-                let handle =
-                    tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
-                Some((crate::jwks::driver::Remote::new(cache), fetcher, handle))
+            Some(config) => {
+                let cache = crate::status_list::StatusListCache::new(&policy, config)?;
+                Some(crate::status_list::driver::StatusLists::new(
+                    cache, &policy,
+                )?)
             }
         };
+        #[cfg(feature = "status-list")]
+        let needs_runtime = remote_cache.is_some() || status.is_some();
+        #[cfg(all(feature = "runtime", not(feature = "status-list")))]
+        let needs_runtime = remote_cache.is_some();
         #[cfg(feature = "runtime")]
-        let (remote, start) = match remote {
-            None => (None, None),
-            Some((remote, fetcher, handle)) => (Some(remote), Some((fetcher, handle))),
+        let start = if needs_runtime {
+            let fetcher = match self.fetcher {
+                Some(fetcher) => fetcher,
+                None => default_fetcher()?,
+            };
+            let handle =
+                tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+            Some((fetcher, handle))
+        } else {
+            None
         };
+        #[cfg(feature = "runtime")]
+        let remote = remote_cache.map(crate::jwks::driver::Remote::new);
         let verifier = Verifier {
             shared: Arc::new(Shared {
                 policy,
@@ -751,10 +940,14 @@ impl VerifierBuilder {
                 clock: self.clock,
                 #[cfg(feature = "runtime")]
                 remote,
+                #[cfg(feature = "status-list")]
+                status,
             }),
         };
         #[cfg(feature = "runtime")]
         if let Some((fetcher, handle)) = start {
+            #[cfg(feature = "status-list")]
+            crate::status_list::driver::spawn(&verifier.shared, Arc::clone(&fetcher), &handle);
             crate::jwks::driver::spawn(&verifier.shared, fetcher, &handle);
         }
         Ok(verifier)

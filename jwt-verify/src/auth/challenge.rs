@@ -23,6 +23,7 @@ pub struct Challenge {
     scope: Option<String>,
     missing: HeaderValue,
     invalid_token: HeaderValue,
+    revoked_token: HeaderValue,
 }
 
 impl Default for Challenge {
@@ -40,6 +41,7 @@ impl Challenge {
             scope: None,
             missing: HeaderValue::from_static("Bearer"),
             invalid_token: HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            revoked_token: HeaderValue::from_static("Bearer error=\"invalid_token\""),
         };
         challenge.rebuild();
         challenge
@@ -80,6 +82,22 @@ impl Challenge {
         &self.invalid_token
     }
 
+    /// The header for a token its issuer revoked (its status list entry is not VALID):
+    /// `error="invalid_token"` with `error_description="token revoked"`, so a client knows
+    /// refreshing the same grant is pointless but learns nothing else.
+    ///
+    /// ```
+    /// use jwks_verify::Challenge;
+    ///
+    /// assert_eq!(
+    ///     Challenge::new().realm("api").revoked_token_header(),
+    ///     r#"Bearer realm="api", error="invalid_token", error_description="token revoked""#
+    /// );
+    /// ```
+    pub fn revoked_token_header(&self) -> &HeaderValue {
+        &self.revoked_token
+    }
+
     /// The header for a token that lacks a scope (RFC 6750 §3.1): `error="insufficient_scope"`
     /// with `scope` naming `required_scope` instead of the configured scopes.
     ///
@@ -96,7 +114,12 @@ impl Challenge {
         self.header(Some(required_scope), Some("insufficient_scope"))
     }
 
-    fn params(&self, scope_override: Option<&str>, error: Option<&str>) -> String {
+    fn params(
+        &self,
+        scope_override: Option<&str>,
+        error: Option<&str>,
+        description: Option<&str>,
+    ) -> String {
         let mut parts = Vec::new();
         if let Some(realm) = &self.realm {
             parts.push(format!("realm=\"{realm}\""));
@@ -110,6 +133,9 @@ impl Challenge {
         if let Some(error) = error {
             parts.push(format!("error=\"{error}\""));
         }
+        if let Some(description) = description {
+            parts.push(format!("error_description=\"{}\"", quote(description)));
+        }
         if parts.is_empty() {
             "Bearer".to_owned()
         } else {
@@ -118,14 +144,25 @@ impl Challenge {
     }
 
     fn header(&self, scope_override: Option<&str>, error: Option<&str>) -> HeaderValue {
+        self.header_with_description(scope_override, error, None)
+    }
+
+    fn header_with_description(
+        &self,
+        scope_override: Option<&str>,
+        error: Option<&str>,
+        description: Option<&str>,
+    ) -> HeaderValue {
         // `quote` leaves only visible ASCII and spaces, so this cannot fail.
-        HeaderValue::from_str(&self.params(scope_override, error))
+        HeaderValue::from_str(&self.params(scope_override, error, description))
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
     }
 
     fn rebuild(&mut self) {
         self.missing = self.header(None, None);
         self.invalid_token = self.header(None, Some("invalid_token"));
+        self.revoked_token =
+            self.header_with_description(None, Some("invalid_token"), Some("token revoked"));
     }
 
     pub(crate) fn response<B: Default>(

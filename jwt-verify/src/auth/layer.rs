@@ -14,8 +14,10 @@ use crate::verifier::Verifier;
 ///
 /// On success the [`Verified<C>`](crate::Verified) claims are in the request extensions. On
 /// failure the inner service is not called: a missing token gets `401` with a bare
-/// challenge, a refused token `401` with `error="invalid_token"`, several `Authorization`
-/// headers `400` with `error="invalid_request"`, and an unavailable key set `503`.
+/// challenge, a refused token `401` with `error="invalid_token"` (plus
+/// `error_description="token revoked"` when its status list says so), several
+/// `Authorization` headers `400` with `error="invalid_request"`, and an unavailable key set
+/// or status list (under fail-closed) `503` with `Retry-After`.
 ///
 /// ```
 /// use std::convert::Infallible;

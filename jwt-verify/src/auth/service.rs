@@ -111,9 +111,21 @@ fn is_preflight<B>(request: &Request<B>) -> bool {
             .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
-/// The response for a token that did not verify.
+/// The response for a token that did not verify: 401 `invalid_token` (with
+/// `error_description="token revoked"` for a revoked token), or 503 with `Retry-After` and
+/// no challenge when the key set or the token's status list is unavailable (RFC 6750 has
+/// no error code for "cannot check right now", and the token may well be fine).
 pub(crate) fn refusal_response<B: Default>(challenge: &Challenge, kind: ErrorKind) -> Response<B> {
-    if kind == ErrorKind::KeySetUnavailable {
+    if kind == ErrorKind::Revoked {
+        return challenge.response(
+            StatusCode::UNAUTHORIZED,
+            challenge.revoked_token_header().clone(),
+        );
+    }
+    if matches!(
+        kind,
+        ErrorKind::KeySetUnavailable | ErrorKind::StatusUnavailable
+    ) {
         let mut response = Response::new(B::default());
         *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         response
@@ -163,9 +175,9 @@ where
                 );
             }
         };
-        match self.verifier.attempt::<C>(token) {
+        match self.verifier.attempt::<C>(token, true) {
             Ok(verified) => {
-                let _ = self.verifier.finish::<()>(Ok(()));
+                let _ = self.verifier.finish(Ok(&verified));
                 request.extensions_mut().insert(verified);
                 ResponseFuture::inner(self.inner.call(request))
             }
@@ -174,15 +186,15 @@ where
                 let _ = self.verifier.finish::<()>(Err(error));
                 ResponseFuture::ready(refusal_response(&self.challenge, kind))
             }
-            Err(Refusal::NeedKeys(demand)) => {
-                // Cold path: wait for the key fetch, then verify again.
+            Err(pending) => {
+                // Cold path: wait for the key (or first status list) fetch, then verify again.
                 let token = token.to_owned();
                 let verifier = self.verifier.clone();
                 let challenge = Arc::clone(&self.challenge);
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::waiting(Box::pin(async move {
-                    let result = verifier.retry_after_fetch::<C>(&token, demand).await;
+                    let result = verifier.retry_after_fetch::<C>(&token, pending).await;
                     match verifier.finish(result) {
                         Ok(verified) => {
                             request.extensions_mut().insert(verified);
@@ -224,5 +236,29 @@ mod tests {
         assert_eq!(parse(&["Bearer a b"]), "malformed");
         assert_eq!(parse(&["Bearer a\"b"]), "malformed");
         assert_eq!(parse(&["Bearer a", "Bearer b"]), "malformed");
+    }
+
+    #[test]
+    fn revoked_and_unavailable_status_responses() {
+        let challenge = Challenge::new().realm("api");
+        let revoked = refusal_response::<String>(&challenge, ErrorKind::Revoked);
+        assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            revoked.headers()[http::header::WWW_AUTHENTICATE],
+            r#"Bearer realm="api", error="invalid_token", error_description="token revoked""#
+        );
+        let unavailable = refusal_response::<String>(&challenge, ErrorKind::StatusUnavailable);
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.headers()[RETRY_AFTER], "5");
+        assert!(
+            !unavailable
+                .headers()
+                .contains_key(http::header::WWW_AUTHENTICATE)
+        );
+        let other = refusal_response::<String>(&challenge, ErrorKind::Expired);
+        assert_eq!(
+            other.headers()[http::header::WWW_AUTHENTICATE],
+            r#"Bearer realm="api", error="invalid_token""#
+        );
     }
 }

@@ -130,6 +130,7 @@ async fn fetch_once(shared: &Shared, fetcher: &dyn HttpFetcher, kind: FetchKind,
     let request = FetchRequest {
         uri: uri.clone(),
         max_body_bytes: remote.max_body_bytes,
+        accept: super::fetch::JWKS_ACCEPT,
     };
     shared.metrics.jwks_fetches.fetch_add(1, Ordering::Relaxed);
     let response = tokio::time::timeout(remote.fetch_timeout, fetcher.get(request))

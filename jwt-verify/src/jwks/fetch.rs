@@ -14,9 +14,16 @@ pub struct FetchRequest {
     pub uri: http::Uri,
     /// Bodies longer than this must be refused with [`FetchError::BodyTooLarge`].
     pub max_body_bytes: usize,
+    /// The `Accept` header value to send: the media types of the document wanted.
+    pub accept: &'static str,
 }
 
-/// Makes HTTP GET requests for JWKS and discovery documents.
+/// The `Accept` value of JWKS and discovery fetches.
+#[cfg(feature = "runtime")]
+pub(crate) const JWKS_ACCEPT: &str = "application/jwk-set+json, application/json";
+
+/// Makes HTTP GET requests for JWKS and discovery documents (and, with the `status-list`
+/// feature, Status List Tokens).
 ///
 /// Implementations must not follow redirects and must enforce
 /// [`FetchRequest::max_body_bytes`]. The caller applies the overall timeout.

@@ -69,7 +69,7 @@ impl HttpFetcher for HyperFetcher {
     ) -> BoxFuture<'_, Result<http::Response<Vec<u8>>, FetchError>> {
         Box::pin(async move {
             let outgoing = http::Request::get(request.uri)
-                .header(ACCEPT, "application/jwk-set+json, application/json")
+                .header(ACCEPT, request.accept)
                 .header(
                     USER_AGENT,
                     concat!("jwks-verify/", env!("CARGO_PKG_VERSION")),
