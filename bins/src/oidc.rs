@@ -148,6 +148,25 @@ pub struct OidcArgs {
     #[arg(long, env = "OIDC_HEALTH_TOKEN", hide_env_values = true)]
     pub health_token: Option<Secret>,
 
+    /// How long access tokens are valid: seconds, or a number with a unit (`15m`, `1h`),
+    /// from 60 s to 24 h. Resource servers that read the token status lists learn of a
+    /// revocation within OIDC_STATUS_LIST_TTL; others honour a revoked token until it
+    /// expires.
+    #[arg(long, env = "OIDC_ACCESS_TOKEN_TTL", default_value = "3600")]
+    pub access_token_ttl: String,
+
+    /// Token status lists (draft-ietf-oauth-status-list): `on` puts a `status` claim in
+    /// every access token and serves the signed lists at `/statuslists/{n}`, so that
+    /// revocations reach resource servers within seconds; `off` leaves both out.
+    #[arg(long, env = "OIDC_TOKEN_STATUS", default_value = "on", value_parser = ["on", "off"])]
+    pub token_status: String,
+
+    /// How long resource servers may cache a status list (its `ttl` and `Cache-Control:
+    /// max-age`): seconds, or a number with a unit, from 1 s to 1 h. A revocation is seen
+    /// at most this late.
+    #[arg(long, env = "OIDC_STATUS_LIST_TTL", default_value = "10")]
+    pub status_list_ttl: String,
+
     /// Connection limits.
     #[command(flatten)]
     pub connections: OidcConnectionArgs,
@@ -242,11 +261,34 @@ pub fn provider_config(args: &OidcArgs) -> anyhow::Result<ProviderConfig> {
     }
     config.registration.unused_client_ttl =
         duration_setting(&args.dynamic_client_ttl).context("OIDC_DYNAMIC_CLIENT_TTL")?;
+    let access = bounded_duration(&args.access_token_ttl, ACCESS_TOKEN_TTL_RANGE)
+        .context("OIDC_ACCESS_TOKEN_TTL")?;
+    config = config.with_access_token_lifetime(access);
+    config.status_lists.enabled = args.token_status == "on";
+    config.status_lists.ttl = bounded_duration(&args.status_list_ttl, STATUS_LIST_TTL_RANGE)
+        .context("OIDC_STATUS_LIST_TTL")?;
     if let Some(token) = &args.health_token {
         config.health_token = Some(health_token_hash(token.expose_secret())?);
     }
     config.validate().context("invalid configuration")?;
     Ok(config)
+}
+
+/// Accepted `OIDC_ACCESS_TOKEN_TTL` values, in seconds: a minute to a day.
+const ACCESS_TOKEN_TTL_RANGE: (u64, u64) = (60, 24 * 3600);
+/// Accepted `OIDC_STATUS_LIST_TTL` values, in seconds: a second to an hour.
+const STATUS_LIST_TTL_RANGE: (u64, u64) = (1, 3600);
+
+/// Parses a duration setting that cannot be `off` ([`duration_setting`]) and must lie
+/// within `(min, max)` seconds, both included.
+pub fn bounded_duration(value: &str, (min, max): (u64, u64)) -> anyhow::Result<Duration> {
+    let Some(duration) = duration_setting(value)? else {
+        bail!("expected a number of seconds (or with a unit, e.g. 15m), not off");
+    };
+    if !(min..=max).contains(&duration.as_secs()) {
+        bail!("must be from {min} to {max} seconds");
+    }
+    Ok(duration)
 }
 
 /// Shortest accepted `OIDC_HEALTH_TOKEN`, in characters.
@@ -625,6 +667,39 @@ mod tests {
         let short = OidcArgs::parse_from(["oidc-server", "--dynamic-client-ttl=10s"]);
         let error = format!("{:#}", provider_config(&short).unwrap_err());
         assert!(error.contains("at least a minute"), "{error}");
+    }
+
+    #[test]
+    fn token_lifetimes_and_status_lists_are_configurable_within_bounds() {
+        let config = provider_config(&OidcArgs::parse_from(["oidc-server"])).unwrap();
+        assert_eq!(config.lifetimes.access, Duration::from_secs(3600));
+        assert!(config.status_lists.enabled);
+        assert_eq!(config.status_lists.ttl, Duration::from_secs(10));
+        let args = OidcArgs::parse_from([
+            "oidc-server",
+            "--access-token-ttl=12h",
+            "--status-list-ttl=30",
+            "--token-status=off",
+        ]);
+        let config = provider_config(&args).unwrap();
+        assert_eq!(config.lifetimes.access, Duration::from_secs(12 * 3600));
+        assert!(config.rotation.retain_after_retire() >= Duration::from_secs(12 * 3600));
+        assert_eq!(config.status_lists.ttl, Duration::from_secs(30));
+        assert!(!config.status_lists.enabled);
+        for (flag, value, variable) in [
+            ("--access-token-ttl", "59", "OIDC_ACCESS_TOKEN_TTL"),
+            ("--access-token-ttl", "2d", "OIDC_ACCESS_TOKEN_TTL"),
+            ("--access-token-ttl", "off", "OIDC_ACCESS_TOKEN_TTL"),
+            ("--access-token-ttl", "an hour", "OIDC_ACCESS_TOKEN_TTL"),
+            ("--status-list-ttl", "0", "OIDC_STATUS_LIST_TTL"),
+            ("--status-list-ttl", "2h", "OIDC_STATUS_LIST_TTL"),
+            ("--status-list-ttl", "-1", "OIDC_STATUS_LIST_TTL"),
+        ] {
+            let args = OidcArgs::parse_from(["oidc-server".to_owned(), format!("{flag}={value}")]);
+            let error = format!("{:#}", provider_config(&args).unwrap_err());
+            assert!(error.contains(variable), "{value}: {error}");
+        }
+        assert!(OidcArgs::try_parse_from(["oidc-server", "--token-status=maybe"]).is_err());
     }
 
     #[test]

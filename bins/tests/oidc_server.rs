@@ -64,6 +64,14 @@ async fn allow_any_user_starts_without_a_restriction() {
     .unwrap();
     assert_eq!(status, 200);
     assert_eq!(discovery["issuer"], format!("http://{addr}"));
+    // Token status lists are on by default: the aggregation is advertised and served.
+    let aggregation = discovery["status_list_aggregation_endpoint"]
+        .as_str()
+        .unwrap();
+    assert_eq!(aggregation, format!("http://{addr}/statuslists"));
+    let (status, lists) = get(aggregation, None).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(lists, serde_json::json!({"status_lists": []}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,4 +237,26 @@ fn a_short_health_token_is_refused_at_start_without_echoing_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("OIDC_HEALTH_TOKEN"), "{stderr}");
     assert!(!stderr.contains("too-short-secret"), "{stderr}");
+}
+
+#[test]
+fn malformed_token_lifetimes_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = format!("http://127.0.0.1:{}", free_port());
+    for (variable, value) in [
+        ("OIDC_ACCESS_TOKEN_TTL", "soon"),
+        ("OIDC_ACCESS_TOKEN_TTL", "30"),
+        ("OIDC_ACCESS_TOKEN_TTL", "25h"),
+        ("OIDC_STATUS_LIST_TTL", "0"),
+        ("OIDC_STATUS_LIST_TTL", "10x"),
+        ("OIDC_STATUS_LIST_TTL", "2h"),
+    ] {
+        let mut envs = unrestricted_upstream(&upstream, dir.path(), 0);
+        envs.push((variable.to_owned(), value.to_owned()));
+        let output = run_to_exit(&envs, &["--allow-any-user"]);
+        assert!(!output.status.success(), "{variable}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "{stderr}");
+        assert!(!stderr.contains("retrying"), "{stderr}");
+    }
 }

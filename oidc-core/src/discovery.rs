@@ -126,6 +126,10 @@ pub struct Endpoints {
     pub revocation: EndpointUrl,
     /// `introspection_endpoint` (RFC 7662).
     pub introspection: Option<EndpointUrl>,
+    /// `status_list_aggregation_endpoint` (draft-ietf-oauth-status-list): the URIs of
+    /// every token status list. `None` from [`Endpoints::under_issuer`]; the provider sets
+    /// it when status lists are on.
+    pub status_list_aggregation: Option<EndpointUrl>,
 }
 
 impl Endpoints {
@@ -150,7 +154,31 @@ impl Endpoints {
             registration: Some(EndpointUrl::under(issuer, REGISTRATION_PATH)),
             revocation: EndpointUrl::under(issuer, REVOCATION_PATH),
             introspection: Some(EndpointUrl::under(issuer, INTROSPECTION_PATH)),
+            status_list_aggregation: None,
         }
+    }
+
+    /// Sets `status_list_aggregation_endpoint` to `{issuer}/statuslists`.
+    ///
+    /// ```
+    /// use oidc_core::discovery::Endpoints;
+    /// use oidc_core::types::Issuer;
+    ///
+    /// let issuer = Issuer::parse("https://auth.example.com")?;
+    /// let endpoints = Endpoints::under_issuer(&issuer).with_status_lists(&issuer);
+    /// assert_eq!(
+    ///     endpoints.status_list_aggregation.unwrap().as_str(),
+    ///     "https://auth.example.com/statuslists"
+    /// );
+    /// # Ok::<(), oidc_core::InvalidValue>(())
+    /// ```
+    #[must_use]
+    pub fn with_status_lists(mut self, issuer: &Issuer) -> Endpoints {
+        self.status_list_aggregation = Some(EndpointUrl::under(
+            issuer,
+            crate::status_list::STATUS_LISTS_PATH,
+        ));
+        self
     }
 }
 
@@ -261,6 +289,10 @@ impl ProviderMetadata {
             registration_endpoint: e.registration.as_ref().map(EndpointUrl::as_str),
             revocation_endpoint: e.revocation.as_str(),
             introspection_endpoint: e.introspection.as_ref().map(EndpointUrl::as_str),
+            status_list_aggregation_endpoint: e
+                .status_list_aggregation
+                .as_ref()
+                .map(EndpointUrl::as_str),
             response_types_supported: ["code"],
             response_modes_supported: ["query"],
             grant_types_supported: ["authorization_code", "refresh_token"],
@@ -297,6 +329,8 @@ struct Document<'a> {
     revocation_endpoint: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     introspection_endpoint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_list_aggregation_endpoint: Option<&'a str>,
     response_types_supported: [&'static str; 1],
     response_modes_supported: [&'static str; 1],
     grant_types_supported: [&'static str; 2],

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::base64url;
 use crate::error::RandomError;
 use crate::keys::{ALG_RS256, KeyError, SigningKey};
+use crate::status_list::StatusClaim;
 use crate::types::{ClientId, Issuer, ResourceIndicator, Scope, Subject};
 
 /// `typ` of RFC 9068 access tokens.
@@ -159,6 +160,55 @@ pub fn encode_access_token(
         return Err(JwtError::InvalidLifetime);
     }
     encode_jwt(key, TYP_ACCESS_TOKEN, claims)
+}
+
+/// Encodes an access token with a `status` claim (draft-ietf-oauth-status-list) after
+/// the claims of `claims`: [`encode_access_token`] when `status` is `None`.
+///
+/// ```
+/// # use oidc_core::jwt::{AccessTokenClaims, encode_access_token_with_status};
+/// # use oidc_core::keys::{KeySize, SigningKey};
+/// # use oidc_core::status_list::{StatusClaim, StatusIndex};
+/// # use oidc_core::types::*;
+/// # let key = SigningKey::generate(KeySize::Rsa2048)?;
+/// let issuer = Issuer::parse("https://auth.example.com")?;
+/// let claims = AccessTokenClaims {
+///     iss: issuer.clone(),
+///     sub: Subject::parse("u-123")?,
+///     aud: ResourceIndicator::parse("https://mcp.example.com/mcp")?,
+///     client_id: ClientId::parse("client-1")?,
+///     iat: 1_700_000_000,
+///     exp: 1_700_003_600,
+///     jti: "id-1".to_owned(),
+///     scope: Scope::parse("memories:read")?,
+/// };
+/// let status = StatusClaim::new(&issuer, StatusIndex::new(1, 42));
+/// let token = encode_access_token_with_status(&key, &claims, Some(&status))?;
+/// assert_eq!(token.split('.').count(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`encode_access_token`].
+pub fn encode_access_token_with_status(
+    key: &SigningKey,
+    claims: &AccessTokenClaims,
+    status: Option<&StatusClaim>,
+) -> Result<String, JwtError> {
+    #[derive(Serialize)]
+    struct WithStatus<'a> {
+        #[serde(flatten)]
+        claims: &'a AccessTokenClaims,
+        status: &'a StatusClaim,
+    }
+    let Some(status) = status else {
+        return encode_access_token(key, claims);
+    };
+    if claims.exp <= claims.iat {
+        return Err(JwtError::InvalidLifetime);
+    }
+    encode_jwt(key, TYP_ACCESS_TOKEN, &WithStatus { claims, status })
 }
 
 /// The claims of an OpenID Connect ID token. Optional claims are left out when `None`.
@@ -456,6 +506,26 @@ mod tests {
             encode_id_token(&key, &claims),
             Err(JwtError::InvalidLifetime)
         );
+    }
+
+    #[test]
+    fn status_claim_follows_the_access_token_claims() {
+        let key = test_keys::key(0);
+        let issuer = Issuer::parse(ISSUER).unwrap();
+        let status = StatusClaim::new(&issuer, crate::status_list::StatusIndex::new(3, 9));
+        let token = encode_access_token_with_status(&key, &access_claims(), Some(&status)).unwrap();
+        let payload = decode_part(&token, 1);
+        assert_eq!(
+            payload["status"],
+            serde_json::json!({"status_list": {"idx": 9, "uri": "https://auth.example.com/statuslists/3"}})
+        );
+        assert_eq!(payload["jti"], "BwcHBwcHBwcHBwcHBwcHBw");
+        let verified = verifier(&key, RESOURCE, TypPolicy::AccessToken)
+            .try_verify::<AccessTokenClaims>(&token)
+            .unwrap();
+        assert_eq!(*verified.claims(), access_claims());
+        let without = encode_access_token_with_status(&key, &access_claims(), None).unwrap();
+        assert!(decode_part(&without, 1).get("status").is_none());
     }
 
     #[test]

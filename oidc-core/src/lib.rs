@@ -21,6 +21,8 @@
 //!   them before they sign and keeps them until every token they signed has expired.
 //! - [`jwt`]: RS256 compact JWS encoding, RFC 9068 access tokens (`typ: at+jwt`) and ID
 //!   tokens (`typ: JWT`).
+//! - [`status_list`]: IETF Token Status Lists: the `status` claim of access tokens, the
+//!   compressed bit array and the signed Status List Token (`typ: statuslist+jwt`).
 //! - [`discovery`]: the provider metadata document, served at both well-known paths.
 //! - [`login`]: the login methods behind [`authn::Authenticator`]: federation to an
 //!   upstream OpenID provider (Google or any issuer; feature `hyper-client`) and local
@@ -97,6 +99,7 @@ pub mod pkce;
 pub mod provider;
 pub mod redirect;
 pub mod secret;
+pub mod status_list;
 pub mod store;
 pub mod types;
 

@@ -458,8 +458,8 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     out.chars().take(300).collect()
 }
 
-/// JWK Sets (and jwks-verify's own discovery) through the same client, policy and limits,
-/// with the size limit jwks-verify asks for.
+/// JWK Sets, jwks-verify's own discovery and Status List Tokens through the same client,
+/// policy and limits, with the media types and size limit jwks-verify asks for.
 impl HttpFetcher for OutboundClient {
     fn get(
         &self,
@@ -468,11 +468,7 @@ impl HttpFetcher for OutboundClient {
         Box::pin(async move {
             let url = request.uri.to_string();
             let response = self
-                .get_with_limit(
-                    &url,
-                    "application/jwk-set+json, application/json",
-                    request.max_body_bytes,
-                )
+                .get_with_limit(&url, request.accept, request.max_body_bytes)
                 .await
                 .map_err(|e| match e {
                     OutboundError::Timeout => FetchError::Timeout,

@@ -93,6 +93,9 @@ pub struct ProviderConfig {
     /// Without one (the default), `/health` answers only its status. Compared in constant
     /// time; the token itself is never kept.
     pub health_token: Option<SecretHash>,
+    /// Token status lists: the `status` claim of access tokens and the Status List Token
+    /// endpoint, so revocations reach resource servers that verify offline.
+    pub status_lists: StatusListPolicy,
 }
 
 impl ProviderConfig {
@@ -119,7 +122,40 @@ impl ProviderConfig {
             max_body_bytes: 64 * 1024,
             maintenance: Maintenance::default(),
             health_token: None,
+            status_lists: StatusListPolicy::default(),
         }
+    }
+
+    /// Sets the access token lifetime, and keeps retired signing keys published long
+    /// enough for it: [`rotation`](Self::rotation)'s retention grows to the longest token
+    /// lifetime plus the JWKS max-age plus [`RotationPolicy::RETAIN_MARGIN`] when it is
+    /// shorter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oidc_core::provider::ProviderConfig;
+    /// use oidc_core::types::{Issuer, ResourceIndicator};
+    ///
+    /// let config = ProviderConfig::new(
+    ///     Issuer::parse("https://auth.example.com")?,
+    ///     ResourceIndicator::parse("https://mcp.example.com/mcp")?,
+    /// )
+    /// .with_access_token_lifetime(Duration::from_secs(12 * 3600));
+    /// assert!(config.validate().is_ok());
+    /// assert_eq!(config.lifetimes.access.as_secs(), 12 * 3600);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_access_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetimes.access = lifetime;
+        let needed = lifetime
+            .max(self.lifetimes.id_token)
+            .saturating_add(self.rotation.jwks_max_age())
+            .saturating_add(RotationPolicy::RETAIN_MARGIN);
+        if self.rotation.retain_after_retire() < needed {
+            self.rotation = self.rotation.with_retain_after_retire(needed);
+        }
+        self
     }
 
     /// Adds a resource clients may name.
@@ -339,6 +375,7 @@ impl ProviderConfig {
         if self.registration.max_redirect_uris == 0 {
             return invalid("dynamic registration must allow at least one redirect uri");
         }
+        self.status_lists.validate()?;
         Ok(())
     }
 }
@@ -362,6 +399,7 @@ impl fmt::Debug for ProviderConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("maintenance", &self.maintenance)
             .field("health_token", &self.health_token.is_some())
+            .field("status_lists", &self.status_lists)
             .finish_non_exhaustive()
     }
 }
@@ -525,6 +563,84 @@ impl Default for Lifetimes {
             refresh_idle: Duration::from_secs(30 * DAY),
             refresh_absolute: Duration::from_secs(90 * DAY),
             pending: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Token status lists (draft-ietf-oauth-status-list).
+///
+/// When enabled (the default), every access token carries
+/// `"status": {"status_list": {"idx": …, "uri": "{issuer}/statuslists/{n}"}}`, one entry per
+/// grant, and `GET {issuer}/statuslists/{n}` serves the signed Status List Token
+/// (`application/statuslist+jwt`) in which every revoked grant's entry is `1`. Resource
+/// servers that fetch it every [`ttl`](Self::ttl) honour revocations within seconds
+/// instead of at the token's `exp`.
+///
+/// The Status List Token expires `iat` + the access token lifetime + `ttl`: a verifier
+/// that can no longer reach the provider keeps accepting (unrevoked) tokens exactly as
+/// long as those tokens could still be valid, and an attacker who blocks its fetches
+/// cannot stretch a stale list beyond that either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatusListPolicy {
+    /// Whether access tokens carry a `status` claim and the lists are served (default
+    /// on). Turned off, tokens carry none and the list endpoints answer 404; revocations
+    /// are still recorded, so turning it on again serves correct lists.
+    pub enabled: bool,
+    /// The Status List Token's `ttl` and `Cache-Control: max-age` (default 10 s, 1 s to
+    /// 1 h): how stale a resource server's view of revocations may be. The provider
+    /// signs a list again when it changed or when its last signature is this old.
+    pub ttl: Duration,
+    /// Entries of each new list (default 2^20; a multiple of 8, at most 2^24). A list
+    /// that is full is followed by a new one; existing lists keep their size.
+    pub list_size: u64,
+}
+
+impl StatusListPolicy {
+    /// The default `ttl`: 10 seconds.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+    /// The longest `ttl` accepted: 1 hour.
+    pub const MAX_TTL: Duration = Duration::from_secs(3600);
+    /// The default list size: 2^20 entries (128 KiB before compression).
+    pub const DEFAULT_LIST_SIZE: u64 = 1 << 20;
+
+    /// Status lists off.
+    ///
+    /// ```
+    /// use oidc_core::provider::StatusListPolicy;
+    ///
+    /// assert!(!StatusListPolicy::disabled().enabled);
+    /// assert!(StatusListPolicy::default().enabled);
+    /// ```
+    pub fn disabled() -> StatusListPolicy {
+        StatusListPolicy {
+            enabled: false,
+            ..StatusListPolicy::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), ProviderError> {
+        if self.ttl.is_zero() || self.ttl > Self::MAX_TTL || self.ttl.subsec_nanos() != 0 {
+            return Err(ProviderError::InvalidConfig(
+                "the status list ttl must be a whole number of seconds from 1 s to 1 h",
+            ));
+        }
+        let size = self.list_size;
+        if size == 0 || !size.is_multiple_of(8) || size > crate::status_list::MAX_LIST_SIZE {
+            return Err(ProviderError::InvalidConfig(
+                "the status list size must be a multiple of 8, at most 2^24",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for StatusListPolicy {
+    fn default() -> Self {
+        StatusListPolicy {
+            enabled: true,
+            ttl: Self::DEFAULT_TTL,
+            list_size: Self::DEFAULT_LIST_SIZE,
         }
     }
 }

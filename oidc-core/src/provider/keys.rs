@@ -14,6 +14,7 @@ use super::errors::{OAuthError, ProviderError};
 use crate::audit::{self, AuditEvent};
 use crate::jwt::{self, AccessTokenClaims, IdTokenClaims};
 use crate::keys::{KeyEvent, KeyGenerator, KeyRing, RotationPolicy};
+use crate::status_list::{self, StatusClaim, StatusListTokenClaims};
 use crate::store::ProviderStore;
 
 /// How often loading retries when other replicas keep changing the keys.
@@ -147,10 +148,12 @@ impl KeyManager {
         Ok(())
     }
 
-    /// Signs an access token with the key that signs at `now`.
+    /// Signs an access token (with its `status` claim, if any) with the key that signs at
+    /// `now`.
     pub(crate) fn sign_access_token(
         &self,
         claims: &AccessTokenClaims,
+        status: Option<&StatusClaim>,
         now: u64,
     ) -> Result<String, OAuthError> {
         let snapshot = self.snapshot();
@@ -158,7 +161,7 @@ impl KeyManager {
             tracing::error!("no signing key is active");
             return Err(OAuthError::server_error());
         };
-        jwt::encode_access_token(key, claims).map_err(|error| {
+        jwt::encode_access_token_with_status(key, claims, status).map_err(|error| {
             tracing::error!(%error, "could not sign an access token");
             OAuthError::server_error()
         })
@@ -177,6 +180,23 @@ impl KeyManager {
         };
         jwt::encode_id_token(key, claims).map_err(|error| {
             tracing::error!(%error, "could not sign an id token");
+            OAuthError::server_error()
+        })
+    }
+
+    /// Signs a Status List Token with the key that signs at `now`.
+    pub(crate) fn sign_status_list(
+        &self,
+        claims: &StatusListTokenClaims,
+        now: u64,
+    ) -> Result<String, OAuthError> {
+        let snapshot = self.snapshot();
+        let Some(key) = snapshot.ring.signer(now) else {
+            tracing::error!("no signing key is active");
+            return Err(OAuthError::server_error());
+        };
+        status_list::encode_status_list_token(key, claims).map_err(|error| {
+            tracing::error!(%error, "could not sign a status list token");
             OAuthError::server_error()
         })
     }

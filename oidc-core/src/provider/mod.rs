@@ -21,6 +21,7 @@
 //! | `/userinfo` | GET, POST | yes | – |
 //! | `/register` (when enabled) | POST | yes | register |
 //! | `/health` | GET | no | – |
+//! | `/statuslists/{n}`, `/statuslists` (when [`StatusListPolicy::enabled`]) | GET | yes | – |
 //!
 //! `/health` answers only `{"status": …}` to everyone; the details (store, signing kid,
 //! published keys, next rotation) need the operator token of
@@ -70,8 +71,19 @@
 //!   refresh applies the same rule within the grant.
 //! - **Revocation reaches access tokens** through their `jti`: each is recorded with its
 //!   grant, and userinfo, introspection and revocation refuse tokens of a revoked grant.
-//!   Resource servers that only verify the JWT offline still accept it until `exp`, so
-//!   keep access tokens short-lived.
+//!   Revoking an access token at `/revoke` revokes its whole grant.
+//! - **Token status lists** ([`StatusListPolicy`], draft-ietf-oauth-status-list) carry
+//!   revocations to resource servers that verify offline: each grant gets one entry
+//!   (allocated in sequence, persisted, never reused), every access token of the grant
+//!   names it as `"status": {"status_list": {"idx": n, "uri": "{issuer}/statuslists/{list}"}}`,
+//!   and every revocation (code replay, refresh token reuse, `/revoke` of either token)
+//!   sets it in the same store transaction. `GET /statuslists/{list}` serves the list as a
+//!   Status List Token (`application/statuslist+jwt`, signed with the current key,
+//!   `ttl` and `max-age` 10 s by default); a signature is reused until the list changes
+//!   or the `ttl` passes. Set entries are stored apart from grants and never cleared, so
+//!   purging a revoked grant cannot make its tokens valid again. ID tokens carry no
+//!   status. See [`crate::status_list`] for the encoding and the privacy trade-off of one
+//!   entry per grant.
 //! - **Keys** are loaded from the store at start (generated if there are none), advanced
 //!   by a background task on [`KeyRing::next_due`](crate::keys::KeyRing::next_due) and
 //!   saved with a compare-and-swap, so two replicas cannot both rotate.
@@ -93,6 +105,7 @@ mod registration;
 mod response;
 mod revocation;
 mod service;
+mod status_lists;
 mod token;
 mod userinfo;
 
@@ -101,7 +114,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use config::{
     Lifetimes, Maintenance, ProviderConfig, RateLimits, RegistrationPolicy, ResourceScopes,
-    STANDARD_SCOPES, ScopeDefinition, StaticClient,
+    STANDARD_SCOPES, ScopeDefinition, StaticClient, StatusListPolicy,
 };
 pub use cors::CorsPolicy;
 pub use errors::{ErrorCode, OAuthError, ProviderError};

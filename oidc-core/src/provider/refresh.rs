@@ -7,7 +7,9 @@ use super::errors::{ErrorCode, OAuthError};
 use super::form::Params;
 use super::response::HttpResponse;
 use super::service::Inner;
-use super::token::{choose_audience, mint, new_refresh_token, store_error, token_response};
+use super::token::{
+    allocate_status, choose_audience, mint, new_refresh_token, store_error, token_response,
+};
 use crate::audit::{self, AuditEvent};
 use crate::client::Client;
 use crate::secret::SecretHash;
@@ -79,10 +81,23 @@ pub(crate) async fn grant(
     let audience = choose_audience(params, &record.grant.resources)?;
     let scope = keep_resource_defaults(inner, scope, &record.scope, &audience)?;
 
-    let minted = mint(inner, &record.grant, &scope, &audience, None, now)?;
+    // A grant created while status lists were off gets its entry now; the store keeps it
+    // with the grant in the rotation's transaction.
+    let mut grant = record.grant.clone();
+    let new_status = if inner.config.status_lists.enabled && grant.status.is_none() {
+        let entry = allocate_status(inner, now).await?;
+        grant.status = Some(entry);
+        Some(entry)
+    } else {
+        None
+    };
+    let minted = mint(inner, &grant, &scope, &audience, None, now)?;
     // The successor keeps the scope of the token it replaces (RFC 6749 §6).
     let (secret, successor) = new_refresh_token(inner, &record.scope, absolute, now)?;
-    let tokens = NewTokens::new(minted.jti.clone(), minted.expires_at, Some(successor));
+    let mut tokens = NewTokens::new(minted.jti.clone(), minted.expires_at, Some(successor));
+    if let Some(entry) = new_status {
+        tokens = tokens.with_grant_status(entry);
+    }
     match inner
         .store
         .rotate_refresh_token(hash, tokens, now)

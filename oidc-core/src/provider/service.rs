@@ -27,6 +27,7 @@ use super::errors::ProviderError;
 use super::keys::KeyManager;
 use super::rate_limit::{LimitedEndpoint, RateLimiter};
 use super::response::{self, HttpResponse};
+use super::status_lists::{self, StatusListCache};
 use super::{
     UnixClock, authorize, consent, cors, introspection, registration, revocation, system_clock,
     token, userinfo,
@@ -111,6 +112,8 @@ pub(crate) struct Inner {
     metadata_cache_control: HeaderValue,
     /// `Cache-Control` of the JWK Set.
     jwks_cache_control: HeaderValue,
+    /// Signed Status List Tokens.
+    pub(crate) status_list_cache: StatusListCache,
     maintenance_task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -127,6 +130,8 @@ pub(crate) struct Paths {
     pub(crate) introspect: String,
     pub(crate) register: String,
     pub(crate) health: String,
+    /// The Status List Aggregation; list `n` is at `{status_lists}/{n}`.
+    pub(crate) status_lists: String,
     /// `(prefix, authenticator index)`.
     pub(crate) login: Vec<(String, usize)>,
 }
@@ -150,6 +155,8 @@ enum Route {
     Introspect,
     Register,
     Health,
+    StatusListAggregation,
+    StatusList(u64),
     Login(usize),
     NotFound,
 }
@@ -302,6 +309,7 @@ impl ProviderBuilder {
             metadata_json,
             metadata_cache_control: response::public_cache_control(300),
             jwks_cache_control,
+            status_list_cache: StatusListCache::new(config.status_lists.ttl.as_secs()),
             maintenance_task: Mutex::new(None),
             config,
         });
@@ -332,6 +340,9 @@ fn metadata(config: &ProviderConfig) -> ProviderMetadata {
     if !config.registration.enabled {
         endpoints.registration = None;
     }
+    if config.status_lists.enabled {
+        endpoints = endpoints.with_status_lists(&config.issuer);
+    }
     let scopes = config.supported_scopes();
     let metadata = ProviderMetadata::new(&config.issuer, endpoints);
     match Scope::from_tokens(scopes.iter().map(String::as_str)) {
@@ -359,6 +370,7 @@ impl Paths {
             introspect: at(discovery::INTROSPECTION_PATH),
             register: at(discovery::REGISTRATION_PATH),
             health: at("/health"),
+            status_lists: at(crate::status_list::STATUS_LISTS_PATH),
             login: Vec::new(),
         };
         let fixed = [
@@ -372,6 +384,7 @@ impl Paths {
             &paths.introspect,
             &paths.register,
             &paths.health,
+            &paths.status_lists,
         ];
         for (index, authenticator) in authenticators.iter().enumerate() {
             let prefix = authenticator.path_prefix();
@@ -524,6 +537,19 @@ impl Inner {
         if self.config.registration.enabled && p.register == path {
             return Route::Register;
         }
+        if self.config.status_lists.enabled
+            && let Some(rest) = path.strip_prefix(p.status_lists.as_str())
+        {
+            if rest.is_empty() {
+                return Route::StatusListAggregation;
+            }
+            if let Some(number) = rest
+                .strip_prefix('/')
+                .and_then(status_lists::parse_list_number)
+            {
+                return Route::StatusList(number);
+            }
+        }
         if let Some((_, index)) = p.login.iter().find(|(prefix, _)| under(path, prefix)) {
             return Route::Login(*index);
         }
@@ -545,6 +571,8 @@ impl Inner {
                 | Route::Userinfo
                 | Route::Register
                 | Route::Revoke
+                | Route::StatusListAggregation
+                | Route::StatusList(_)
         );
         let mut response = if cors_enabled && request.method() == Method::OPTIONS {
             let mut response = response::with_body(StatusCode::NO_CONTENT, Bytes::new());
@@ -625,11 +653,16 @@ impl Inner {
             Route::Introspect if is_post => introspection::handle(self, &parts, &body, now).await,
             Route::Register if is_post => registration::handle(self, &parts, &body, now).await,
             Route::Health if is_get => self.health(&parts, now).await,
+            Route::StatusListAggregation if is_get => status_lists::aggregation(self).await,
+            Route::StatusList(number) if is_get => status_lists::list(self, number, now).await,
             Route::Login(index) => self.login(index, parts, body, now).await,
             Route::NotFound => response::not_found(),
-            Route::Discovery | Route::Jwks | Route::SelectLogin | Route::Health => {
-                response::method_not_allowed("GET")
-            }
+            Route::Discovery
+            | Route::Jwks
+            | Route::SelectLogin
+            | Route::Health
+            | Route::StatusListAggregation
+            | Route::StatusList(_) => response::method_not_allowed("GET"),
             Route::Authorize | Route::Userinfo => response::method_not_allowed("GET, POST"),
             Route::Consent | Route::Token | Route::Revoke | Route::Introspect | Route::Register => {
                 response::method_not_allowed("POST")

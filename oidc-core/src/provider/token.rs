@@ -17,6 +17,7 @@ use crate::client::Client;
 use crate::jwt::{self, AccessTokenClaims, IdTokenClaims};
 use crate::pkce;
 use crate::secret::{Secret, SecretHash};
+use crate::status_list::{StatusClaim, StatusIndex};
 use crate::store::{
     AuthorizationCodeRecord, GrantId, GrantRecord, NewRefreshToken, NewTokens, RedeemOutcome,
 };
@@ -106,7 +107,7 @@ async fn authorization_code(
     let refresh_expires_at = client
         .refresh_tokens
         .then(|| now.saturating_add(inner.config.lifetimes.refresh_absolute.as_secs()));
-    let grant = GrantRecord::new(
+    let mut grant = GrantRecord::new(
         grant_id,
         record.client_id.clone(),
         record.subject.clone(),
@@ -117,6 +118,9 @@ async fn authorization_code(
         now,
         refresh_expires_at,
     );
+    if inner.config.status_lists.enabled {
+        grant = grant.with_status(allocate_status(inner, now).await?);
+    }
     let minted = mint(
         inner,
         &grant,
@@ -254,7 +258,14 @@ pub(crate) fn mint(
         jti: jti.clone(),
         scope: scope.clone(),
     };
-    let access_token = inner.keys.sign_access_token(&claims, now)?;
+    // Tokens of a grant created while status lists were off carry none.
+    let status = grant
+        .status
+        .filter(|_| inner.config.status_lists.enabled)
+        .map(|entry| StatusClaim::new(&inner.config.issuer, entry));
+    let access_token = inner
+        .keys
+        .sign_access_token(&claims, status.as_ref(), now)?;
     let id_token = if scope.contains("openid") {
         let mut claims = IdTokenClaims::new(
             inner.config.issuer.clone(),
@@ -284,6 +295,15 @@ pub(crate) fn mint(
         expires_at,
         id_token,
     })
+}
+
+/// A new status list entry for a grant.
+pub(crate) async fn allocate_status(inner: &Inner, now: u64) -> Result<StatusIndex, OAuthError> {
+    inner
+        .store
+        .allocate_status_index(inner.config.status_lists.list_size, now)
+        .await
+        .map_err(|e| store_error(&e))
 }
 
 /// A new refresh token (the secret to hand out, and what to store).

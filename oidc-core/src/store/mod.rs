@@ -1,6 +1,6 @@
 //! Storage of the provider's state: dynamic clients, pending authorizations,
-//! authorization codes, grants, access token ids, refresh tokens, signing keys and the
-//! short-lived state of login methods.
+//! authorization codes, grants, access token ids, refresh tokens, signing keys, token
+//! status lists and the short-lived state of login methods.
 //!
 //! [`ProviderStore`] is the contract; [`SqliteStore`] (features `sqlite` and `tower`) is
 //! its implementation over one embedded SQLite file. Every method that changes more than
@@ -21,7 +21,7 @@ pub use error::{StoreError, StoreErrorKind};
 pub use records::{
     AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantRecord, NewRefreshToken, NewTokens,
     PendingAuthorization, PendingKey, PendingStatus, PurgeReport, RedeemOutcome, Redemption,
-    RefreshTokenRecord, ReleasedClaims, RotateOutcome, StoredKeys,
+    RefreshTokenRecord, ReleasedClaims, RotateOutcome, StoredKeys, StoredStatusList,
 };
 #[cfg(all(feature = "sqlite", feature = "tower"))]
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -30,6 +30,7 @@ use crate::authn::{AuthenticatedUser, BoxFuture, LoginStateStore};
 use crate::client::Client;
 use crate::keys::KeyRecord;
 use crate::secret::SecretHash;
+use crate::status_list::StatusIndex;
 use crate::types::ClientId;
 
 /// The provider's storage contract.
@@ -129,9 +130,36 @@ pub trait ProviderStore: LoginStateStore {
         now: u64,
     ) -> BoxFuture<'_, Result<Option<AccessTokenRecord>, StoreError>>;
 
-    /// Revokes a grant and so every access and refresh token issued under it. Returns
-    /// whether it was active before.
+    /// Revokes a grant and so every access and refresh token issued under it, and sets its
+    /// status list entry (if it has one) in the same transaction. Returns whether it was
+    /// active before.
+    ///
+    /// Every revocation ([`redeem_code`](Self::redeem_code) of a redeemed code,
+    /// [`rotate_refresh_token`](Self::rotate_refresh_token) of a used token, this method)
+    /// sets the entry. Entries are kept apart from grants and never cleared, so purging a
+    /// revoked grant never makes its still-unexpired access tokens look valid again.
     fn revoke_grant(&self, grant: GrantId, now: u64) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Atomically allocates the next status list entry: the next index of the newest list,
+    /// or index 0 of a new list of `list_size` entries when that one is full (or there is
+    /// none; lists are numbered from 1). Entries are allocated in sequence and never
+    /// reused, also across restarts and between processes sharing the backend.
+    fn allocate_status_index(
+        &self,
+        list_size: u64,
+        now: u64,
+    ) -> BoxFuture<'_, Result<StatusIndex, StoreError>>;
+
+    /// The revision of status list `list` (see [`StoredStatusList::revision`]), or `None`
+    /// if there is no such list. Cheap: callers check it before reading the whole list.
+    fn status_list_revision(&self, list: u64) -> BoxFuture<'_, Result<Option<u64>, StoreError>>;
+
+    /// Status list `list` with its set entries, or `None` if there is no such list.
+    fn status_list(&self, list: u64)
+    -> BoxFuture<'_, Result<Option<StoredStatusList>, StoreError>>;
+
+    /// The numbers of every status list, ascending.
+    fn status_lists(&self) -> BoxFuture<'_, Result<Vec<u64>, StoreError>>;
 
     /// The signing keys and their version.
     fn load_keys(&self) -> BoxFuture<'_, Result<StoredKeys, StoreError>>;
@@ -147,7 +175,7 @@ pub trait ProviderStore: LoginStateStore {
 
     /// Deletes what expired before `now`: pending authorizations, codes, access token ids,
     /// refresh tokens past their idle or absolute expiry, grants with nothing left to
-    /// protect, login state.
+    /// protect, login state. Status list entries stay.
     fn purge_expired(&self, now: u64) -> BoxFuture<'_, Result<PurgeReport, StoreError>>;
 
     /// Deletes the dynamically registered clients last used at or before `unused_since`

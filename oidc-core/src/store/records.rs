@@ -16,6 +16,7 @@ use crate::keys::KeyRecord;
 use crate::pkce::CodeChallenge;
 use crate::redirect::RedirectUri;
 use crate::secret::SecretHash;
+use crate::status_list::StatusIndex;
 use crate::types::{ClientId, ResourceIndicator, Scope, Subject};
 
 /// The storage key of a pending authorization: the SHA-256 of its [`TransactionId`].
@@ -367,6 +368,9 @@ pub struct GrantRecord {
     pub refresh_expires_at: Option<u64>,
     /// Whether it was revoked (code replay, refresh token reuse, revocation endpoint).
     pub revoked: bool,
+    /// Its entry in the token status lists, shared by all its access tokens (`None` for
+    /// grants created while status lists were off, until their next refresh).
+    pub status: Option<StatusIndex>,
 }
 
 impl GrantRecord {
@@ -414,7 +418,15 @@ impl GrantRecord {
             created_at,
             refresh_expires_at,
             revoked: false,
+            status: None,
         }
+    }
+
+    /// The grant with its status list entry.
+    #[must_use]
+    pub fn with_status(mut self, status: StatusIndex) -> GrantRecord {
+        self.status = Some(status);
+        self
     }
 }
 
@@ -429,6 +441,10 @@ pub struct NewTokens {
     pub access_expires_at: u64,
     /// The refresh token issued with it.
     pub refresh: Option<NewRefreshToken>,
+    /// A status list entry for a grant that has none yet (one created while status lists
+    /// were off): [`rotate_refresh_token`](super::ProviderStore::rotate_refresh_token)
+    /// stores it with the grant, and changes nothing if the grant has one already.
+    pub grant_status: Option<StatusIndex>,
 }
 
 impl NewTokens {
@@ -453,7 +469,16 @@ impl NewTokens {
             access_jti,
             access_expires_at,
             refresh,
+            grant_status: None,
         }
+    }
+
+    /// Gives the grant the status list entry `status` (see
+    /// [`grant_status`](Self::grant_status)).
+    #[must_use]
+    pub fn with_grant_status(mut self, status: StatusIndex) -> NewTokens {
+        self.grant_status = Some(status);
+        self
     }
 }
 
@@ -558,6 +583,40 @@ pub enum RotateOutcome {
     },
     /// No such token, or its grant is revoked or expired.
     Inactive,
+}
+
+/// One token status list as stored: its size, its revision (counting the entries set)
+/// and the entries set to `1` (revoked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredStatusList {
+    /// The list number.
+    pub list: u64,
+    /// Its number of entries.
+    pub size: u64,
+    /// Changes whenever an entry is set, so a cached rendering can be reused until then.
+    pub revision: u64,
+    /// The entries set, in no particular order.
+    pub revoked: Vec<u64>,
+}
+
+impl StoredStatusList {
+    /// A stored list.
+    ///
+    /// ```
+    /// use oidc_core::store::StoredStatusList;
+    ///
+    /// let list = StoredStatusList::new(1, 1 << 20, 2, vec![3, 17]);
+    /// assert_eq!(list.revoked.len(), 2);
+    /// ```
+    pub fn new(list: u64, size: u64, revision: u64, revoked: Vec<u64>) -> StoredStatusList {
+        StoredStatusList {
+            list,
+            size,
+            revision,
+            revoked,
+        }
+    }
 }
 
 /// The signing keys as stored, with the version a compare-and-swap must name.

@@ -10,6 +10,7 @@ use crate::client::{Client, ClientAuthMethod, ClientKind};
 use crate::pkce::CodeChallenge;
 use crate::redirect::RedirectUri;
 use crate::secret::SecretHash;
+use crate::status_list::StatusIndex;
 use crate::store::{
     AuthorizationCodeRecord, GrantId, GrantRecord, PendingAuthorization, PendingStatus, Redemption,
     ReleasedClaims, StoreError, StoreErrorKind,
@@ -360,7 +361,8 @@ pub(super) fn encode_claims(claims: &ReleasedClaims) -> Result<String, StoreErro
 
 /// The columns of a grant row, from `grants` aliased as `g`.
 pub(super) const GRANT_COLUMNS: &str = "g.id, g.client_id, g.subject, g.scope, g.resources, \
-     g.auth_time, g.claims, g.created_at, g.refresh_expires_at, g.revoked_at";
+     g.auth_time, g.claims, g.created_at, g.refresh_expires_at, g.revoked_at, g.status_list, \
+     g.status_idx";
 
 /// Decodes the [`GRANT_COLUMNS`] of a row, starting at column `first`.
 pub(super) fn decode_grant(row: &Row<'_>, first: usize) -> Result<GrantRecord, StoreError> {
@@ -382,5 +384,12 @@ pub(super) fn decode_grant(row: &Row<'_>, first: usize) -> Result<GrantRecord, S
         created_at: read_time(get_int(7)?)?,
         refresh_expires_at: get_opt(8)?.map(read_time).transpose()?,
         revoked: get_opt(9)?.is_some(),
+        status: match (get_opt(10)?, get_opt(11)?) {
+            (Some(list), Some(index)) => {
+                Some(StatusIndex::new(read_time(list)?, read_time(index)?))
+            }
+            (None, None) => None,
+            _ => return Err(StoreErrorKind::Corrupt.into()),
+        },
     })
 }

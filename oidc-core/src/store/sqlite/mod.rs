@@ -22,10 +22,11 @@ use crate::authn::{AuthenticatedUser, BoxFuture, LoginStateStore, StateStoreErro
 use crate::client::Client;
 use crate::keys::{KeyRecord, Pkcs8Secret};
 use crate::secret::SecretHash;
+use crate::status_list::StatusIndex;
 use crate::store::{
     AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantRecord, NewTokens,
     PendingAuthorization, PendingKey, PendingStatus, ProviderStore, PurgeReport, RedeemOutcome,
-    RefreshTokenRecord, RotateOutcome, StoreError, StoreErrorKind, StoredKeys,
+    RefreshTokenRecord, RotateOutcome, StoreError, StoreErrorKind, StoredKeys, StoredStatusList,
 };
 use crate::types::ClientId;
 
@@ -489,8 +490,8 @@ impl ProviderStore for SqliteStore {
                     .max(now);
                 tx.execute(
                     "INSERT INTO grants (id, client_id, subject, scope, resources, auth_time, claims, \
-                     created_at, refresh_expires_at, expires_at, revoked_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)",
+                     created_at, refresh_expires_at, expires_at, revoked_at, status_list, status_idx) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12)",
                     params![
                         grant.id.as_str(),
                         grant.client_id.as_str(),
@@ -502,6 +503,8 @@ impl ProviderStore for SqliteStore {
                         time(grant.created_at),
                         grant.refresh_expires_at.map(time),
                         time(keep_until),
+                        grant.status.map(|s| time(s.list)),
+                        grant.status.map(|s| time(s.index)),
                     ],
                 )
                 .db()?;
@@ -547,6 +550,22 @@ impl ProviderStore for SqliteStore {
                 }
                 if !record.is_active(now) {
                     return Ok(RotateOutcome::Inactive);
+                }
+                if let Some(status) = tokens.grant_status {
+                    // The caller minted with this entry: it must become the grant's.
+                    if record.grant.status.is_some() {
+                        return Ok(RotateOutcome::Inactive);
+                    }
+                    tx.execute(
+                        "UPDATE grants SET status_list = ?2, status_idx = ?3 \
+                         WHERE id = ?1 AND status_idx IS NULL",
+                        params![
+                            record.grant.id.as_str(),
+                            time(status.list),
+                            time(status.index)
+                        ],
+                    )
+                    .db()?;
                 }
                 let now_db = time(now);
                 tx.execute(
@@ -596,6 +615,114 @@ impl ProviderStore for SqliteStore {
 
     fn revoke_grant(&self, grant: GrantId, now: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move { self.write(move |tx| revoke(tx, &grant, now)).await })
+    }
+
+    fn allocate_status_index(
+        &self,
+        list_size: u64,
+        now: u64,
+    ) -> BoxFuture<'_, Result<StatusIndex, StoreError>> {
+        Box::pin(async move {
+            self.write(move |tx| {
+                let newest: Option<(i64, i64, i64)> = tx
+                    .query_row(
+                        "SELECT list, size, allocated FROM status_lists ORDER BY list DESC LIMIT 1",
+                        [],
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    )
+                    .optional()
+                    .db()?;
+                if let Some((list, size, allocated)) = newest
+                    && allocated < size
+                {
+                    tx.execute(
+                        "UPDATE status_lists SET allocated = allocated + 1 WHERE list = ?1",
+                        params![list],
+                    )
+                    .db()?;
+                    return Ok(StatusIndex::new(read_time(list)?, read_time(allocated)?));
+                }
+                let list = newest.map_or(1, |(list, _, _)| list.saturating_add(1));
+                tx.execute(
+                    "INSERT INTO status_lists (list, size, allocated, revision, created_at) \
+                     VALUES (?1, ?2, 1, 0, ?3)",
+                    params![list, time(list_size), time(now)],
+                )
+                .db()?;
+                Ok(StatusIndex::new(read_time(list)?, 0))
+            })
+            .await
+        })
+    }
+
+    fn status_list_revision(&self, list: u64) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
+        Box::pin(async move {
+            self.read(move |tx| {
+                let revision: Option<i64> = tx
+                    .query_row(
+                        "SELECT revision FROM status_lists WHERE list = ?1",
+                        params![time(list)],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .db()?;
+                revision.map(read_time).transpose()
+            })
+            .await
+        })
+    }
+
+    fn status_list(
+        &self,
+        list: u64,
+    ) -> BoxFuture<'_, Result<Option<StoredStatusList>, StoreError>> {
+        Box::pin(async move {
+            self.read(move |tx| {
+                let row: Option<(i64, i64)> = tx
+                    .query_row(
+                        "SELECT size, revision FROM status_lists WHERE list = ?1",
+                        params![time(list)],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()
+                    .db()?;
+                let Some((size, revision)) = row else {
+                    return Ok(None);
+                };
+                let mut statement = tx
+                    .prepare_cached("SELECT idx FROM status_revocations WHERE list = ?1")
+                    .db()?;
+                let mut rows = statement.query(params![time(list)]).db()?;
+                let mut revoked = Vec::new();
+                while let Some(row) = rows.next().db()? {
+                    revoked.push(read_time(row.get(0).db()?)?);
+                }
+                Ok(Some(StoredStatusList::new(
+                    list,
+                    read_time(size)?,
+                    read_time(revision)?,
+                    revoked,
+                )))
+            })
+            .await
+        })
+    }
+
+    fn status_lists(&self) -> BoxFuture<'_, Result<Vec<u64>, StoreError>> {
+        Box::pin(async move {
+            self.read(|tx| {
+                let mut statement = tx
+                    .prepare_cached("SELECT list FROM status_lists ORDER BY list")
+                    .db()?;
+                let mut rows = statement.query([]).db()?;
+                let mut lists = Vec::new();
+                while let Some(row) = rows.next().db()? {
+                    lists.push(read_time(row.get(0).db()?)?);
+                }
+                Ok(lists)
+            })
+            .await
+        })
     }
 
     fn load_keys(&self) -> BoxFuture<'_, Result<StoredKeys, StoreError>> {
@@ -830,13 +957,34 @@ fn insert_tokens(
     Ok(())
 }
 
-/// Marks a grant revoked; whether it was active.
+/// Marks a grant revoked and sets its status list entry; whether it was active.
 fn revoke(tx: &Transaction<'_>, grant: &GrantId, now: u64) -> Result<bool, StoreError> {
-    let changed = tx
-        .execute(
-            "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+    let status: Option<(Option<i64>, Option<i64>)> = tx
+        .query_row(
+            "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL \
+             RETURNING status_list, status_idx",
             params![grant.as_str(), time(now)],
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )
+        .optional()
         .db()?;
-    Ok(changed > 0)
+    let Some(status) = status else {
+        return Ok(false);
+    };
+    if let (Some(list), Some(idx)) = status {
+        let inserted = tx
+            .execute(
+                "INSERT OR IGNORE INTO status_revocations (list, idx, revoked_at) VALUES (?1, ?2, ?3)",
+                params![list, idx, time(now)],
+            )
+            .db()?;
+        if inserted > 0 {
+            tx.execute(
+                "UPDATE status_lists SET revision = revision + 1 WHERE list = ?1",
+                params![list],
+            )
+            .db()?;
+        }
+    }
+    Ok(true)
 }

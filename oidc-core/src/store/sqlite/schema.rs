@@ -9,7 +9,11 @@ use super::pool::DbResult as _;
 use crate::store::{StoreError, StoreErrorKind};
 
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
 
 /// Brings the database to the newest schema version, in one transaction.
 pub(super) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
@@ -54,13 +58,13 @@ mod tests {
         let mut connection = Connection::open_in_memory().unwrap();
         migrate(&mut connection).unwrap();
         migrate(&mut connection).unwrap();
-        assert_eq!(version(&connection), 2);
+        assert_eq!(version(&connection), 3);
     }
 
     #[test]
     fn refuses_a_newer_schema() {
         let mut connection = Connection::open_in_memory().unwrap();
-        connection.pragma_update(None, "user_version", 3).unwrap();
+        connection.pragma_update(None, "user_version", 4).unwrap();
         let error = migrate(&mut connection).unwrap_err();
         assert_eq!(error.kind(), StoreErrorKind::UnsupportedSchema);
     }
