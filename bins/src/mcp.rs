@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use jwks_verify::Verifier;
 use jwks_verify::jwks::JwksCacheConfig;
+use jwks_verify::status_list::{FailureMode, StatusListConfig};
 use mcp_api::mcp::McpConfig;
 use mcp_api::server::access_token_policy;
 use mcp_api::store::SqliteOptions;
@@ -21,6 +22,7 @@ use crate::config::{
     McpConnectionArgs, McpSessionArgs, Secret, create_private_dir, require_https_unless_loopback,
     split_list,
 };
+use crate::oidc::bounded_duration;
 use crate::serve::ConnectionLimits;
 
 /// Shortest accepted `MCP_HEALTH_TOKEN`, in characters.
@@ -108,6 +110,23 @@ pub struct McpArgs {
     #[arg(long, env = "MCP_ACCESS_LOG_DAYS", default_value_t = 90)]
     pub access_log_days: u64,
 
+    /// Revocation check against the issuer's Token Status Lists (draft-ietf-oauth-status-list):
+    /// `on` checks every access token that names a status list, `required` also refuses
+    /// tokens that name none, `off` honours tokens until they expire.
+    #[arg(long, env = "MCP_TOKEN_STATUS", default_value = "on", value_parser = ["on", "required", "off"])]
+    pub token_status: String,
+
+    /// Longest a status list is used before it is fetched again (the issuer's shorter `ttl`
+    /// wins): seconds, or a number with a unit, from 1 s to 1 h. A revoked token is refused
+    /// at most about this long after the issuer publishes the revocation.
+    #[arg(long, env = "MCP_STATUS_MAX_AGE", default_value = "30")]
+    pub status_max_age: String,
+
+    /// What happens to tokens whose status list cannot be fetched for 5 minutes past its
+    /// refresh: `closed` refuses them (503 with Retry-After), `open` accepts them.
+    #[arg(long, env = "MCP_STATUS_FAILURE", default_value = "closed", value_parser = ["closed", "open"])]
+    pub status_failure: String,
+
     /// A TOML file with any of these settings (keys in snake_case, e.g. base_url).
     #[arg(long, env = "MCP_CONFIG")]
     pub config: Option<PathBuf>,
@@ -119,6 +138,25 @@ pub struct McpServer {
     server: MemoryServer<SqliteStore>,
     base_url: String,
     limits: ConnectionLimits,
+}
+
+/// Range of `MCP_STATUS_MAX_AGE`, in seconds.
+const STATUS_MAX_AGE_RANGE: (u64, u64) = (1, 3600);
+
+/// The Token Status List check from the settings, or `None` when it is off.
+fn status_lists(args: &McpArgs) -> anyhow::Result<Option<StatusListConfig>> {
+    let max_age = bounded_duration(&args.status_max_age, STATUS_MAX_AGE_RANGE)
+        .context("MCP_STATUS_MAX_AGE")?;
+    let failure = match args.status_failure.as_str() {
+        "open" => FailureMode::FailOpen,
+        _ => FailureMode::FailClosed,
+    };
+    Ok((args.token_status != "off").then(|| {
+        StatusListConfig::new()
+            .require_status(args.token_status == "required")
+            .max_age(max_age)
+            .failure_mode(failure)
+    }))
 }
 
 /// The store's limits, quotas and access-log retention from the settings.
@@ -157,9 +195,13 @@ impl McpServer {
         let resource = ProtectedResource::new(&args.base_url, &args.issuer);
         let mut cache = JwksCacheConfig::default();
         cache.default_ttl = Duration::from_secs(args.jwks_ttl.max(1));
-        let verifier = Verifier::builder(access_token_policy(&resource))
+        let mut verifier = Verifier::builder(access_token_policy(&resource))
             .discover()
-            .jwks_cache(cache)
+            .jwks_cache(cache);
+        if let Some(status_lists) = status_lists(args)? {
+            verifier = verifier.status_lists(status_lists);
+        }
+        let verifier = verifier
             .build()
             .context("configuring access-token verification")?;
 

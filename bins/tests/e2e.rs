@@ -6,6 +6,7 @@
 //! | `upstream_login_through_oidc_provider` | npm `oidc-provider` as a fake Google; `openid-client` as the app |
 //! | `openid_client_relying_party` | npm `openid-client` (certified RP), each client auth method |
 //! | `jose_verifies_tokens_and_mcp_refuses_forgeries` | npm `jose` |
+//! | `revocation_reaches_mcp_server_within_30_seconds` | npm `openid-client` |
 //! | `python_mcp_sdk_oauth_and_tools` | PyPI `mcp` (official Python SDK), Streamable HTTP and SSE |
 //! | `typescript_mcp_sdk_oauth_and_tools` | npm `@modelcontextprotocol/sdk` |
 //! | `chromium_signs_in_and_consents` | Debian `chromium` driven by npm `playwright-core` |
@@ -206,6 +207,39 @@ fn jose_verifies_tokens_and_mcp_refuses_forgeries() {
             "{forgery}: {report}"
         );
     }
+}
+
+/// Revocation at oidc-server reaches mcp-server through the Token Status List, with the
+/// default settings of both servers: each way of revoking a grant makes mcp-server refuse
+/// its unexpired access tokens within 30 s (the status list's `ttl`, 10 s, plus a fetch).
+#[test]
+fn revocation_reaches_mcp_server_within_30_seconds() {
+    const BOUND_MS: u64 = 30_000;
+    let node = node_peers();
+    let stack = Stack::start(&StackOptions {
+        password_login: true,
+        ..StackOptions::default()
+    });
+    let mut command = node.command("revocation.mjs");
+    stack.peer_env(&mut command);
+    let run = run_peer("revocation", command, &[&|| stack.log_tails()]);
+
+    for way in [
+        "revoking the refresh token",
+        "refresh-token reuse",
+        "revoking the access token",
+    ] {
+        let report = run.report(way);
+        let latency = report["latency_ms"].as_u64().unwrap();
+        println!("{way}: refused by mcp-server after {latency} ms");
+        assert!(latency <= BOUND_MS, "{way}: {report}");
+        let challenge = report["challenge"].as_str().unwrap();
+        assert!(
+            challenge.contains("error=\"invalid_token\"") && challenge.contains("revoked"),
+            "{way}: {challenge}"
+        );
+    }
+    run.report("a grant that was not revoked keeps working");
 }
 
 #[test]

@@ -158,3 +158,27 @@ async fn plain_http_public_base_url_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("must be https"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_status_settings_are_refused_at_start() {
+    let issuer = TestIssuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (variable, value, expected) in [
+        ("MCP_STATUS_MAX_AGE", "0", "MCP_STATUS_MAX_AGE"),
+        ("MCP_STATUS_MAX_AGE", "2h", "MCP_STATUS_MAX_AGE"),
+        ("MCP_STATUS_MAX_AGE", "soon", "MCP_STATUS_MAX_AGE"),
+        ("MCP_TOKEN_STATUS", "maybe", "maybe"),
+        ("MCP_STATUS_FAILURE", "ajar", "ajar"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+            .env("OIDC_ISSUER", &issuer.url)
+            .env("MCP_DATA_DIR", dir.path())
+            .env("MCP_LISTEN", "127.0.0.1:0")
+            .env(variable, value)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{variable}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{variable}={value}: {stderr}");
+    }
+}
