@@ -1307,6 +1307,41 @@ mod access_and_stats {
     }
 
     #[tokio::test]
+    async fn search_recorded_logs_each_hit_once_for_its_owner_only() {
+        let fixture = Fixture::new();
+        let coffee = fixture.add(&alice(), "flat white every morning", &[]).await;
+        let tea = fixture.add(&alice(), "green tea after lunch", &[]).await;
+        let bobs = fixture.add(&bob(), "flat white for bob", &[]).await;
+        let access = Access::new("app-s", "mcp:search_memory");
+        let hits = fixture
+            .store
+            .search_recorded(&alice(), &SearchQuery::new("flat white"), &access)
+            .await
+            .unwrap();
+        assert_eq!(hits[0].memory.id, coffee.id);
+        let log = fixture
+            .store
+            .access_log(&alice(), coffee.id, 1, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (log.total, log.items[0].via.as_str()),
+            (1, "mcp:search_memory")
+        );
+        // The tea memory is logged exactly when it was shown (as the coffee's context).
+        let tea_shown = u64::from(hits.iter().any(|hit| hit.memory.id == tea.id));
+        assert_eq!(fixture.access_log_total(&alice(), tea.id).await, tea_shown);
+        assert_eq!(fixture.access_log_total(&bob(), bobs.id).await, 0);
+        let malformed = Access::new("", "mcp:search_memory");
+        let refused = fixture
+            .store
+            .search_recorded(&alice(), &SearchQuery::new("flat white"), &malformed)
+            .await;
+        assert!(refused.is_err());
+    }
+
+    #[tokio::test]
     async fn record_access_skips_unknown_foreign_and_deleted_ids() {
         let fixture = Fixture::new();
         let mine = fixture.add(&alice(), "mine", &[]).await;

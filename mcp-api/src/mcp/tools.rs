@@ -469,9 +469,10 @@ impl Toolbox {
         }
         let Arguments { query } = parse_arguments(arguments)?;
         let query = SearchQuery::new(query).with_limit(SEARCH_RESULTS);
-        let hits = store.search(&caller.owner, &query).await?;
-        let ids: Vec<MemoryId> = hits.iter().map(|hit| hit.memory.id).collect();
-        record_access(store, caller, &ids, Tool::Search).await?;
+        let access = Access::new(caller.app.as_str(), Tool::Search.via());
+        let hits = store
+            .search_recorded(&caller.owner, &query, &access)
+            .await?;
         let results: Vec<Value> = hits
             .iter()
             .map(|hit| {
@@ -570,9 +571,10 @@ async fn search_memory<S: MemoryStore>(
     }
     let Arguments { query, limit } = parse_arguments(arguments)?;
     let query = SearchQuery::new(query).with_limit(limit.unwrap_or(SEARCH_RESULTS));
-    let hits = store.search(&caller.owner, &query).await?;
-    let ids: Vec<MemoryId> = hits.iter().map(|hit| hit.memory.id).collect();
-    record_access(store, caller, &ids, Tool::SearchMemory).await?;
+    let access = Access::new(caller.app.as_str(), Tool::SearchMemory.via());
+    let hits = store
+        .search_recorded(&caller.owner, &query, &access)
+        .await?;
     let results: Vec<Value> = hits
         .iter()
         .map(|hit| {

@@ -205,6 +205,30 @@ pub trait MemoryStore: Send + Sync + 'static {
         access: &Access,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// [`search`](Self::search), then [`record_access`](Self::record_access)
+    /// of the hits by `access`, as a tool that shows them does. A store may
+    /// record the hits without reading them again (the SQLite store queues
+    /// them behind the search).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`search`](Self::search) and [`record_access`](Self::record_access).
+    fn search_recorded(
+        &self,
+        owner: &Owner,
+        query: &SearchQuery,
+        access: &Access,
+    ) -> impl Future<Output = Result<Vec<SearchHit>, StoreError>> + Send {
+        async move {
+            let hits = self.search(owner, query).await?;
+            let ids: Vec<MemoryId> = hits.iter().map(|hit| hit.memory.id).collect();
+            if !ids.is_empty() {
+                self.record_access(owner, &ids, access).await?;
+            }
+            Ok(hits)
+        }
+    }
+
     /// Up to `limit` active or paused memories related to one: those sharing
     /// the most categories first, then the newest. A memory without
     /// categories gets the memories most similar to its text instead. Never

@@ -587,6 +587,22 @@ impl MemoryStore for SqliteStore {
         Ok(recorded)
     }
 
+    async fn search_recorded(
+        &self,
+        owner: &Owner,
+        query: &SearchQuery,
+        access: &Access,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        let access = check_access(access)?;
+        let hits = self.search(owner, query).await?;
+        // The hits were live in the search's snapshot; the writer checks again.
+        let ids: Vec<MemoryId> = hits.iter().map(|hit| hit.memory.id).collect();
+        if !ids.is_empty() {
+            self.record_behind(owner, ids, access);
+        }
+        Ok(hits)
+    }
+
     async fn related(
         &self,
         owner: &Owner,
