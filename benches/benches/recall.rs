@@ -14,6 +14,11 @@
 //! are reported separately as held out. The same run also reports plain BM25 (no context,
 //! no floors) as the baseline.
 //!
+//! The tuned engine is measured twice: straight through `MemoryStore`, and through the
+//! server (`MemoryServer` with bearer tokens: MCP `tools/call` of `add_memories` for each
+//! turn and of `search_memory` for each question, the answers parsed as a client would).
+//! The two must agree.
+//!
 //! Under `cargo test` it runs on the first conversation only, to prove it still works; if
 //! the data file is absent it says so and does nothing.
 
@@ -30,9 +35,20 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use benches::fixture::{Fixture, ISSUER};
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use jwks_verify::Verifier;
+use mcp_api::mcp::McpConfig;
+use mcp_api::server::access_token_policy;
 use mcp_api::store::{SearchParams, SqliteOptions};
-use mcp_api::{MemoryId, MemoryStore, NewMemory, Owner, SearchQuery, SqliteStore};
-use serde_json::Value;
+use mcp_api::{
+    MemoryId, MemoryServer, MemoryStore, NewMemory, Owner, ProtectedResource, SearchQuery,
+    SqliteStore,
+};
+use serde_json::{Value, json};
+use tower::ServiceExt;
 
 /// One conversation: its turns in order and its questions.
 struct Conversation {
@@ -91,10 +107,145 @@ fn main() {
         .with_related_weight(0.0)
         .with_min_relevance(0.0)
         .with_context_floor(0.0);
+    let mut tuned_per = BTreeMap::new();
     for (name, params) in [("engine (tuned)", tuned), ("plain BM25 baseline", plain)] {
-        let per = runtime.block_on(evaluate(&conversations, params));
+        let per = runtime.block_on(evaluate(&conversations, params, Through::Store));
         report(name, &params, &per);
+        if tuned_per.is_empty() {
+            tuned_per = per;
+        }
     }
+    let name = "engine (tuned), through the server: MCP add_memories and search_memory";
+    let per = runtime.block_on(evaluate(&conversations, tuned, Through::Server));
+    report(name, &tuned, &per);
+    let total = |per: &BTreeMap<(usize, u64), Recall>| {
+        let mut sum = Recall::default();
+        per.values().for_each(|recall| sum.add(*recall));
+        sum.percent()
+    };
+    assert_eq!(
+        total(&per),
+        total(&tuned_per),
+        "the server finds what the store finds"
+    );
+}
+
+/// The way memories are written and questions asked.
+#[derive(Clone, Copy, PartialEq)]
+enum Through {
+    /// `MemoryStore::add` and `MemoryStore::search`.
+    Store,
+    /// MCP `tools/call` to `MemoryServer` (in process, through its whole HTTP stack).
+    Server,
+}
+
+/// A store, and the server in front of it with a bearer token per conversation.
+struct Backend {
+    store: Arc<SqliteStore>,
+    server: Option<(MemoryServer<SqliteStore>, Fixture)>,
+}
+
+impl Backend {
+    fn new(store: SqliteStore, through: Through) -> Backend {
+        let store = Arc::new(store);
+        let server = (through == Through::Server).then(|| {
+            let fixture = Fixture::new();
+            let resource = ProtectedResource::new("https://mcp.example.com", ISSUER);
+            let verifier = Verifier::builder(access_token_policy(&resource))
+                .static_jwks(fixture.jwks())
+                .build()
+                .expect("verifier");
+            let server =
+                MemoryServer::new(Arc::clone(&store), verifier, resource, McpConfig::default());
+            (server, fixture)
+        });
+        Backend { store, server }
+    }
+
+    /// The owner of conversation `index`: the fixture's token subject `user-{index:06}`.
+    fn owner(index: usize) -> Owner {
+        Owner::new(format!("user-{index:06}")).expect("owner")
+    }
+
+    async fn add(&self, index: usize, text: &str) -> MemoryId {
+        let Some((server, fixture)) = &self.server else {
+            let added = self
+                .store
+                .add(&Self::owner(index), vec![NewMemory::new(text, "locomo")])
+                .await
+                .expect("add");
+            return added[0].id;
+        };
+        let result = call(
+            server,
+            &fixture.tokens[index],
+            "add_memories",
+            json!({"text": text}),
+        )
+        .await;
+        result["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("memory id")
+    }
+
+    async fn search(&self, index: usize, question: &str) -> Vec<MemoryId> {
+        let Some((server, fixture)) = &self.server else {
+            let query = SearchQuery::new(question).with_limit(10);
+            let hits = self
+                .store
+                .search(&Self::owner(index), &query)
+                .await
+                .expect("search");
+            return hits.iter().map(|hit| hit.memory.id).collect();
+        };
+        let arguments = json!({"query": question, "limit": 10});
+        let result = call(server, &fixture.tokens[index], "search_memory", arguments).await;
+        result["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|hit| hit["id"].as_str().expect("id").parse().expect("memory id"))
+            .collect()
+    }
+}
+
+/// One MCP `tools/call` to the server; the tool's structured result (panics on any error).
+async fn call(
+    server: &MemoryServer<SqliteStore>,
+    token: &str,
+    tool: &str,
+    arguments: Value,
+) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments}});
+    let request = Request::post("/mcp")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    let response = server.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert!(
+        status.is_success(),
+        "{tool}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let answer: Value = serde_json::from_slice(&body).expect("JSON-RPC answer");
+    let result = &answer["result"];
+    assert!(
+        answer.get("error").is_none() && result["isError"] != true,
+        "{tool} failed: {answer}"
+    );
+    result["structuredContent"].clone()
 }
 
 fn parse(bytes: &[u8]) -> Vec<Conversation> {
@@ -163,6 +314,7 @@ fn parse(bytes: &[u8]) -> Vec<Conversation> {
 async fn evaluate(
     conversations: &[Conversation],
     params: SearchParams,
+    through: Through,
 ) -> BTreeMap<(usize, u64), Recall> {
     let dir = tempfile::tempdir().expect("temp dir");
     // By default every memory is written now, in one burst, as through the server. With
@@ -177,9 +329,9 @@ async fn evaluate(
     }
     let store =
         SqliteStore::open_with_options(dir.path().join("memories.db"), options).expect("store");
+    let backend = Backend::new(store, through);
     let mut per = BTreeMap::new();
     for (index, conversation) in conversations.iter().enumerate() {
-        let owner = Owner::new(format!("locomo-{index}")).expect("owner");
         let mut by_memory: HashMap<MemoryId, String> = HashMap::new();
         for (turn, (id, session, text)) in conversation.turns.iter().enumerate() {
             let day = 24 * 60 * 60 * 1000;
@@ -187,24 +339,12 @@ async fn evaluate(
                 1_700_000_000_000 + i64::from(*session) * day + turn as i64 * 30_000,
                 Ordering::Relaxed,
             );
-            let added = store
-                .add(&owner, vec![NewMemory::new(text.clone(), "locomo")])
-                .await
-                .expect("add");
-            by_memory.insert(added[0].id, id.clone());
+            let added = backend.add(index, text).await;
+            by_memory.insert(added, id.clone());
         }
         for question in &conversation.questions {
-            let hits = store
-                .search(
-                    &owner,
-                    &SearchQuery::new(question.text.as_str()).with_limit(10),
-                )
-                .await
-                .expect("search");
-            let found: Vec<&String> = hits
-                .iter()
-                .filter_map(|hit| by_memory.get(&hit.memory.id))
-                .collect();
+            let hits = backend.search(index, &question.text).await;
+            let found: Vec<&String> = hits.iter().filter_map(|id| by_memory.get(id)).collect();
             let share = |k: usize| {
                 let top: HashSet<&String> = found.iter().take(k).copied().collect();
                 question.evidence.iter().filter(|e| top.contains(e)).count() as f64
