@@ -16,7 +16,6 @@ use jwks_verify::{
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{Map, Value, json};
 
 mod common;
@@ -26,16 +25,6 @@ const NOW: u64 = 1_800_000_000;
 const LEEWAY: u64 = 30;
 const ED_KID: &str = "ed";
 const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// `cases` per property unless `PROPTEST_CASES` says otherwise; never writes failure files.
-fn config(cases: u32) -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = cases;
-    }
-    config.failure_persistence = None;
-    config
-}
 
 // ---------------------------------------------------------------------------------------
 // Keys, verifiers and tokens
@@ -457,7 +446,7 @@ fn escaped(name: &str) -> String {
 // The JWS/JWT parser
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(common::proptest_config(512))]
 
     /// Any string at all is refused with a typed token error, never a panic, and the error
     /// never quotes it.
@@ -580,7 +569,7 @@ proptest! {
 // The claims reader and the header parser, through signed tokens
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(common::proptest_config(512))]
 
     /// Signed claims are accepted exactly when RFC 7519 and the documented rules say so,
     /// with the refusal the rules name; accepted claims read back as they were written.
@@ -720,7 +709,7 @@ fn all_algorithms() -> AlgorithmSet {
 }
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(common::proptest_config(512))]
 
     /// Any bytes, any JSON, and any object with a `keys` array of anything: the JWK Set
     /// parser answers a set or a typed error, never a panic. A set it builds accounts for

@@ -16,7 +16,6 @@ use jwks_verify::status_list::{
 };
 use jwks_verify::{Algorithm, AlgorithmSet, ErrorKind, KeySet, Policy, Verifier};
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{Value, json};
 
 mod common;
@@ -24,15 +23,6 @@ use common::{AUDIENCE, ISSUER, TestKey, b64};
 
 const NOW: u64 = 1_800_000_000;
 const URI: &str = "https://issuer.example/statuslists/1";
-
-fn config(cases: u32) -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = cases;
-    }
-    config.failure_persistence = None;
-    config
-}
 
 fn key() -> &'static TestKey {
     static KEY: OnceLock<TestKey> = OnceLock::new();
@@ -143,7 +133,7 @@ fn verifier() -> &'static Verifier {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(common::proptest_config(256))]
 
     /// Any `lst` text, any `bits`: a list or a typed error, never a panic.
     #[test]

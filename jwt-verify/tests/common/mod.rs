@@ -293,3 +293,14 @@ impl JwksServer {
         self.redirect_target_hits.load(Ordering::SeqCst)
     }
 }
+
+/// Proptest settings: `cases` per property unless `PROPTEST_CASES` says otherwise; never
+/// writes failure files.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    let mut config = proptest::test_runner::Config::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = cases;
+    }
+    config.failure_persistence = None;
+    config
+}
