@@ -21,6 +21,7 @@ use http::{Request, Response};
 
 use crate::base64url;
 use crate::error::RandomError;
+use crate::store::GrantLogin;
 use crate::types::Subject;
 
 /// A boxed, sendable future.
@@ -187,6 +188,18 @@ pub trait Authenticator: Send + Sync + 'static {
     /// Handles a request under [`path_prefix`](Self::path_prefix). The body has already been
     /// read within the provider's size limit.
     fn handle(&self, request: Request<Bytes>, now: u64) -> BoxFuture<'_, LoginOutcome>;
+
+    /// Whether the user of a grant this kind of login created may still sign in here:
+    /// `Some(false)` if this method would refuse them now (removed from the users file or
+    /// the allow-list), `Some(true)` if it would admit them, `None` if the grant is not of
+    /// this method's kind or the method cannot tell (the default).
+    ///
+    /// When the provider starts, it revokes the live grants of every subject that no
+    /// login method admits any more (see [`Provider`](crate::provider::Provider)).
+    fn still_admits(&self, subject: &Subject, login: &GrantLogin) -> Option<bool> {
+        let _ = (subject, login);
+        None
+    }
 }
 
 /// Short-lived, single-use state a login method keeps between requests (the upstream

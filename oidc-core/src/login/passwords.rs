@@ -1,7 +1,7 @@
 //! The local password login: users from configuration, Argon2id hashes, a server-rendered
 //! form, CSRF tokens in the state store, and lockout after repeated failures.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +28,8 @@ use crate::authn::{
 };
 use crate::html;
 use crate::secret::Secret;
-use crate::types::Issuer;
+use crate::store::GrantLogin;
+use crate::types::{Issuer, Subject};
 
 /// The issuer part of a local user's subject: `federated_subject(PASSWORD_ISSUER, username)`.
 pub const PASSWORD_ISSUER: &str = "urn:local-password";
@@ -81,6 +82,8 @@ pub struct PasswordStats {
 /// - The subject is `federated_subject("urn:local-password", username)`.
 pub struct Passwords {
     users: HashMap<String, LocalUser>,
+    /// The subjects of `users`.
+    subjects: HashSet<Subject>,
     dummy: PasswordHashString,
     store: Arc<dyn LoginStateStore>,
     form_action: String,
@@ -193,8 +196,13 @@ impl Passwords {
             &rng,
             params,
         )?)?;
+        let subjects = by_name
+            .values()
+            .map(|user| federated_subject(PASSWORD_ISSUER, &user.username))
+            .collect();
         Ok(Passwords {
             users: by_name,
+            subjects,
             dummy,
             store,
             form_action: our_issuer.join(PASSWORD_PATH),
@@ -563,6 +571,14 @@ impl Authenticator for Passwords {
 
     fn handle(&self, request: Request<Bytes>, now: u64) -> BoxFuture<'_, LoginOutcome> {
         Box::pin(self.post(request, now))
+    }
+
+    /// A password grant's user is admitted while the users file still has them.
+    fn still_admits(&self, subject: &Subject, login: &GrantLogin) -> Option<bool> {
+        match login {
+            GrantLogin::Password => Some(self.subjects.contains(subject)),
+            _ => None,
+        }
     }
 }
 

@@ -24,7 +24,8 @@ use crate::html;
 use crate::outbound::{OutboundClient, OutboundError};
 use crate::pkce::{CodeVerifier, S256};
 use crate::secret::Secret;
-use crate::types::{Issuer, Scope};
+use crate::store::GrantLogin;
+use crate::types::{Issuer, Scope, Subject};
 
 /// Google's issuer.
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
@@ -299,6 +300,15 @@ impl UpstreamConfig {
 
     fn has_email_rule(&self) -> bool {
         !self.allowed_emails.is_empty() || !self.allowed_email_domains.is_empty()
+    }
+
+    /// Whether `email` (verified) is on the allow-list: listed, or in a listed domain.
+    /// Compared without case.
+    fn email_allowed(&self, email: &str) -> bool {
+        let email = email.to_ascii_lowercase();
+        let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        self.allowed_emails.contains(&email)
+            || self.allowed_email_domains.iter().any(|d| d == domain)
     }
 }
 
@@ -855,11 +865,7 @@ impl Upstream {
             let Some(email) = email.filter(|_| email_verified) else {
                 return Err(Refusal::EmailNotVerified);
             };
-            let email = email.to_ascii_lowercase();
-            let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-            let allowed = config.allowed_emails.contains(&email)
-                || config.allowed_email_domains.iter().any(|d| d == domain);
-            if !allowed {
+            if !config.email_allowed(email) {
                 return Err(Refusal::EmailNotAllowed);
             }
         }
@@ -1005,6 +1011,23 @@ impl Authenticator for Upstream {
 
     fn handle(&self, request: Request<Bytes>, now: u64) -> BoxFuture<'_, LoginOutcome> {
         Box::pin(self.callback(request, now))
+    }
+
+    /// With an email allow-list, an upstream grant's user is admitted while the email they
+    /// were admitted with still is (the rule sign-in applies). Without one
+    /// (any user, or hosted domains only, whose `hd` is not kept) this cannot tell.
+    fn still_admits(&self, _subject: &Subject, login: &GrantLogin) -> Option<bool> {
+        let GrantLogin::Upstream { email } = login else {
+            return None;
+        };
+        if !self.config.has_email_rule() {
+            return None;
+        }
+        Some(
+            email
+                .as_deref()
+                .is_some_and(|e| self.config.email_allowed(e)),
+        )
     }
 }
 

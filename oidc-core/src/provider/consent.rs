@@ -26,7 +26,8 @@ use crate::html;
 use crate::redirect::RedirectUri;
 use crate::secret::Secret;
 use crate::store::{
-    AuthorizationCodeRecord, PendingAuthorization, PendingKey, PendingStatus, ReleasedClaims,
+    AuthorizationCodeRecord, GrantLogin, PendingAuthorization, PendingKey, PendingStatus,
+    ReleasedClaims,
 };
 use crate::types::Scope;
 
@@ -130,6 +131,7 @@ async fn approve(
     );
     record.nonce = pending.nonce.clone();
     record.claims = released_claims(&pending.scope, user);
+    record.login = Some(GrantLogin::of(user));
     match inner
         .store
         .complete_consent(key, Some((code.to_hash(), record)), now)

@@ -1,6 +1,6 @@
 //! [`Provider`]: construction, routing and the tower `Service` implementation.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
@@ -36,7 +36,7 @@ use crate::audit::{self, AuditEvent};
 use crate::authn::Authenticator;
 use crate::client::{Client, MetadataDocumentError, MetadataDocumentResolver};
 use crate::discovery::{self, ProviderMetadata};
-use crate::store::{ProviderStore, PurgeReport, StoreError};
+use crate::store::{GrantLogin, LiveGrantLogin, ProviderStore, PurgeReport, StoreError};
 use crate::types::{ClientId, Scope};
 
 /// The OpenID provider, as a tower `Service` over `http` requests.
@@ -240,8 +240,20 @@ impl ProviderBuilder {
         self
     }
 
-    /// Checks the configuration, loads (or creates) the signing keys and, unless turned
-    /// off, spawns the maintenance task. Must run inside a Tokio runtime.
+    /// Checks the configuration, loads (or creates) the signing keys, revokes the grants
+    /// of removed users and, unless turned off, spawns the maintenance task. Must run
+    /// inside a Tokio runtime.
+    ///
+    /// **Removed users lose their grants.** Each grant records how its user signed in
+    /// ([`GrantLogin`]). At build, every live grant is checked with
+    /// [`Authenticator::still_admits`] of each login method: if one admits the user, the
+    /// grant stays; if one refuses and none admits (a local user no longer in the users
+    /// file, an upstream email no longer on the allow-list), every live grant of that
+    /// subject is revoked, setting its status list entry. A password grant that no
+    /// configured method answers for is revoked too (password login was turned off); an
+    /// upstream grant no method can judge (no email allow-list) stays. Grants created
+    /// before logins were recorded are left alone. Login methods here are configured at
+    /// start, so this check at start is where removals take effect.
     ///
     /// # Errors
     ///
@@ -286,6 +298,7 @@ impl ProviderBuilder {
             .map(|u| u.origin().ascii_serialization())
             .map_err(|_| ProviderError::InvalidConfig("the issuer has no origin"))?;
         let keys = KeyManager::load(store.as_ref(), &config, Arc::clone(&clock)).await?;
+        revoke_grants_of_removed_users(store.as_ref(), &authenticators, clock()).await?;
         let jwks_cache_control = response::public_cache_control(keys.jwks_max_age());
         let static_clients = config
             .static_clients
@@ -322,6 +335,45 @@ impl ProviderBuilder {
         }
         Ok(Provider { inner })
     }
+}
+
+/// See [`ProviderBuilder::build`]: revokes every live grant of the subjects no login
+/// method admits any more. Returns how many grants were revoked.
+async fn revoke_grants_of_removed_users(
+    store: &dyn ProviderStore,
+    authenticators: &[Arc<dyn Authenticator>],
+    now: u64,
+) -> Result<u64, StoreError> {
+    let mut removed = BTreeSet::new();
+    for LiveGrantLogin { subject, login, .. } in store.live_grant_logins(now).await? {
+        if removed.contains(&subject) {
+            continue;
+        }
+        let mut answers = authenticators
+            .iter()
+            .filter_map(|method| method.still_admits(&subject, &login))
+            .peekable();
+        let keep = match answers.peek() {
+            Some(_) => answers.any(|admitted| admitted),
+            // No configured method signs users in this way: password login was turned off.
+            None => !matches!(login, GrantLogin::Password),
+        };
+        if !keep {
+            removed.insert(subject);
+        }
+    }
+    let mut revoked = 0;
+    for subject in &removed {
+        revoked += store.revoke_subject_grants(subject.clone(), now).await?;
+    }
+    if revoked > 0 {
+        tracing::info!(
+            users = removed.len(),
+            grants = revoked,
+            "revoked the grants of users who may no longer sign in"
+        );
+    }
+    Ok(revoked)
 }
 
 impl fmt::Debug for ProviderBuilder {

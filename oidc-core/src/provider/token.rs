@@ -118,6 +118,7 @@ async fn authorization_code(
         now,
         refresh_expires_at,
     );
+    grant.login.clone_from(&record.login);
     if inner.config.status_lists.enabled {
         grant = grant.with_status(allocate_status(inner, now).await?);
     }

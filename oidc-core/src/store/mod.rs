@@ -19,9 +19,10 @@ mod sqlite;
 
 pub use error::{StoreError, StoreErrorKind};
 pub use records::{
-    AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantRecord, NewRefreshToken, NewTokens,
-    PendingAuthorization, PendingKey, PendingStatus, PurgeReport, RedeemOutcome, Redemption,
-    RefreshTokenRecord, ReleasedClaims, RotateOutcome, StoredKeys, StoredStatusList,
+    AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantLogin, GrantRecord, LiveGrantLogin,
+    NewRefreshToken, NewTokens, PendingAuthorization, PendingKey, PendingStatus, PurgeReport,
+    RedeemOutcome, Redemption, RefreshTokenRecord, ReleasedClaims, RotateOutcome, StoredKeys,
+    StoredStatusList,
 };
 #[cfg(all(feature = "sqlite", feature = "tower"))]
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -31,7 +32,7 @@ use crate::client::Client;
 use crate::keys::KeyRecord;
 use crate::secret::SecretHash;
 use crate::status_list::StatusIndex;
-use crate::types::ClientId;
+use crate::types::{ClientId, Subject};
 
 /// The provider's storage contract.
 ///
@@ -139,6 +140,21 @@ pub trait ProviderStore: LoginStateStore {
     /// sets the entry. Entries are kept apart from grants and never cleared, so purging a
     /// revoked grant never makes its still-unexpired access tokens look valid again.
     fn revoke_grant(&self, grant: GrantId, now: u64) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// The grants live at `now` (not revoked, with a token that may not have expired) whose
+    /// login was recorded, with their subject and login. Grants created before logins
+    /// were recorded are not listed.
+    fn live_grant_logins(&self, now: u64)
+    -> BoxFuture<'_, Result<Vec<LiveGrantLogin>, StoreError>>;
+
+    /// Revokes every live grant of `subject` as [`revoke_grant`](Self::revoke_grant) does
+    /// (setting each one's status list entry), in one transaction. Returns how many were
+    /// active before.
+    fn revoke_subject_grants(
+        &self,
+        subject: Subject,
+        now: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
 
     /// Atomically allocates the next status list entry: the next index of the newest list,
     /// or index 0 of a new list of `list_size` entries when that one is full (or there is

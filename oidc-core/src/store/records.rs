@@ -9,7 +9,7 @@ use std::fmt;
 
 use aws_lc_rs::rand::SecureRandom;
 
-use crate::authn::{AuthenticatedUser, TransactionId};
+use crate::authn::{AuthenticatedUser, LoginMethod, TransactionId};
 use crate::client::ClientKind;
 use crate::error::RandomError;
 use crate::keys::KeyRecord;
@@ -250,6 +250,56 @@ impl ReleasedClaims {
     }
 }
 
+/// How the user of a grant signed in, kept so that a user the operator removed since
+/// (from the users file, or from the upstream allow-list) loses the grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GrantLogin {
+    /// With a local password.
+    Password,
+    /// At an upstream OpenID provider.
+    Upstream {
+        /// The verified email the user was admitted with, if any (kept even when the
+        /// `email` scope was not granted: the allow-list is checked against it).
+        email: Option<String>,
+    },
+}
+
+impl GrantLogin {
+    /// How `user` signed in.
+    ///
+    /// ```
+    /// use oidc_core::authn::{AuthenticatedUser, LoginMethod};
+    /// use oidc_core::store::GrantLogin;
+    /// use oidc_core::types::Subject;
+    ///
+    /// let user = AuthenticatedUser::new(Subject::parse("u-1")?, 1_700_000_000, LoginMethod::Password);
+    /// assert_eq!(GrantLogin::of(&user), GrantLogin::Password);
+    /// # Ok::<(), oidc_core::InvalidValue>(())
+    /// ```
+    pub fn of(user: &AuthenticatedUser) -> GrantLogin {
+        match user.method {
+            LoginMethod::Password => GrantLogin::Password,
+            LoginMethod::Upstream { .. } => GrantLogin::Upstream {
+                email: user.email.clone().filter(|_| user.email_verified),
+            },
+        }
+    }
+}
+
+/// A live grant whose login was recorded, as
+/// [`live_grant_logins`](super::ProviderStore::live_grant_logins) lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LiveGrantLogin {
+    /// The grant.
+    pub id: GrantId,
+    /// Its user.
+    pub subject: Subject,
+    /// How the user signed in.
+    pub login: GrantLogin,
+}
+
 /// An authorization code as stored (under the hash of the code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -272,6 +322,8 @@ pub struct AuthorizationCodeRecord {
     pub auth_time: u64,
     /// What the grant may release about the user.
     pub claims: ReleasedClaims,
+    /// How the user signed in, copied into the grant.
+    pub login: Option<GrantLogin>,
     /// When the code was issued.
     pub issued_at: u64,
     /// When it expires.
@@ -324,6 +376,7 @@ impl AuthorizationCodeRecord {
             subject,
             auth_time,
             claims: ReleasedClaims::default(),
+            login: None,
             issued_at,
             expires_at,
             redeemed: None,
@@ -371,6 +424,8 @@ pub struct GrantRecord {
     /// Its entry in the token status lists, shared by all its access tokens (`None` for
     /// grants created while status lists were off, until their next refresh).
     pub status: Option<StatusIndex>,
+    /// How the user signed in (`None` for grants created before this was recorded).
+    pub login: Option<GrantLogin>,
 }
 
 impl GrantRecord {
@@ -419,6 +474,7 @@ impl GrantRecord {
             refresh_expires_at,
             revoked: false,
             status: None,
+            login: None,
         }
     }
 

@@ -138,6 +138,8 @@ pub struct TestLogin {
     name: &'static str,
     prefix: &'static str,
     pub user: Mutex<TestUser>,
+    /// How the users it reports logged in (upstream by default).
+    pub method: Mutex<LoginMethod>,
     pub requests: Mutex<Vec<LoginRequest>>,
 }
 
@@ -147,12 +149,19 @@ impl TestLogin {
             name,
             prefix,
             user: Mutex::new(TestUser::default()),
+            method: Mutex::new(LoginMethod::Upstream {
+                issuer: "https://upstream.example".to_owned(),
+            }),
             requests: Mutex::new(Vec::new()),
         })
     }
 
     pub fn set_user(&self, user: TestUser) {
         *self.user.lock().unwrap() = user;
+    }
+
+    pub fn set_method(&self, method: LoginMethod) {
+        *self.method.lock().unwrap() = method;
     }
 
     pub fn last_request(&self) -> LoginRequest {
@@ -188,6 +197,7 @@ impl Authenticator for TestLogin {
     fn handle(&self, request: Request<Bytes>, now: u64) -> BoxFuture<'_, LoginOutcome> {
         let query = request.uri().query().unwrap_or_default().to_owned();
         let template = self.user.lock().unwrap().clone();
+        let method = self.method.lock().unwrap().clone();
         Box::pin(async move {
             let tx = form_urlencoded::parse(query.as_bytes())
                 .find(|(k, _)| k == "tx")
@@ -201,13 +211,8 @@ impl Authenticator for TestLogin {
                         .unwrap(),
                 );
             };
-            let mut user = AuthenticatedUser::new(
-                Subject::parse(&template.subject).unwrap(),
-                now,
-                LoginMethod::Upstream {
-                    issuer: "https://upstream.example".to_owned(),
-                },
-            );
+            let mut user =
+                AuthenticatedUser::new(Subject::parse(&template.subject).unwrap(), now, method);
             user.email = template.email;
             user.email_verified = template.email_verified;
             user.name = template.name;

@@ -12,8 +12,8 @@ use crate::redirect::RedirectUri;
 use crate::secret::SecretHash;
 use crate::status_list::StatusIndex;
 use crate::store::{
-    AuthorizationCodeRecord, GrantId, GrantRecord, PendingAuthorization, PendingStatus, Redemption,
-    ReleasedClaims, StoreError, StoreErrorKind,
+    AuthorizationCodeRecord, GrantId, GrantLogin, GrantRecord, PendingAuthorization, PendingStatus,
+    Redemption, ReleasedClaims, StoreError, StoreErrorKind,
 };
 use crate::types::{ClientId, ResourceIndicator, Scope, Subject};
 
@@ -284,6 +284,10 @@ struct CodeWire {
     email: Option<String>,
     name: Option<String>,
     issued_at: u64,
+    #[serde(default)]
+    login: Option<String>,
+    #[serde(default)]
+    login_email: Option<String>,
 }
 
 pub(super) fn encode_code(code: &AuthorizationCodeRecord) -> Result<String, StoreError> {
@@ -302,6 +306,8 @@ pub(super) fn encode_code(code: &AuthorizationCodeRecord) -> Result<String, Stor
         email: code.claims.email.clone(),
         name: code.claims.name.clone(),
         issued_at: code.issued_at,
+        login: code.login.as_ref().map(|l| login_name(l).to_owned()),
+        login_email: code.login.as_ref().and_then(login_email).map(str::to_owned),
     })
 }
 
@@ -337,6 +343,7 @@ pub(super) fn decode_code(row: &Row<'_>) -> Result<AuthorizationCodeRecord, Stor
         subject: wire.subject,
         auth_time: wire.auth_time,
         claims: ReleasedClaims::new(wire.email, wire.name),
+        login: read_login(wire.login.as_deref(), wire.login_email)?,
         issued_at: wire.issued_at,
         expires_at: read_time(expires_at)?,
         redeemed,
@@ -362,7 +369,7 @@ pub(super) fn encode_claims(claims: &ReleasedClaims) -> Result<String, StoreErro
 /// The columns of a grant row, from `grants` aliased as `g`.
 pub(super) const GRANT_COLUMNS: &str = "g.id, g.client_id, g.subject, g.scope, g.resources, \
      g.auth_time, g.claims, g.created_at, g.refresh_expires_at, g.revoked_at, g.status_list, \
-     g.status_idx";
+     g.status_idx, g.login, g.login_email";
 
 /// Decodes the [`GRANT_COLUMNS`] of a row, starting at column `first`.
 pub(super) fn decode_grant(row: &Row<'_>, first: usize) -> Result<GrantRecord, StoreError> {
@@ -391,5 +398,41 @@ pub(super) fn decode_grant(row: &Row<'_>, first: usize) -> Result<GrantRecord, S
             (None, None) => None,
             _ => return Err(StoreErrorKind::Corrupt.into()),
         },
+        login: read_login(
+            row.get::<_, Option<String>>(first + 12)
+                .map_err(corrupt_because)?
+                .as_deref(),
+            row.get::<_, Option<String>>(first + 13)
+                .map_err(corrupt_because)?,
+        )?,
     })
+}
+
+/// The `login` column's value.
+pub(super) fn login_name(login: &GrantLogin) -> &'static str {
+    match login {
+        GrantLogin::Password => "password",
+        GrantLogin::Upstream { .. } => "upstream",
+    }
+}
+
+/// The `login_email` column's value.
+pub(super) fn login_email(login: &GrantLogin) -> Option<&str> {
+    match login {
+        GrantLogin::Upstream { email } => email.as_deref(),
+        GrantLogin::Password => None,
+    }
+}
+
+/// Decodes the `login` and `login_email` columns.
+pub(super) fn read_login(
+    name: Option<&str>,
+    email: Option<String>,
+) -> Result<Option<GrantLogin>, StoreError> {
+    match (name, email) {
+        (None, None) => Ok(None),
+        (Some("password"), None) => Ok(Some(GrantLogin::Password)),
+        (Some("upstream"), email) => Ok(Some(GrantLogin::Upstream { email })),
+        _ => Err(corrupt()),
+    }
 }

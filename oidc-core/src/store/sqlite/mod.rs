@@ -12,10 +12,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Transaction, params};
 
 use self::codec::{
-    CODE_COLUMNS, GRANT_COLUMNS, PENDING_COLUMNS, count, decode_client, decode_code, decode_grant,
-    decode_pending, encode_claims, encode_client, encode_code, encode_pending_request, encode_user,
-    hash_blob, read_client_id, read_grant_id, read_scope, read_time, resources_json, status_name,
-    time,
+    CODE_COLUMNS, GRANT_COLUMNS, PENDING_COLUMNS, corrupt, count, decode_client, decode_code,
+    decode_grant, decode_pending, encode_claims, encode_client, encode_code,
+    encode_pending_request, encode_user, hash_blob, login_email, login_name, read_client_id,
+    read_grant_id, read_login, read_scope, read_time, resources_json, status_name, time,
 };
 use self::pool::{DbResult as _, ReadPool, WriteQueue};
 use crate::authn::{AuthenticatedUser, BoxFuture, LoginStateStore, StateStoreError};
@@ -24,11 +24,11 @@ use crate::keys::{KeyRecord, Pkcs8Secret};
 use crate::secret::SecretHash;
 use crate::status_list::StatusIndex;
 use crate::store::{
-    AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantRecord, NewTokens,
+    AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantRecord, LiveGrantLogin, NewTokens,
     PendingAuthorization, PendingKey, PendingStatus, ProviderStore, PurgeReport, RedeemOutcome,
     RefreshTokenRecord, RotateOutcome, StoreError, StoreErrorKind, StoredKeys, StoredStatusList,
 };
-use crate::types::ClientId;
+use crate::types::{ClientId, Subject};
 
 /// How many prepared statements each connection keeps.
 const STATEMENT_CACHE_CAPACITY: usize = 64;
@@ -490,8 +490,9 @@ impl ProviderStore for SqliteStore {
                     .max(now);
                 tx.execute(
                     "INSERT INTO grants (id, client_id, subject, scope, resources, auth_time, claims, \
-                     created_at, refresh_expires_at, expires_at, revoked_at, status_list, status_idx) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12)",
+                     created_at, refresh_expires_at, expires_at, revoked_at, status_list, status_idx, \
+                     login, login_email) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12, ?13, ?14)",
                     params![
                         grant.id.as_str(),
                         grant.client_id.as_str(),
@@ -505,6 +506,8 @@ impl ProviderStore for SqliteStore {
                         time(keep_until),
                         grant.status.map(|s| time(s.list)),
                         grant.status.map(|s| time(s.index)),
+                        grant.login.as_ref().map(login_name),
+                        grant.login.as_ref().and_then(login_email),
                     ],
                 )
                 .db()?;
@@ -615,6 +618,69 @@ impl ProviderStore for SqliteStore {
 
     fn revoke_grant(&self, grant: GrantId, now: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move { self.write(move |tx| revoke(tx, &grant, now)).await })
+    }
+
+    fn live_grant_logins(
+        &self,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Vec<LiveGrantLogin>, StoreError>> {
+        Box::pin(async move {
+            self.read(move |tx| {
+                let mut statement = tx
+                    .prepare_cached(
+                        "SELECT id, subject, login, login_email FROM grants \
+                         WHERE revoked_at IS NULL AND login IS NOT NULL AND expires_at > ?1",
+                    )
+                    .db()?;
+                let mut rows = statement.query(params![time(now)]).db()?;
+                let mut grants = Vec::new();
+                while let Some(row) = rows.next().db()? {
+                    let id: String = row.get(0).db()?;
+                    let subject: String = row.get(1).db()?;
+                    let name: Option<String> = row.get(2).db()?;
+                    let Some(login) = read_login(name.as_deref(), row.get(3).db()?)? else {
+                        continue;
+                    };
+                    let subject = Subject::parse(&subject).map_err(|_| corrupt())?;
+                    grants.push(LiveGrantLogin {
+                        id: read_grant_id(&id)?,
+                        subject,
+                        login,
+                    });
+                }
+                Ok(grants)
+            })
+            .await
+        })
+    }
+
+    fn revoke_subject_grants(
+        &self,
+        subject: Subject,
+        now: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            self.write(move |tx| {
+                let mut statement = tx
+                    .prepare_cached(
+                        "SELECT id FROM grants WHERE subject = ?1 AND revoked_at IS NULL",
+                    )
+                    .db()?;
+                let ids = statement
+                    .query_map(params![subject.as_str()], |row| row.get::<_, String>(0))
+                    .db()?
+                    .collect::<Result<Vec<_>, _>>()
+                    .db()?;
+                let mut revoked = 0;
+                for id in ids {
+                    if revoke(tx, &read_grant_id(&id)?, now)? {
+                        revoked += 1;
+                    }
+                }
+                Ok(revoked)
+            })
+            .await
+        })
     }
 
     fn allocate_status_index(
