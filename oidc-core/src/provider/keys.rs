@@ -13,7 +13,7 @@ use super::config::ProviderConfig;
 use super::errors::{OAuthError, ProviderError};
 use crate::audit::{self, AuditEvent};
 use crate::jwt::{self, AccessTokenClaims, IdTokenClaims};
-use crate::keys::{KeyEvent, KeyGenerator, KeyRing, RotationPolicy};
+use crate::keys::{KeyEvent, KeyGenerator, KeyRing, RotationPolicy, SigningKey};
 use crate::status_list::{self, StatusClaim, StatusListTokenClaims};
 use crate::store::ProviderStore;
 
@@ -156,14 +156,8 @@ impl KeyManager {
         status: Option<&StatusClaim>,
         now: u64,
     ) -> Result<String, OAuthError> {
-        let snapshot = self.snapshot();
-        let Some(key) = snapshot.ring.signer(now) else {
-            tracing::error!("no signing key is active");
-            return Err(OAuthError::server_error());
-        };
-        jwt::encode_access_token_with_status(key, claims, status).map_err(|error| {
-            tracing::error!(%error, "could not sign an access token");
-            OAuthError::server_error()
+        self.sign_with(now, "an access token", |key| {
+            jwt::encode_access_token_with_status(key, claims, status)
         })
     }
 
@@ -173,15 +167,7 @@ impl KeyManager {
         claims: &IdTokenClaims,
         now: u64,
     ) -> Result<String, OAuthError> {
-        let snapshot = self.snapshot();
-        let Some(key) = snapshot.ring.signer(now) else {
-            tracing::error!("no signing key is active");
-            return Err(OAuthError::server_error());
-        };
-        jwt::encode_id_token(key, claims).map_err(|error| {
-            tracing::error!(%error, "could not sign an id token");
-            OAuthError::server_error()
-        })
+        self.sign_with(now, "an id token", |key| jwt::encode_id_token(key, claims))
     }
 
     /// Signs a Status List Token with the key that signs at `now`.
@@ -190,13 +176,26 @@ impl KeyManager {
         claims: &StatusListTokenClaims,
         now: u64,
     ) -> Result<String, OAuthError> {
+        self.sign_with(now, "a status list token", |key| {
+            status_list::encode_status_list_token(key, claims)
+        })
+    }
+
+    /// Runs `sign` with the key that signs at `now`; a missing key or a signing failure is
+    /// logged (naming `what`) and answered as `server_error`.
+    fn sign_with<E: std::fmt::Display>(
+        &self,
+        now: u64,
+        what: &str,
+        sign: impl FnOnce(&SigningKey) -> Result<String, E>,
+    ) -> Result<String, OAuthError> {
         let snapshot = self.snapshot();
         let Some(key) = snapshot.ring.signer(now) else {
             tracing::error!("no signing key is active");
             return Err(OAuthError::server_error());
         };
-        status_list::encode_status_list_token(key, claims).map_err(|error| {
-            tracing::error!(%error, "could not sign a status list token");
+        sign(key).map_err(|error| {
+            tracing::error!(%error, "could not sign {what}");
             OAuthError::server_error()
         })
     }

@@ -501,29 +501,19 @@ impl OwnerIndex {
                     }
                 }
             } else {
+                // Once closed, only memories already found take part.
+                let admit = |slot: u32| !closed || scores[slot as usize] > 0.0;
                 for posting in postings {
-                    let (slot, frequency) = (posting.slot, posting.frequency as f32);
-                    if closed {
-                        self.spread_to(
-                            params,
-                            steps,
-                            slot,
-                            frequency,
-                            fields,
-                            &mut touched,
-                            |slot| scores[slot as usize] > 0.0,
-                        );
-                    } else {
-                        self.spread_to(
-                            params,
-                            steps,
-                            slot,
-                            frequency,
-                            fields,
-                            &mut touched,
-                            |_| true,
-                        );
-                    }
+                    let frequency = posting.frequency as f32;
+                    self.spread_to(
+                        params,
+                        steps,
+                        posting.slot,
+                        frequency,
+                        fields,
+                        &mut touched,
+                        admit,
+                    );
                 }
             }
             for &slot in &touched {
