@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
 use clap::{Parser, Subcommand};
 use oidc_core::authn::{Authenticator, LoginStateStore};
 use oidc_core::login::{
@@ -18,11 +18,12 @@ use oidc_core::outbound::{
     AddressPolicy, ClientMetadataDocuments, MetadataDocumentConfig, OutboundClient, OutboundConfig,
 };
 use oidc_core::provider::{
-    CorsPolicy, Provider, ProviderConfig, RateLimits, ResourceScopes, ScopeDefinition,
+    CorsPolicy, Provider, ProviderConfig, RateLimits, ResourceScopes, ScopeDefinition, StaticClient,
 };
+use oidc_core::redirect::RedirectUri;
 use oidc_core::secret::SecretHash;
 use oidc_core::store::{ProviderStore, SqliteStore};
-use oidc_core::types::{Issuer, ResourceIndicator, Scope};
+use oidc_core::types::{ClientId, Issuer, ResourceIndicator, Scope};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
@@ -167,6 +168,20 @@ pub struct OidcArgs {
     #[arg(long, env = "OIDC_STATUS_LIST_TTL", default_value = "10")]
     pub status_list_ttl: String,
 
+    /// A TOML file of operator-configured clients: `[[clients]]` entries with `client_id`,
+    /// `name`, `redirect_uris = [..]`, optional `secret_sha256` (64 hex characters, the
+    /// SHA-256 of the client secret, e.g. `printf %s "$SECRET" | sha256sum`; without it the
+    /// client is public and uses PKCE only), `refresh_tokens` (default true) and
+    /// `account_access` (default false: only the operator's own apps, such as the memory
+    /// page, may list and revoke a user's grants at /account/grants).
+    #[arg(long, env = "OIDC_CLIENTS_FILE")]
+    pub clients_file: Option<PathBuf>,
+
+    /// Clients added by the program that embeds the server (the stack adds the memory
+    /// page's client here); not a command-line setting.
+    #[arg(skip)]
+    pub extra_clients: Vec<StaticClient>,
+
     /// Connection limits.
     #[command(flatten)]
     pub connections: OidcConnectionArgs,
@@ -226,6 +241,127 @@ pub fn read_users(path: &Path) -> anyhow::Result<Vec<LocalUser>> {
         .collect()
 }
 
+/// The clients file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientsFile {
+    #[serde(default)]
+    clients: Vec<ClientEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientEntry {
+    client_id: String,
+    name: String,
+    redirect_uris: Vec<String>,
+    secret_sha256: Option<String>,
+    #[serde(default = "default_true")]
+    refresh_tokens: bool,
+    #[serde(default)]
+    account_access: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Reads operator-configured clients from a TOML clients file (see
+/// [`OidcArgs::clients_file`]). Errors name the file and the entry (its position and
+/// client id) and never repeat a line of the file: a secret pasted into the wrong key stays
+/// out of the logs.
+pub fn read_clients(path: &Path) -> anyhow::Result<Vec<StaticClient>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: ClientsFile = toml::from_str(&text).map_err(|error| {
+        let place = error
+            .span()
+            .map(|span| place_in_clients_file(&text, span.start))
+            .unwrap_or_default();
+        anyhow!("{}{place}: {}", path.display(), error.message())
+    })?;
+    let mut clients: Vec<StaticClient> = Vec::with_capacity(file.clients.len());
+    for (index, entry) in file.clients.into_iter().enumerate() {
+        let at = format!("{}: clients entry {}", path.display(), index + 1);
+        let client = client_from_entry(entry).with_context(|| at.clone())?;
+        if let Some(earlier) = clients
+            .iter()
+            .position(|c| c.client_id() == client.client_id())
+        {
+            bail!(
+                "{at}: client_id `{}` is already used by entry {}",
+                client.client_id().as_str(),
+                earlier + 1
+            );
+        }
+        clients.push(client);
+    }
+    Ok(clients)
+}
+
+/// ` (line n, clients entry m)` for a byte offset of a clients file (entries counted by
+/// their `[[clients]]` headers).
+fn place_in_clients_file(text: &str, offset: usize) -> String {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    // Up to the end of the error's line: an error may point at an entry's own header.
+    let line_end = text
+        .get(offset..)
+        .and_then(|rest| rest.find('\n'))
+        .map_or(text.len(), |i| offset + i);
+    let entries = text
+        .get(..line_end)
+        .unwrap_or(text)
+        .lines()
+        .filter(|l| l.trim_start().starts_with("[[clients]]"))
+        .count();
+    if entries == 0 {
+        format!(" (line {line})")
+    } else {
+        format!(" (line {line}, clients entry {entries})")
+    }
+}
+
+/// One checked entry of the clients file. Errors name the client id and the key.
+fn client_from_entry(entry: ClientEntry) -> anyhow::Result<StaticClient> {
+    let client_id = ClientId::parse(&entry.client_id)
+        .map_err(|_| anyhow!("client_id must be 1 to 2048 printable characters without spaces"))?;
+    let id = client_id.as_str().to_owned();
+    if entry.name.trim().is_empty() {
+        bail!("client `{id}`: name must not be empty");
+    }
+    if entry.redirect_uris.is_empty() {
+        bail!("client `{id}`: redirect_uris must list at least one uri");
+    }
+    let redirect_uris = entry
+        .redirect_uris
+        .iter()
+        .map(|uri| {
+            RedirectUri::parse(uri).with_context(|| {
+                format!("client `{id}`: redirect_uris: `{uri}` is not an acceptable redirect uri")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let client = match &entry.secret_sha256 {
+        Some(hex) => {
+            let hash = SecretHash::from_hex(hex.trim()).map_err(|_| {
+                anyhow!(
+                    "client `{id}`: secret_sha256 must be 64 hex characters, the SHA-256 of the \
+                     secret (e.g. `printf %s \"$SECRET\" | sha256sum`), not the secret itself"
+                )
+            })?;
+            StaticClient::confidential(client_id, entry.name, redirect_uris, hash)
+        }
+        None => StaticClient::public(client_id, entry.name, redirect_uris),
+    };
+    let client = client.with_refresh_tokens(entry.refresh_tokens);
+    Ok(if entry.account_access {
+        client.with_account_access()
+    } else {
+        client
+    })
+}
+
 /// The scopes of the memory server, with the consent page's words for them.
 pub const MEMORY_SCOPES: [(&str, &str); 2] = [
     ("memories:read", "Read your memories"),
@@ -269,6 +405,24 @@ pub fn provider_config(args: &OidcArgs) -> anyhow::Result<ProviderConfig> {
         .context("OIDC_STATUS_LIST_TTL")?;
     if let Some(token) = &args.health_token {
         config.health_token = Some(health_token_hash(token.expose_secret())?);
+    }
+    if let Some(path) = &args.clients_file {
+        let clients = read_clients(path)?;
+        tracing::info!(clients = clients.len(), file = %path.display(), "static clients configured");
+        config.static_clients.extend(clients);
+    }
+    for extra in &args.extra_clients {
+        if config
+            .static_clients
+            .iter()
+            .any(|c| c.client_id() == extra.client_id())
+        {
+            bail!(
+                "OIDC_CLIENTS_FILE: client_id `{}` is reserved for a built-in client",
+                extra.client_id().as_str()
+            );
+        }
+        config.static_clients.push(extra.clone());
     }
     config.validate().context("invalid configuration")?;
     Ok(config)
@@ -717,6 +871,134 @@ mod tests {
         let error = format!("{:#}", provider_config(&args).unwrap_err());
         assert!(error.contains("OIDC_HEALTH_TOKEN"), "{error}");
         assert!(!error.contains(weak), "{error}");
+    }
+
+    const PAGE_HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn clients_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clients.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn clients_file_entries_become_static_clients() {
+        let (_dir, path) = clients_file(&format!(
+            r#"
+[[clients]]
+client_id = "memory-page"
+name = "Memory page"
+redirect_uris = ["https://mcp.example.com/app/callback"]
+secret_sha256 = "{}"
+account_access = true
+
+[[clients]]
+client_id = "cli"
+name = "Command line"
+redirect_uris = ["http://127.0.0.1/callback", "http://localhost/cb"]
+refresh_tokens = false
+"#,
+            PAGE_HASH.to_ascii_uppercase()
+        ));
+        let clients = read_clients(&path).unwrap();
+        assert_eq!(clients.len(), 2);
+        let page = &clients[0];
+        assert_eq!(page.client_id().as_str(), "memory-page");
+        assert_eq!(page.client().name, "Memory page");
+        assert!(page.has_account_access());
+        assert!(page.client().refresh_tokens, "refresh tokens by default");
+        assert!(
+            page.client()
+                .secret_hash
+                .as_ref()
+                .is_some_and(|h| h.matches("test")),
+            "the hash is of `test`"
+        );
+        let cli = &clients[1];
+        assert!(cli.client().secret_hash.is_none(), "no hash: public");
+        assert!(!cli.client().refresh_tokens);
+        assert!(!cli.has_account_access(), "no account access by default");
+        assert_eq!(cli.client().redirect_uris.len(), 2);
+
+        let args = OidcArgs::parse_from([
+            "oidc-server".to_owned(),
+            format!("--clients-file={}", path.display()),
+        ]);
+        let config = provider_config(&args).unwrap();
+        assert_eq!(config.static_clients, clients);
+    }
+
+    #[test]
+    fn malformed_clients_files_are_refused_naming_the_file_and_entry_never_a_secret() {
+        let entry = |extra: &str| {
+            format!(
+                "[[clients]]\nclient_id = \"ok\"\nname = \"Ok\"\nredirect_uris = [\"https://ok.example/cb\"]\n\n\
+                 [[clients]]\nclient_id = \"web\"\nname = \"Web\"\n{extra}\n"
+            )
+        };
+        for (text, expected) in [
+            (
+                entry(
+                    "redirect_uris = [\"https://web.example/cb\"]\nclient_secret = \"hunter2-plain\"",
+                ),
+                "unknown field `client_secret`",
+            ),
+            (
+                entry(
+                    "redirect_uris = [\"https://web.example/cb\"]\nsecret_sha256 = \"hunter2-plain\"",
+                ),
+                "secret_sha256 must be 64 hex characters",
+            ),
+            (entry(""), "missing field `redirect_uris`"),
+            (entry("redirect_uris = []"), "at least one uri"),
+            (
+                entry("redirect_uris = [\"https://web.example/cb#frag\"]"),
+                "not an acceptable redirect uri",
+            ),
+            (
+                entry("redirect_uris = [\"https://web.example/cb\"]\nrefresh_tokens = \"yes\""),
+                "expected a boolean",
+            ),
+            (
+                entry("redirect_uris = [\"https://web.example/cb\"]").replace("\"web\"", "\"ok\""),
+                "already used by entry 1",
+            ),
+        ] {
+            let (_dir, path) = clients_file(&text);
+            let error = format!("{:#}", read_clients(&path).unwrap_err());
+            assert!(error.contains(&path.display().to_string()), "{error}");
+            assert!(error.contains("clients entry 2"), "{error}");
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+    }
+
+    #[test]
+    fn an_extra_client_may_not_be_configured_twice() {
+        let (_dir, path) = clients_file(
+            "[[clients]]\nclient_id = \"memory-page\"\nname = \"Mine\"\nredirect_uris = [\"https://a.example/cb\"]\n",
+        );
+        let mut args = OidcArgs::parse_from([
+            "oidc-server".to_owned(),
+            format!("--clients-file={}", path.display()),
+        ]);
+        args.extra_clients.push(
+            StaticClient::public(
+                ClientId::parse("memory-page").unwrap(),
+                "Memory page",
+                vec![RedirectUri::parse("https://b.example/cb").unwrap()],
+            )
+            .with_account_access(),
+        );
+        let error = format!("{:#}", provider_config(&args).unwrap_err());
+        assert!(error.contains("`memory-page` is reserved"), "{error}");
+        args.extra_clients[0] = StaticClient::public(
+            ClientId::parse("other").unwrap(),
+            "Other",
+            vec![RedirectUri::parse("https://b.example/cb").unwrap()],
+        );
+        assert_eq!(provider_config(&args).unwrap().static_clients.len(), 2);
     }
 
     #[test]

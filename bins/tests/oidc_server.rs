@@ -260,3 +260,267 @@ fn malformed_token_lifetimes_are_refused_at_start() {
         assert!(!stderr.contains("retrying"), "{stderr}");
     }
 }
+
+/// A clients file naming the memory page: a confidential client with account access.
+fn page_clients_file(dir: &std::path::Path, secret: &str) -> std::path::PathBuf {
+    let path = dir.join("clients.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[clients]]\nclient_id = \"{PAGE}\"\nname = \"Memory page\"\n\
+             redirect_uris = [\"{PAGE_REDIRECT}\"]\nsecret_sha256 = \"{}\"\naccount_access = true\n",
+            oidc_core::secret::SecretHash::of(secret).to_hex()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+const PAGE: &str = "memory-page";
+const PAGE_REDIRECT: &str = "https://mcp.example.com/app/callback";
+
+#[test]
+fn a_malformed_clients_file_is_refused_at_start_naming_the_file_and_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = format!("http://127.0.0.1:{}", free_port());
+    let clients = dir.path().join("clients.toml");
+    for (text, reason) in [
+        (
+            format!(
+                "[[clients]]\nclient_id = \"{PAGE}\"\nname = \"Memory page\"\n\
+                 redirect_uris = [\"{PAGE_REDIRECT}\"]\nclient_secret = \"hunter2-in-the-wrong-key\"\n"
+            ),
+            "unknown field `client_secret`",
+        ),
+        (
+            format!(
+                "[[clients]]\nclient_id = \"{PAGE}\"\nname = \"Memory page\"\n\
+                 redirect_uris = [\"{PAGE_REDIRECT}\"]\nsecret_sha256 = \"hunter2-in-the-wrong-key\"\n"
+            ),
+            "secret_sha256 must be 64 hex characters",
+        ),
+    ] {
+        std::fs::write(&clients, text).unwrap();
+        let mut envs = unrestricted_upstream(&upstream, dir.path(), 0);
+        envs.push((
+            "OIDC_CLIENTS_FILE".to_owned(),
+            clients.to_str().unwrap().to_owned(),
+        ));
+        let output = run_to_exit(&envs, &["--allow-any-user"]);
+        assert!(!output.status.success(), "{reason}: started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(clients.to_str().unwrap()), "{stderr}");
+        assert!(stderr.contains("clients entry 1"), "{stderr}");
+        assert!(stderr.contains(reason), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+        assert!(!stderr.contains("retrying"), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_client_with_account_access_signs_a_user_in_and_lists_their_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "memory-page-secret-0123456789abcdef";
+    let clients = page_clients_file(dir.path(), secret);
+    let users = dir.path().join("users.toml");
+    std::fs::write(
+        &users,
+        format!(
+            "[[users]]\nusername = \"alice\"\npassword_hash = \"{}\"\n",
+            oidc_core::login::hash_password("correct horse").unwrap()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let data = dir.path().join("data");
+    let envs = [
+        ("OIDC_BASE_URL", base.as_str()),
+        ("OIDC_LISTEN", &base["http://".len()..]),
+        ("OIDC_DATA_DIR", data.to_str().unwrap()),
+        ("OIDC_USERS_FILE", users.to_str().unwrap()),
+        ("OIDC_CLIENTS_FILE", clients.to_str().unwrap()),
+    ];
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Server::spawn(env!("CARGO_BIN_EXE_oidc-server"), &[], &envs, addr);
+    server.wait_ready().await;
+
+    // The authorization code flow, as the memory page runs it, over the socket.
+    let verifier =
+        oidc_core::pkce::CodeVerifier::generate(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let authorize = format!(
+        "{base}/authorize?{}",
+        form(&[
+            ("response_type", "code"),
+            ("client_id", PAGE),
+            ("redirect_uri", PAGE_REDIRECT),
+            ("scope", "openid profile email offline_access"),
+            ("state", "s-1"),
+            ("code_challenge", &verifier.challenge().as_base64url()),
+            ("code_challenge_method", "S256"),
+        ])
+    );
+    let login_page = send("GET", &authorize, &[], "").await;
+    assert_eq!(login_page.status, 200, "{}", login_page.body);
+    let action = attribute(&login_page.body, "action=\"");
+    let action = if action.starts_with('/') {
+        format!("{base}{action}")
+    } else {
+        action
+    };
+    let signed_in = send(
+        "POST",
+        &action,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &form(&[
+            ("transaction", &hidden(&login_page.body, "transaction")),
+            ("csrf", &hidden(&login_page.body, "csrf")),
+            ("username", "alice"),
+            ("password", "correct horse"),
+        ]),
+    )
+    .await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    assert!(
+        signed_in.body.contains("Memory page"),
+        "the consent page names the client"
+    );
+    let approved = send(
+        "POST",
+        &format!("{base}/consent"),
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", &base),
+        ],
+        &form(&[
+            ("tx", &hidden(&signed_in.body, "tx")),
+            ("csrf", &hidden(&signed_in.body, "csrf")),
+            ("decision", "approve"),
+        ]),
+    )
+    .await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    let location = approved.location.unwrap();
+    assert!(location.starts_with(PAGE_REDIRECT), "{location}");
+    // Codes are base64url: no percent-decoding needed.
+    let code = location
+        .split_once('?')
+        .unwrap()
+        .1
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("code="))
+        .unwrap()
+        .to_owned();
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{PAGE}:{secret}")
+        )
+    );
+    let token = send(
+        "POST",
+        &format!("{base}/token"),
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("authorization", &basic),
+        ],
+        &form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", PAGE_REDIRECT),
+            ("code_verifier", verifier.secret()),
+        ]),
+    )
+    .await;
+    assert_eq!(token.status, 200, "{}", token.body);
+    let tokens: serde_json::Value = serde_json::from_str(&token.body).unwrap();
+    let access_token = tokens["access_token"].as_str().unwrap();
+
+    let (status, grants) = get(&format!("{base}/account/grants"), Some(access_token))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{grants}");
+    let apps = grants["apps"].as_array().unwrap();
+    assert_eq!(apps.len(), 1, "{grants}");
+    assert_eq!(apps[0]["client_id"], PAGE);
+    assert_eq!(apps[0]["name"], "Memory page");
+    // The default audience's scopes are granted by default (OIDC_RESOURCE_SCOPES).
+    assert_eq!(
+        apps[0]["scope"],
+        "openid profile email offline_access memories:read memories:write"
+    );
+    assert_eq!(apps[0]["grants"], 1);
+    let (status, _) = get(&format!("{base}/account/grants"), None).await.unwrap();
+    assert_eq!(status, 401);
+}
+
+/// A response's status, `Location` and body text.
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+/// One request over a fresh connection.
+async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    use http_body_util::BodyExt as _;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let mut builder = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_owned(),
+        )))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        location,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+/// `application/x-www-form-urlencoded`, every byte but the unreserved ones escaped.
+fn form(pairs: &[(&str, &str)]) -> String {
+    let encode = |text: &str| {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The value of the hidden field `name` of a page.
+fn hidden(html: &str, name: &str) -> String {
+    attribute(html, &format!("name=\"{name}\" value=\""))
+}
+
+/// The text after `marker` up to the next `"` (the pages escape `"` inside values).
+fn attribute(html: &str, marker: &str) -> String {
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].replace("&amp;", "&")
+}

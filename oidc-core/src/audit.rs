@@ -41,6 +41,17 @@ pub enum AuditEvent<'a> {
         /// The client.
         client_id: &'a str,
     },
+    /// A user revoked a client's grants through the account API.
+    AccountGrantsRevoked {
+        /// The user.
+        subject: &'a str,
+        /// The client whose grants were revoked.
+        client_id: &'a str,
+        /// How many grants were revoked.
+        grants: u64,
+        /// The client with account access that asked.
+        through: &'a str,
+    },
     /// A client registered (dynamic registration or a metadata document).
     ClientRegistered {
         /// The new client.
@@ -105,6 +116,14 @@ pub fn record(event: &AuditEvent<'_>) {
         }
         AuditEvent::TokenRevoked { client_id } => {
             tracing::info!(target: "audit", event = "token_revoked", client_id);
+        }
+        AuditEvent::AccountGrantsRevoked {
+            subject,
+            client_id,
+            grants,
+            through,
+        } => {
+            tracing::info!(target: "audit", event = "account_grants_revoked", subject, client_id, grants, through);
         }
         AuditEvent::ClientRegistered { client_id, how } => {
             tracing::info!(target: "audit", event = "client_registered", client_id, how);

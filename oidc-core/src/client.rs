@@ -114,4 +114,12 @@ pub trait MetadataDocumentResolver: Send + Sync + 'static {
         client_id: &'a ClientId,
         now: u64,
     ) -> BoxFuture<'a, Result<Client, MetadataDocumentError>>;
+
+    /// The document at `client_id` if it is cached and fresh at `now`, without fetching:
+    /// for showing a client's name where a fetch is not wanted (the account API). `None`
+    /// by default.
+    fn cached_client(&self, client_id: &ClientId, now: u64) -> Option<Client> {
+        let _ = (client_id, now);
+        None
+    }
 }

@@ -16,8 +16,9 @@ use oidc_core::pkce::CodeChallenge;
 use oidc_core::redirect::RedirectUri;
 use oidc_core::secret::SecretHash;
 use oidc_core::store::{
-    GrantId, GrantRecord, NewTokens, PendingAuthorization, PendingKey, PendingStatus,
-    ProviderStore as _, RedeemOutcome, ReleasedClaims, SqliteStore, StoreErrorKind,
+    AuthorizationCodeRecord, GrantId, GrantRecord, NewRefreshToken, NewTokens,
+    PendingAuthorization, PendingKey, PendingStatus, ProviderStore as _, RedeemOutcome,
+    ReleasedClaims, SqliteStore, StoreErrorKind,
 };
 use oidc_core::types::{ClientId, ResourceIndicator, Scope, Subject};
 use provider_common::*;
@@ -397,4 +398,214 @@ async fn bearer_values_never_reach_the_database_file() {
     ] {
         assert!(!contains(value), "the {what} is stored in plain text");
     }
+}
+
+/// How long a test grant's tokens last.
+enum Lasting {
+    /// An access token until `T0 + n`, no refresh token.
+    Access(u64),
+    /// An access token until `T0 + 10` and a refresh token idle until `T0 + n` (absolute
+    /// expiry far later).
+    Refresh(u64),
+}
+
+/// A grant of `client` for `subject` created at `T0 + at` through the whole code path
+/// (pending, login, consent, redemption), with a status list entry.
+async fn issue_grant(
+    store: &SqliteStore,
+    subject: &str,
+    client: &str,
+    at: u64,
+    lasting: Lasting,
+) -> GrantId {
+    let rng = SystemRandom::new();
+    let now = T0 + at;
+    let tx = TransactionId::generate(&rng).unwrap();
+    let key = PendingKey::for_transaction(&tx);
+    store.insert_pending(key, pending(now)).await.unwrap();
+    store
+        .complete_login(key, user(), SecretHash::of("c"), now)
+        .await
+        .unwrap()
+        .unwrap();
+    let code = SecretHash::of(tx.as_str());
+    let record = AuthorizationCodeRecord::new(
+        ClientId::parse(client).unwrap(),
+        RedirectUri::parse(PUBLIC_REDIRECT).unwrap(),
+        None,
+        Scope::parse("openid").unwrap(),
+        vec![ResourceIndicator::parse(RESOURCE).unwrap()],
+        Subject::parse(subject).unwrap(),
+        now,
+        now,
+        now + 60,
+    );
+    store
+        .complete_consent(key, Some((code, record)), now)
+        .await
+        .unwrap()
+        .unwrap();
+    let id = GrantId::generate(&rng).unwrap();
+    let status = store.allocate_status_index(1024, now).await.unwrap();
+    let (tokens, refresh_expires_at) = match lasting {
+        Lasting::Access(until) => (NewTokens::new(id.to_string(), T0 + until, None), None),
+        Lasting::Refresh(idle_until) => (
+            NewTokens::new(
+                id.to_string(),
+                T0 + 10,
+                Some(NewRefreshToken::new(
+                    SecretHash::of(&format!("refresh-{id}")),
+                    Scope::parse("openid").unwrap(),
+                    T0 + idle_until,
+                )),
+            ),
+            Some(T0 + 90 * 24 * 3600),
+        ),
+    };
+    let grant = GrantRecord::new(
+        id.clone(),
+        ClientId::parse(client).unwrap(),
+        Subject::parse(subject).unwrap(),
+        Scope::parse("openid").unwrap(),
+        vec![ResourceIndicator::parse(RESOURCE).unwrap()],
+        now,
+        ReleasedClaims::default(),
+        now,
+        refresh_expires_at,
+    )
+    .with_status(status);
+    assert_eq!(
+        store.redeem_code(code, grant, tokens, now).await.unwrap(),
+        RedeemOutcome::Redeemed
+    );
+    id
+}
+
+fn subject(value: &str) -> Subject {
+    Subject::parse(value).unwrap()
+}
+
+fn client(value: &str) -> ClientId {
+    ClientId::parse(value).unwrap()
+}
+
+#[tokio::test]
+async fn subject_grants_lists_only_the_live_grants_of_that_subject_oldest_first() {
+    let (_dir, store) = open();
+    let by_access = issue_grant(&store, "user-1", PUBLIC, 0, Lasting::Access(3600)).await;
+    let by_refresh = issue_grant(&store, "user-1", CONF, 1, Lasting::Refresh(7200)).await;
+    // Nothing left to use at T0 + 100: an expired access token, no refresh token.
+    issue_grant(&store, "user-1", PUBLIC, 2, Lasting::Access(50)).await;
+    // A refresh token idle past its expiry.
+    issue_grant(&store, "user-1", CONF, 3, Lasting::Refresh(60)).await;
+    let revoked = issue_grant(&store, "user-1", PUBLIC, 4, Lasting::Access(3600)).await;
+    store.revoke_grant(revoked, T0 + 5).await.unwrap();
+    let other_user = issue_grant(&store, "user-2", PUBLIC, 5, Lasting::Access(3600)).await;
+
+    let listed: Vec<GrantId> = store
+        .subject_grants(subject("user-1"), T0 + 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|grant| {
+            assert_eq!(grant.subject.as_str(), "user-1");
+            assert!(!grant.revoked);
+            grant.id
+        })
+        .collect();
+    assert_eq!(listed, vec![by_access.clone(), by_refresh.clone()]);
+    let of_user_2 = store
+        .subject_grants(subject("user-2"), T0 + 100)
+        .await
+        .unwrap();
+    assert_eq!(of_user_2.len(), 1);
+    assert_eq!(of_user_2[0].id, other_user);
+    assert!(
+        store
+            .subject_grants(subject("nobody"), T0 + 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Later, the access token expired and only the refresh token keeps a grant live.
+    let later: Vec<GrantId> = store
+        .subject_grants(subject("user-1"), T0 + 4000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|grant| grant.id)
+        .collect();
+    assert_eq!(later, vec![by_refresh]);
+}
+
+#[tokio::test]
+async fn revoking_a_subjects_grants_of_one_client_leaves_the_others_and_sets_their_status_entries()
+{
+    let (_dir, store) = open();
+    let first = issue_grant(&store, "user-1", PUBLIC, 0, Lasting::Access(3600)).await;
+    let second = issue_grant(&store, "user-1", PUBLIC, 1, Lasting::Refresh(7200)).await;
+    let other_client = issue_grant(&store, "user-1", CONF, 2, Lasting::Access(3600)).await;
+    let other_user = issue_grant(&store, "user-2", PUBLIC, 3, Lasting::Access(3600)).await;
+    let before = store.status_list(1).await.unwrap().unwrap();
+    assert!(before.revoked.is_empty());
+
+    let revoked = store
+        .revoke_subject_client_grants(subject("user-1"), client(PUBLIC), T0 + 10)
+        .await
+        .unwrap();
+    assert_eq!(revoked, 2);
+
+    let status_of = |id: &GrantId| {
+        let id = id.clone();
+        let store = store.clone();
+        async move {
+            let jti = id.to_string();
+            let record = store.access_token(&jti, T0 + 5).await.unwrap().unwrap();
+            (record.grant.revoked, record.grant.status.unwrap().index)
+        }
+    };
+    let (first_revoked, first_idx) = status_of(&first).await;
+    let (second_revoked, second_idx) = status_of(&second).await;
+    let (client_revoked, client_idx) = status_of(&other_client).await;
+    let (user_revoked, user_idx) = status_of(&other_user).await;
+    assert!(first_revoked && second_revoked);
+    assert!(!client_revoked, "another client's grant of the user stays");
+    assert!(!user_revoked, "another user's grant of the client stays");
+    let after = store.status_list(1).await.unwrap().unwrap();
+    let mut set = after.revoked.clone();
+    set.sort_unstable();
+    let mut expected = vec![first_idx, second_idx];
+    expected.sort_unstable();
+    assert_eq!(set, expected, "exactly the revoked grants' entries are set");
+    assert!(!set.contains(&client_idx) && !set.contains(&user_idx));
+    assert!(after.revision > before.revision);
+    assert!(
+        store
+            .subject_grants(subject("user-1"), T0 + 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|grant| grant.client_id.as_str() == CONF)
+    );
+
+    // Nothing is live any more for that pair, and unknown clients have nothing.
+    for (who, what) in [
+        ("user-1", PUBLIC),
+        ("user-1", "unknown-client"),
+        ("nobody", CONF),
+    ] {
+        assert_eq!(
+            store
+                .revoke_subject_client_grants(subject(who), client(what), T0 + 11)
+                .await
+                .unwrap(),
+            0,
+            "{who} / {what}"
+        );
+    }
+    assert_eq!(
+        store.status_list(1).await.unwrap().unwrap().revision,
+        after.revision,
+        "revoking nothing changes no list"
+    );
 }

@@ -309,6 +309,23 @@ impl OutboundClient {
         self.send(request, max_body_bytes).await
     }
 
+    /// Sends `request` as it is (method, headers, body), under the same URL checks,
+    /// address policy, timeout and body limit as the other methods. For callers that
+    /// speak a protocol of their own to a configured server (e.g. a relying party's token
+    /// and account requests); header values marked sensitive stay so.
+    pub async fn send_request(
+        &self,
+        request: Request<Bytes>,
+    ) -> Result<OutboundResponse, OutboundError> {
+        let (mut parts, body) = request.into_parts();
+        parts.uri = self.check_url(&parts.uri.to_string())?;
+        self.send(
+            Request::from_parts(parts, Full::new(body)),
+            self.shared.config.max_body_bytes,
+        )
+        .await
+    }
+
     /// `POST url` with an `application/x-www-form-urlencoded` body and `Accept:
     /// application/json`, optionally with HTTP Basic client authentication (RFC 6749
     /// §2.3.1: the id and secret are form-urlencoded before base64). The form and the

@@ -441,6 +441,10 @@ mod resolver {
                 result
             })
         }
+
+        fn cached_client(&self, client_id: &ClientId, now: u64) -> Option<Client> {
+            super::lock(&self.cache).get(client_id, now)
+        }
     }
 }
 

@@ -678,7 +678,8 @@ impl Default for RegistrationPolicy {
 pub struct RateLimits {
     /// `/authorize` (default: bursts of 30, 30 per minute).
     pub authorize: Option<RateLimit>,
-    /// `/token`, `/revoke`, `/introspect` (default: bursts of 60, 60 per minute).
+    /// `/token`, `/revoke`, `/introspect` and the account API (default: bursts of 60, 60
+    /// per minute).
     pub token: Option<RateLimit>,
     /// `/register` (default: bursts of 10, 10 per minute).
     pub register: Option<RateLimit>,
@@ -733,9 +734,14 @@ impl Default for Maintenance {
 }
 
 /// A client from configuration.
+///
+/// Only clients configured here can be given access to the account API
+/// ([`with_account_access`](Self::with_account_access)); dynamically registered and
+/// metadata document clients never have it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StaticClient {
     pub(crate) client: Client,
+    account_access: bool,
 }
 
 impl StaticClient {
@@ -773,6 +779,7 @@ impl StaticClient {
                 kind: ClientKind::Static,
                 created_at: 0,
             },
+            account_access: false,
         }
     }
 
@@ -813,6 +820,7 @@ impl StaticClient {
                 kind: ClientKind::Static,
                 created_at: 0,
             },
+            account_access: false,
         }
     }
 
@@ -821,6 +829,67 @@ impl StaticClient {
     pub fn with_refresh_tokens(mut self, allowed: bool) -> Self {
         self.client.refresh_tokens = allowed;
         self
+    }
+
+    /// Marks the client as a first-party app of this provider's operator with access to
+    /// the **account API**: with an access token issued to it, it may list which apps hold
+    /// a grant for the token's user and revoke them. Give it only to an app the operator
+    /// runs (the memory page), never to a third party: it sees every app the user
+    /// authorized and can revoke any of them. Off by default; dynamically registered and
+    /// metadata document clients can never have it.
+    ///
+    /// The API lives under the issuer (paths relative to it), is server to server (no
+    /// CORS) and rate-limited like `/token`:
+    ///
+    /// - `GET /account/grants` answers `200 {"apps": [{"client_id": "…", "name": "…",
+    ///   "scope": "openid …", "first_granted_at": 1700000000, "last_granted_at":
+    ///   1700003600, "grants": 2}]}`: the user's live grants (not revoked, with an access
+    ///   token or refresh token still usable), grouped per client, the most recently
+    ///   granted first; `scope` is every scope the client holds, times are Unix seconds.
+    /// - `POST /account/grants/revoke` with `{"client_id": "…"}` answers `200 {"revoked":
+    ///   n}`: every live grant of the user and that client is revoked as `/revoke` does
+    ///   (its access and refresh tokens stop working, its status list entry is set).
+    ///   An unknown client, or one without grants of this user: `{"revoked": 0}`.
+    ///
+    /// The caller sends `Authorization: Bearer <access token>`. Without one (or with
+    /// another scheme): 401 `WWW-Authenticate: Bearer realm="{issuer}"`. A malformed,
+    /// unknown, expired or revoked token, an ID token, or one not signed by this provider:
+    /// 401 `Bearer error="invalid_token"`. A live token of a client without account access:
+    /// 403 `Bearer error="insufficient_scope"`. A body that is not JSON with a `client_id`
+    /// string: 400 `{"error": "invalid_request"}`.
+    ///
+    /// ```
+    /// use oidc_core::provider::StaticClient;
+    /// use oidc_core::redirect::RedirectUri;
+    /// use oidc_core::secret::SecretHash;
+    /// use oidc_core::types::ClientId;
+    ///
+    /// let page = StaticClient::confidential(
+    ///     ClientId::parse("memory-page")?,
+    ///     "Memory page",
+    ///     vec![RedirectUri::parse("https://mcp.example.com/app/callback")?],
+    ///     SecretHash::of("a long random secret"),
+    /// )
+    /// .with_account_access();
+    /// assert!(page.has_account_access());
+    /// assert!(!StaticClient::public(
+    ///     ClientId::parse("cli")?,
+    ///     "Command-line tool",
+    ///     vec![RedirectUri::parse("http://127.0.0.1/callback")?],
+    /// )
+    /// .has_account_access());
+    /// # Ok::<(), oidc_core::InvalidValue>(())
+    /// ```
+    #[must_use]
+    pub fn with_account_access(mut self) -> Self {
+        self.account_access = true;
+        self
+    }
+
+    /// Whether the client may use the account API
+    /// ([`with_account_access`](Self::with_account_access)).
+    pub fn has_account_access(&self) -> bool {
+        self.account_access
     }
 
     /// The client id.
@@ -836,7 +905,10 @@ impl StaticClient {
 
 impl fmt::Debug for StaticClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.client.fmt(f)
+        f.debug_struct("StaticClient")
+            .field("client", &self.client)
+            .field("account_access", &self.account_access)
+            .finish()
     }
 }
 

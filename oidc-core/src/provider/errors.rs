@@ -128,6 +128,12 @@ impl OAuthError {
     }
 }
 
+/// Logs a store failure and answers `server_error`.
+pub(crate) fn store_error(error: &StoreError) -> OAuthError {
+    tracing::error!(%error, "provider store failed");
+    OAuthError::server_error()
+}
+
 impl fmt::Display for OAuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.description)

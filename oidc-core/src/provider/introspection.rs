@@ -11,13 +11,13 @@ use http::StatusCode;
 use http::request::Parts;
 use serde::Serialize;
 
+use super::access_tokens::active_access_token;
 use super::client_auth;
-use super::errors::OAuthError;
+use super::errors::{OAuthError, store_error};
 use super::form::{self, Params};
 use super::response::{self, HttpResponse};
 use super::service::Inner;
-use super::token::{error, store_error};
-use super::userinfo::active_access_token;
+use super::token::error;
 use crate::secret::SecretHash;
 
 #[derive(Serialize, Default)]

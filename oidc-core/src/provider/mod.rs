@@ -20,8 +20,19 @@
 //! | `/introspect` | POST | no | token |
 //! | `/userinfo` | GET, POST | yes | – |
 //! | `/register` (when enabled) | POST | yes | register |
+//! | `/account/grants` (see below) | GET | no | token |
+//! | `/account/grants/revoke` | POST | no | token |
 //! | `/health` | GET | no | – |
 //! | `/statuslists/{n}`, `/statuslists` (when [`StatusListPolicy::enabled`]) | GET | yes | – |
+//!
+//! `/account/grants` is the **account API**, for first-party apps only: a static client
+//! marked with [`StaticClient::with_account_access`] calls it server to server with the
+//! user's access token as `Authorization: Bearer`, to list which apps hold a live grant
+//! for that user (`GET`, grouped per client) and to revoke them (`POST
+//! /account/grants/revoke` with `{"client_id": "…"}`, each grant as `/revoke` would,
+//! status list entry included). Tokens of any other client get 403
+//! `insufficient_scope`; the user is always the token's subject. See the
+//! [`StaticClient::with_account_access`] documentation for the JSON shapes and errors.
 //!
 //! `/health` answers only `{"status": …}` to everyone; the details (store, signing kid,
 //! published keys, next rotation) need the operator token of
@@ -90,6 +101,8 @@
 //! - **Rate limits** are token buckets per client IP, taken from the request extension
 //!   [`std::net::SocketAddr`]; forwarded headers are never trusted.
 
+mod access_tokens;
+mod account;
 mod authorize;
 mod client_auth;
 mod config;

@@ -3,13 +3,11 @@
 //! expiry (RFC 9700 §4.14.2). A narrowed `scope` that names none of the audience's own
 //! scopes keeps the granted default scopes of that resource, as at `/authorize`.
 
-use super::errors::{ErrorCode, OAuthError};
+use super::errors::{ErrorCode, OAuthError, store_error};
 use super::form::Params;
 use super::response::HttpResponse;
 use super::service::Inner;
-use super::token::{
-    allocate_status, choose_audience, mint, new_refresh_token, store_error, token_response,
-};
+use super::token::{allocate_status, choose_audience, mint, new_refresh_token, token_response};
 use crate::audit::{self, AuditEvent};
 use crate::client::Client;
 use crate::secret::SecretHash;

@@ -8,14 +8,14 @@ use http::header::{CACHE_CONTROL, PRAGMA};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
+use super::access_tokens::active_access_token;
 use super::client_auth;
-use super::errors::OAuthError;
+use super::errors::{OAuthError, store_error};
 use super::form::{self, Params};
 use super::introspection::looks_like_jwt;
 use super::response::{self, HttpResponse};
 use super::service::Inner;
-use super::token::{error, store_error};
-use super::userinfo::active_access_token;
+use super::token::error;
 use crate::audit::{self, AuditEvent};
 use crate::secret::SecretHash;
 use crate::store::GrantId;

@@ -1,6 +1,6 @@
 //! [`Provider`]: construction, routing and the tower `Service` implementation.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
@@ -29,8 +29,8 @@ use super::rate_limit::{LimitedEndpoint, RateLimiter};
 use super::response::{self, HttpResponse};
 use super::status_lists::{self, StatusListCache};
 use super::{
-    UnixClock, authorize, consent, cors, introspection, registration, revocation, system_clock,
-    token, userinfo,
+    UnixClock, account, authorize, consent, cors, introspection, registration, revocation,
+    system_clock, token, userinfo,
 };
 use crate::audit::{self, AuditEvent};
 use crate::authn::Authenticator;
@@ -91,6 +91,11 @@ pub struct MaintenanceReport {
     pub signing_kid: Option<String>,
 }
 
+/// The path of the account API's grant list, under the issuer's path.
+const ACCOUNT_GRANTS_PATH: &str = "/account/grants";
+/// The path of the account API's revocation, under the issuer's path.
+const ACCOUNT_REVOKE_PATH: &str = "/account/grants/revoke";
+
 /// The shared state behind every clone of a [`Provider`].
 pub(crate) struct Inner {
     pub(crate) config: ProviderConfig,
@@ -102,6 +107,8 @@ pub(crate) struct Inner {
     pub(crate) keys: KeyManager,
     limiter: RateLimiter,
     static_clients: HashMap<ClientId, Client>,
+    /// The static clients with access to the account API.
+    account_clients: HashSet<ClientId>,
     pub(crate) paths: Paths,
     pub(crate) supported_scopes: Vec<String>,
     /// `scheme://host[:port]` of the issuer, for `Origin` checks.
@@ -130,6 +137,9 @@ pub(crate) struct Paths {
     pub(crate) introspect: String,
     pub(crate) register: String,
     pub(crate) health: String,
+    /// The account API: the user's grants, and their revocation.
+    pub(crate) account_grants: String,
+    pub(crate) account_revoke: String,
     /// The Status List Aggregation; list `n` is at `{status_lists}/{n}`.
     pub(crate) status_lists: String,
     /// `(prefix, authenticator index)`.
@@ -155,6 +165,8 @@ enum Route {
     Introspect,
     Register,
     Health,
+    AccountGrants,
+    AccountRevoke,
     StatusListAggregation,
     StatusList(u64),
     Login(usize),
@@ -305,6 +317,12 @@ impl ProviderBuilder {
             .iter()
             .map(|c| (c.client.client_id.clone(), c.client.clone()))
             .collect();
+        let account_clients = config
+            .static_clients
+            .iter()
+            .filter(|c| c.has_account_access())
+            .map(|c| c.client.client_id.clone())
+            .collect();
         let supported_scopes = config.supported_scopes();
         let inner = Arc::new(Inner {
             store,
@@ -315,6 +333,7 @@ impl ProviderBuilder {
             keys,
             limiter: RateLimiter::new(),
             static_clients,
+            account_clients,
             paths,
             supported_scopes,
             issuer_origin,
@@ -422,6 +441,8 @@ impl Paths {
             introspect: at(discovery::INTROSPECTION_PATH),
             register: at(discovery::REGISTRATION_PATH),
             health: at("/health"),
+            account_grants: at(ACCOUNT_GRANTS_PATH),
+            account_revoke: at(ACCOUNT_REVOKE_PATH),
             status_lists: at(crate::status_list::STATUS_LISTS_PATH),
             login: Vec::new(),
         };
@@ -436,6 +457,7 @@ impl Paths {
             &paths.introspect,
             &paths.register,
             &paths.health,
+            &paths.account_grants,
             &paths.status_lists,
         ];
         for (index, authenticator) in authenticators.iter().enumerate() {
@@ -567,6 +589,31 @@ impl Inner {
         }
     }
 
+    /// Whether `client_id` is a static client with access to the account API.
+    pub(crate) fn has_account_access(&self, client_id: &ClientId) -> bool {
+        self.account_clients.contains(client_id)
+    }
+
+    /// A client's name for the user's own pages: the configured or registered name, a
+    /// metadata document's name if it is cached (never fetched here), else the client id.
+    pub(crate) async fn client_display_name(&self, client_id: &ClientId, now: u64) -> String {
+        if let Some(client) = self.static_clients.get(client_id) {
+            return client.name.clone();
+        }
+        match self.store.client(client_id).await {
+            Ok(Some(client)) => return client.name,
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "could not read a client's name; showing its id");
+            }
+        }
+        self.resolver
+            .as_ref()
+            .filter(|_| client_id.is_metadata_document_url())
+            .and_then(|resolver| resolver.cached_client(client_id, now))
+            .map_or_else(|| client_id.as_str().to_owned(), |client| client.name)
+    }
+
     fn route(&self, path: &str) -> Route {
         let p = &self.paths;
         if p.well_known.iter().any(|w| w == path) {
@@ -582,6 +629,8 @@ impl Inner {
             (&p.revoke, Route::Revoke),
             (&p.introspect, Route::Introspect),
             (&p.health, Route::Health),
+            (&p.account_grants, Route::AccountGrants),
+            (&p.account_revoke, Route::AccountRevoke),
         ];
         if let Some((_, route)) = fixed.iter().find(|(candidate, _)| *candidate == path) {
             return *route;
@@ -661,9 +710,11 @@ impl Inner {
             Route::SelectLogin | Route::Consent | Route::Login(_) => {
                 Some((LimitedEndpoint::Login, self.config.rate_limits.login))
             }
-            Route::Token | Route::Revoke | Route::Introspect => {
-                Some((LimitedEndpoint::Token, self.config.rate_limits.token))
-            }
+            Route::Token
+            | Route::Revoke
+            | Route::Introspect
+            | Route::AccountGrants
+            | Route::AccountRevoke => Some((LimitedEndpoint::Token, self.config.rate_limits.token)),
             Route::Register => Some((LimitedEndpoint::Register, self.config.rate_limits.register)),
             _ => None,
         };
@@ -705,6 +756,10 @@ impl Inner {
             Route::Introspect if is_post => introspection::handle(self, &parts, &body, now).await,
             Route::Register if is_post => registration::handle(self, &parts, &body, now).await,
             Route::Health if is_get => self.health(&parts, now).await,
+            Route::AccountGrants if is_get => account::list_grants(self, &parts, now).await,
+            Route::AccountRevoke if is_post => {
+                account::revoke_grants(self, &parts, &body, now).await
+            }
             Route::StatusListAggregation if is_get => status_lists::aggregation(self).await,
             Route::StatusList(number) if is_get => status_lists::list(self, number, now).await,
             Route::Login(index) => self.login(index, parts, body, now).await,
@@ -713,12 +768,16 @@ impl Inner {
             | Route::Jwks
             | Route::SelectLogin
             | Route::Health
+            | Route::AccountGrants
             | Route::StatusListAggregation
             | Route::StatusList(_) => response::method_not_allowed("GET"),
             Route::Authorize | Route::Userinfo => response::method_not_allowed("GET, POST"),
-            Route::Consent | Route::Token | Route::Revoke | Route::Introspect | Route::Register => {
-                response::method_not_allowed("POST")
-            }
+            Route::Consent
+            | Route::Token
+            | Route::Revoke
+            | Route::Introspect
+            | Route::Register
+            | Route::AccountRevoke => response::method_not_allowed("POST"),
         }
     }
 

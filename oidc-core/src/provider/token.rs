@@ -7,7 +7,7 @@ use http::request::Parts;
 use serde::Serialize;
 
 use super::client_auth;
-use super::errors::{ErrorCode, OAuthError};
+use super::errors::{ErrorCode, OAuthError, store_error};
 use super::form::{self, Params};
 use super::refresh;
 use super::response::{self, HttpResponse};
@@ -352,10 +352,4 @@ pub(crate) fn token_response(
             refresh_token: refresh_token.map(Secret::expose_secret),
         },
     )
-}
-
-/// Logs a store failure and answers `server_error`.
-pub(crate) fn store_error(error: &crate::store::StoreError) -> OAuthError {
-    tracing::error!(%error, "provider store failed");
-    OAuthError::server_error()
 }

@@ -1,72 +1,14 @@
-//! The userinfo endpoint (GET and POST; the token only in `Authorization: Bearer`), and
-//! the check of our own access tokens shared with introspection and revocation.
+//! The userinfo endpoint (GET and POST; the token only in `Authorization: Bearer`).
 
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::header::WWW_AUTHENTICATE;
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, StatusCode};
-use jwks_verify::Verified;
-use serde::{Deserialize, Serialize};
+use http::{HeaderValue, StatusCode};
+use serde::Serialize;
 
+use super::access_tokens::{active_access_token, bearer_token};
 use super::errors::{ErrorCode, OAuthError};
 use super::response::{self, HttpResponse};
 use super::service::Inner;
-use crate::store::AccessTokenRecord;
-
-/// The claims of our access tokens that the endpoints read.
-#[derive(Debug, Deserialize)]
-pub(crate) struct AccessClaims {
-    pub(crate) iss: String,
-    pub(crate) sub: String,
-    pub(crate) aud: String,
-    pub(crate) client_id: String,
-    pub(crate) scope: String,
-    pub(crate) jti: String,
-    pub(crate) iat: u64,
-    pub(crate) exp: u64,
-}
-
-impl AccessClaims {
-    pub(crate) fn has_scope(&self, wanted: &str) -> bool {
-        self.scope.split(' ').any(|s| s == wanted)
-    }
-}
-
-/// An access token that verified and belongs to a live grant.
-pub(crate) struct ActiveAccessToken {
-    pub(crate) claims: Verified<AccessClaims>,
-    pub(crate) record: AccessTokenRecord,
-}
-
-/// Verifies one of our access tokens (signature, `typ: at+jwt`, issuer, audience, expiry)
-/// and checks that its `jti` is recorded under a grant that is not revoked.
-pub(crate) async fn active_access_token(
-    inner: &Inner,
-    token: &str,
-    now: u64,
-) -> Result<Option<ActiveAccessToken>, OAuthError> {
-    let Ok(verified) = inner.keys.verifier().try_verify::<AccessClaims>(token) else {
-        return Ok(None);
-    };
-    let claims: &AccessClaims = &verified;
-    let record = inner
-        .store
-        .access_token(&claims.jti, now)
-        .await
-        .map_err(|e| super::token::store_error(&e))?;
-    let Some(record) = record else {
-        return Ok(None);
-    };
-    if record.grant.revoked
-        || record.grant.client_id.as_str() != claims.client_id
-        || record.grant.subject.as_str() != claims.sub
-    {
-        return Ok(None);
-    }
-    Ok(Some(ActiveAccessToken {
-        claims: verified,
-        record,
-    }))
-}
 
 #[derive(Serialize)]
 struct UserinfoResponse<'a> {
@@ -126,36 +68,6 @@ pub(crate) async fn handle(inner: &Inner, parts: &Parts, now: u64) -> HttpRespon
     response::json(StatusCode::OK, &body)
 }
 
-/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1); `None` without one.
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(OAuthError::invalid_request(
-            "more than one authorization header",
-        ));
-    }
-    let malformed =
-        || OAuthError::invalid_request("the authorization header is not a bearer token");
-    let text = value.to_str().map_err(|_| malformed())?;
-    let (scheme, token) = text.split_once(' ').ok_or_else(malformed)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(malformed());
-    }
-    let token = token.trim();
-    let token68 = !token.is_empty()
-        && token.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
-        });
-    if token68 {
-        Ok(Some(token))
-    } else {
-        Err(malformed())
-    }
-}
-
 /// An RFC 6750 §3 error with its `WWW-Authenticate: Bearer` challenge.
 fn challenge(status: StatusCode, error: Option<OAuthError>) -> HttpResponse {
     let (mut response, header) = match error {
@@ -179,33 +91,4 @@ fn challenge(status: StatusCode, error: Option<OAuthError>) -> HttpResponse {
         response.headers_mut().insert(WWW_AUTHENTICATE, value);
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(values: &[&str]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for value in values {
-            headers.append(AUTHORIZATION, value.parse().unwrap());
-        }
-        headers
-    }
-
-    #[test]
-    fn bearer_tokens_are_read_from_one_header_only() {
-        assert_eq!(bearer_token(&headers(&[])).unwrap(), None);
-        assert_eq!(
-            bearer_token(&headers(&["Bearer abc.def-ghi"])).unwrap(),
-            Some("abc.def-ghi")
-        );
-        assert_eq!(
-            bearer_token(&headers(&["bearer abc"])).unwrap(),
-            Some("abc")
-        );
-        assert!(bearer_token(&headers(&["Basic abc"])).is_err());
-        assert!(bearer_token(&headers(&["Bearer a b"])).is_err());
-        assert!(bearer_token(&headers(&["Bearer a", "Bearer b"])).is_err());
-    }
 }

@@ -156,6 +156,27 @@ pub trait ProviderStore: LoginStateStore {
         now: u64,
     ) -> BoxFuture<'_, Result<u64, StoreError>>;
 
+    /// The grants of `subject` live at `now`, oldest first: not revoked, with an access
+    /// token that has not expired or a refresh token that may still be used (unused, within
+    /// its idle expiry and the grant's absolute refresh expiry). Never another subject's.
+    fn subject_grants(
+        &self,
+        subject: Subject,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Vec<GrantRecord>, StoreError>>;
+
+    /// Revokes every grant of `subject` issued to `client_id` that is live at `now` (as
+    /// [`subject_grants`](Self::subject_grants) lists them), each as
+    /// [`revoke_grant`](Self::revoke_grant) does (setting its status list entry), in one
+    /// transaction. Returns how many were revoked; 0 for an unknown client or one without
+    /// live grants of this subject. Grants of other subjects are never touched.
+    fn revoke_subject_client_grants(
+        &self,
+        subject: Subject,
+        client_id: ClientId,
+        now: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
+
     /// Atomically allocates the next status list entry: the next index of the newest list,
     /// or index 0 of a new list of `list_size` entries when that one is full (or there is
     /// none; lists are numbered from 1). Entries are allocated in sequence and never

@@ -33,6 +33,14 @@ use crate::types::{ClientId, Subject};
 /// How many prepared statements each connection keeps.
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 
+/// The condition that grant `g` is live at `?1`: not revoked, with an unexpired access
+/// token or a refresh token that may still be used.
+const LIVE_GRANT: &str = "g.revoked_at IS NULL AND ( \
+     EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id AND a.expires_at > ?1) \
+     OR (g.refresh_expires_at > ?1 AND EXISTS ( \
+           SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.id \
+           AND r.used_at IS NULL AND r.idle_expires_at > ?1)))";
+
 /// How a [`SqliteStore`] is opened.
 ///
 /// ```
@@ -668,6 +676,62 @@ impl ProviderStore for SqliteStore {
                     .db()?;
                 let ids = statement
                     .query_map(params![subject.as_str()], |row| row.get::<_, String>(0))
+                    .db()?
+                    .collect::<Result<Vec<_>, _>>()
+                    .db()?;
+                let mut revoked = 0;
+                for id in ids {
+                    if revoke(tx, &read_grant_id(&id)?, now)? {
+                        revoked += 1;
+                    }
+                }
+                Ok(revoked)
+            })
+            .await
+        })
+    }
+
+    fn subject_grants(
+        &self,
+        subject: Subject,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Vec<GrantRecord>, StoreError>> {
+        Box::pin(async move {
+            self.read(move |tx| {
+                let sql = format!(
+                    "SELECT {GRANT_COLUMNS} FROM grants g \
+                     WHERE g.subject = ?2 AND {LIVE_GRANT} ORDER BY g.created_at, g.id"
+                );
+                let mut statement = tx.prepare_cached(&sql).db()?;
+                let mut rows = statement.query(params![time(now), subject.as_str()]).db()?;
+                let mut grants = Vec::new();
+                while let Some(row) = rows.next().db()? {
+                    grants.push(decode_grant(row, 0)?);
+                }
+                Ok(grants)
+            })
+            .await
+        })
+    }
+
+    fn revoke_subject_client_grants(
+        &self,
+        subject: Subject,
+        client_id: ClientId,
+        now: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            self.write(move |tx| {
+                let sql = format!(
+                    "SELECT g.id FROM grants g \
+                     WHERE g.subject = ?2 AND g.client_id = ?3 AND {LIVE_GRANT}"
+                );
+                let mut statement = tx.prepare_cached(&sql).db()?;
+                let ids = statement
+                    .query_map(
+                        params![time(now), subject.as_str(), client_id.as_str()],
+                        |row| row.get::<_, String>(0),
+                    )
                     .db()?
                     .collect::<Result<Vec<_>, _>>()
                     .db()?;
