@@ -12,10 +12,12 @@ use clap::Parser;
 use jwks_verify::Verifier;
 use jwks_verify::jwks::JwksCacheConfig;
 use jwks_verify::status_list::{FailureMode, StatusListConfig};
+use mcp_api::app::{App, AppConfig, HttpClient, HttpClientError, HttpFuture};
 use mcp_api::mcp::McpConfig;
 use mcp_api::server::access_token_policy;
 use mcp_api::store::SqliteOptions;
 use mcp_api::{Limits, MemoryServer, ProtectedResource, RateLimit, SqliteStore};
+use oidc_core::outbound::{AddressPolicy, OutboundClient, OutboundConfig};
 use tokio::net::TcpListener;
 
 use crate::config::{
@@ -127,6 +129,17 @@ pub struct McpArgs {
     #[arg(long, env = "MCP_STATUS_FAILURE", default_value = "closed", value_parser = ["closed", "open"])]
     pub status_failure: String,
 
+    /// Client id of the memory page (`{base}/app/`) at the issuer. The page is served only
+    /// when it is set; register the page there as a client with the redirect URI
+    /// `{base}/app/callback` and account access (oidc-server: OIDC_CLIENTS_FILE).
+    #[arg(long, env = "MCP_APP_CLIENT_ID")]
+    pub app_client_id: Option<String>,
+
+    /// Client secret of the memory page (`client_secret_basic`); without it the page signs
+    /// in as a public client with PKCE only.
+    #[arg(long, env = "MCP_APP_CLIENT_SECRET", hide_env_values = true)]
+    pub app_client_secret: Option<Secret>,
+
     /// A TOML file with any of these settings (keys in snake_case, e.g. base_url).
     #[arg(long, env = "MCP_CONFIG")]
     pub config: Option<PathBuf>,
@@ -157,6 +170,64 @@ fn status_lists(args: &McpArgs) -> anyhow::Result<Option<StatusListConfig>> {
             .max_age(max_age)
             .failure_mode(failure)
     }))
+}
+
+/// The memory page, when MCP_APP_CLIENT_ID is set.
+fn memory_page(
+    args: &McpArgs,
+    store: &Arc<SqliteStore>,
+    verifier: &Verifier,
+) -> Option<App<SqliteStore>> {
+    let client_id = args.app_client_id.as_deref()?;
+    let mut config = AppConfig::new(&args.base_url, &args.issuer, client_id);
+    if let Some(secret) = &args.app_client_secret {
+        config = config.with_client_secret(secret.expose_secret());
+    }
+    Some(App::new(
+        config,
+        Arc::clone(store),
+        verifier.clone(),
+        Arc::new(IssuerClient::new(&args.issuer)),
+    ))
+}
+
+/// How the memory page reaches the issuer: oidc-core's outbound client (rustls, one
+/// timeout, a body limit, never following redirects). The issuer is the operator's own
+/// setting, so it may live on a private network, or on loopback for a local stack.
+struct IssuerClient(OutboundClient);
+
+impl IssuerClient {
+    fn new(issuer: &str) -> IssuerClient {
+        let policy = AddressPolicy::public_only()
+            .insecure_allow_private_networks()
+            .insecure_allow_loopback();
+        let mut config = OutboundConfig::default()
+            .timeout(Duration::from_secs(10))
+            .max_body_bytes(256 * 1024)
+            .user_agent(concat!("mcp-server/", env!("CARGO_PKG_VERSION")))
+            .with_address_policy(policy);
+        if issuer.starts_with("http://") {
+            // MCP_BASE_URL and OIDC_ISSUER were checked: plain http only to loopback.
+            config = config.insecure_allow_http_to_loopback();
+        }
+        IssuerClient(OutboundClient::new(config))
+    }
+}
+
+impl HttpClient for IssuerClient {
+    fn send(&self, request: http::Request<bytes::Bytes>) -> HttpFuture<'_> {
+        Box::pin(async move {
+            let response = self
+                .0
+                .send_request(request)
+                .await
+                .map_err(|error| HttpClientError(error.to_string()))?;
+            let mut answer = http::Response::new(response.body);
+            *answer.status_mut() = response.status;
+            *answer.headers_mut() = response.headers;
+            Ok(answer)
+        })
+    }
 }
 
 /// The store's limits, quotas and access-log retention from the settings.
@@ -212,7 +283,12 @@ impl McpServer {
         let limits = args.connections.limits()?;
         args.sessions.apply(&mut mcp, limits.max_connections)?;
 
-        let mut server = MemoryServer::new(Arc::new(store), verifier, resource, mcp);
+        let store = Arc::new(store);
+        let app = memory_page(args, &store, &verifier);
+        let mut server = MemoryServer::new(store, verifier, resource, mcp);
+        if let Some(app) = app {
+            server = server.with_app(app);
+        }
         if let Some(token) = &args.health_token {
             server = server.with_health_token(token.expose_secret());
         }

@@ -15,6 +15,10 @@ use crate::config::create_private_dir;
 use crate::mcp::{McpArgs, McpServer};
 use crate::oidc::{OidcArgs, OidcServer};
 use crate::serve::{connections_for_descriptors, descriptor_limit};
+use oidc_core::provider::StaticClient;
+use oidc_core::redirect::RedirectUri;
+use oidc_core::secret::Secret;
+use oidc_core::types::ClientId;
 
 /// Runs the OpenID provider and the memory MCP server together on 127.0.0.1, with SQLite
 /// files and signing keys in the data directory and a local password login (Google login
@@ -40,8 +44,13 @@ pub struct StackArgs {
     pub config: Option<PathBuf>,
 }
 
+/// The memory page's client id at the stack's provider.
+pub const PAGE_CLIENT_ID: &str = "memory-page";
+
 /// What the stack prints for a person to read.
 pub struct Banner {
+    /// The memory page.
+    pub page_url: String,
     /// The MCP endpoint.
     pub mcp_url: String,
     /// The OpenID issuer.
@@ -71,15 +80,17 @@ impl Banner {
         let sign_in = sign_in.as_str();
         Zeroizing::new(format!(
             "\nMemory stack is running.\n\n\
+             Your memories (web page)      {page}\n\
              MCP server (Streamable HTTP)  {mcp}\n\
              MCP server (legacy SSE)       {base}/mcp/sse\n\
              REST API                      {base}/api/v1/memories/   (OpenAPI: {base}/openapi.json)\n\
              OpenID provider               {issuer}   (discovery: {issuer}/.well-known/openid-configuration)\n\n\
-             Sign in at the login page your MCP client opens:\n{sign_in}\n\n\
+             Sign in at the memory page, or at the login page your MCP client opens:\n{sign_in}\n\n\
              MCP client configuration (Claude Desktop, Cursor, VS Code, …):\n\
              {{\n  \"mcpServers\": {{\n    \"memory\": {{ \"type\": \"http\", \"url\": \"{mcp}\" }}\n  }}\n}}\n\n\
              Or try it with the MCP Inspector: npx @modelcontextprotocol/inspector, then connect to {mcp}\n\n\
              Press Ctrl-C to stop.\n",
+            page = self.page_url,
             mcp = self.mcp_url,
             issuer = self.issuer,
         ))
@@ -137,7 +148,20 @@ pub async fn run(
     let max_connections = (connections_for_descriptors(descriptor_limit()) / 2).max(1);
     let issuer = format!("http://127.0.0.1:{}", args.oidc_port);
     let mcp_base = format!("http://127.0.0.1:{}", args.mcp_port);
-    let oidc_args = OidcArgs::parse_from([
+    // The memory page signs in as a confidential client of the provider, with a secret
+    // made fresh at every start (its sessions live in memory, so nothing outlives it).
+    let page_secret = Secret::generate(&SystemRandom::new()).context("generating a secret")?;
+    let page_client = StaticClient::confidential(
+        ClientId::parse(PAGE_CLIENT_ID).context("the page's client id")?,
+        "Memory page",
+        vec![
+            RedirectUri::parse(&format!("{mcp_base}/app/callback"))
+                .context("the page's redirect URI")?,
+        ],
+        page_secret.to_hash(),
+    )
+    .with_account_access();
+    let mut oidc_args = OidcArgs::parse_from([
         "oidc-server".into(),
         format!("--base-url={issuer}"),
         format!("--listen=127.0.0.1:{}", args.oidc_port),
@@ -146,6 +170,7 @@ pub async fn run(
         format!("--default-audience={mcp_base}/mcp"),
         format!("--max-connections={max_connections}"),
     ]);
+    oidc_args.extra_clients.push(page_client);
     let mcp_args = McpArgs::parse_from([
         "mcp-server".into(),
         format!("--base-url={mcp_base}"),
@@ -153,6 +178,8 @@ pub async fn run(
         format!("--issuer={issuer}"),
         format!("--data-dir={}", mcp_dir.display()),
         format!("--max-connections={max_connections}"),
+        format!("--app-client-id={PAGE_CLIENT_ID}"),
+        format!("--app-client-secret={}", page_secret.expose_secret()),
     ]);
 
     let (stop, stopping) = watch::channel(false);
@@ -167,6 +194,7 @@ pub async fn run(
     };
 
     on_ready(Banner {
+        page_url: format!("{mcp_base}/app/"),
         mcp_url: format!("{mcp_base}/mcp"),
         issuer,
         new_password,

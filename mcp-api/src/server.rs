@@ -9,6 +9,7 @@
 //! | `/mcp` | bearer token ([`McpService`]) |
 //! | `/mcp/sse`, `/mcp/sse/messages`, `/mcp/messages` (legacy SSE) | bearer token ([`McpService`]); 401s point at `/mcp/sse/oauth-protected-resource` |
 //! | `/api/v1/…` | bearer token ([`RestApi`]) |
+//! | `/app/…` (feature `app`) | the memory page's own sign-in and session cookie ([`crate::app`]) |
 //!
 //! Everything else is a JSON 404. CORS headers are added for allowed origins on every
 //! response, errors and 401s included, so browser clients can read `WWW-Authenticate`.
@@ -76,6 +77,9 @@ pub struct MemoryServer<S> {
     shared: Arc<Shared<S>>,
     /// SHA-256 of the operator token that unlocks `/health` details.
     health_token: Option<[u8; 32]>,
+    /// The memory page, when configured.
+    #[cfg(feature = "app")]
+    app: Option<crate::app::App<S>>,
 }
 
 struct Shared<S> {
@@ -139,6 +143,8 @@ impl<S: MemoryStore> MemoryServer<S> {
                 metadata: Bytes::from(metadata),
             }),
             health_token: None,
+            #[cfg(feature = "app")]
+            app: None,
         }
     }
 }
@@ -177,6 +183,15 @@ impl<S> MemoryServer<S> {
         self
     }
 
+    /// Serves the memory page ([`crate::app`]) under `/app/`. Without this call, `/app/`
+    /// answers 404 with a page saying how to turn it on.
+    #[cfg(feature = "app")]
+    #[must_use]
+    pub fn with_app(mut self, app: crate::app::App<S>) -> Self {
+        self.app = Some(app);
+        self
+    }
+
     /// Ends every open SSE stream cleanly (for graceful shutdown); returns how many.
     pub fn close_streams(&self) -> usize {
         self.shared.mcp_service.close_streams()
@@ -193,6 +208,8 @@ impl<S> Clone for MemoryServer<S> {
         MemoryServer {
             shared: Arc::clone(&self.shared),
             health_token: self.health_token,
+            #[cfg(feature = "app")]
+            app: self.app.clone(),
         }
     }
 }
@@ -212,6 +229,8 @@ enum Route {
     Mcp,
     McpSse,
     Rest,
+    #[cfg(feature = "app")]
+    App,
     NotFound,
 }
 
@@ -236,6 +255,8 @@ fn route<B>(request: &Request<B>) -> Route {
         MCP_PATH => Route::Mcp,
         SSE_PATH | MESSAGES_PATH | MESSAGES_ALIAS_PATH => Route::McpSse,
         _ if path == "/api/v1" || path.starts_with("/api/v1/") => Route::Rest,
+        #[cfg(feature = "app")]
+        _ if crate::app::is_app_path(path) => Route::App,
         _ => Route::NotFound,
     }
 }
@@ -262,6 +283,8 @@ where
     fn call(&mut self, request: Request<B>) -> ResponseFuture {
         let shared = Arc::clone(&self.shared);
         let health_token = self.health_token;
+        #[cfg(feature = "app")]
+        let app = self.app.clone();
         // Echoed in CORS headers only if every `Origin` value is allowed (so the first is).
         let origin = if shared.config.origin_allowed(request.headers()) {
             request.headers().get(ORIGIN).cloned()
@@ -277,6 +300,14 @@ where
                 Route::Mcp => call_ready(shared.mcp.clone(), request).await,
                 Route::McpSse => call_ready(shared.mcp_sse.clone(), request).await,
                 Route::Rest => call_ready(shared.rest.clone(), request).await,
+                // The page is same-origin only: no CORS headers.
+                #[cfg(feature = "app")]
+                Route::App => {
+                    return Ok(match app {
+                        Some(app) => app.handle(request).await,
+                        None => crate::app::not_configured(request.method()),
+                    });
+                }
                 Route::NotFound => not_found(),
             };
             if let Some(origin) = origin {

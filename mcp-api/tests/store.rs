@@ -16,6 +16,14 @@ use tempfile::TempDir;
 
 const T0: i64 = 1_700_000_000_000;
 
+/// Milliseconds in a day.
+const DAY: i64 = 24 * 60 * 60 * 1000;
+
+/// The UTC midnight starting the day of `t`.
+fn day_of(t: i64) -> i64 {
+    t - t.rem_euclid(DAY)
+}
+
 /// A store in a fresh temporary directory, on a clock the test moves.
 struct Fixture {
     dir: TempDir,
@@ -92,6 +100,17 @@ impl Fixture {
 
     async fn count(&self, owner: &Owner) -> u64 {
         self.store.stats(owner).await.unwrap().total_memories
+    }
+
+    /// The owner's activity from `since` as `(day, app, added, read)` rows.
+    async fn activity(&self, owner: &Owner, since: i64) -> Vec<(i64, String, u64, u64)> {
+        self.store
+            .activity(owner, since)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.day, row.app, row.added, row.read))
+            .collect()
     }
 
     async fn search_texts(&self, owner: &Owner, query: &str) -> Vec<String> {
@@ -1419,6 +1438,169 @@ mod access_and_stats {
     }
 }
 
+/// What each app did per UTC day, and when it was last used.
+mod activity {
+    use super::*;
+
+    /// T0 is 22:13:20 UTC; two hours later is the next UTC day.
+    const TO_NEXT_DAY: i64 = 2 * 60 * 60 * 1000;
+
+    #[tokio::test]
+    async fn counts_additions_and_reads_per_utc_day_and_app() {
+        let fixture = Fixture::new();
+        let store = &fixture.store;
+        let tea = fixture.add_from(&alice(), "green tea", &[], "app-a").await;
+        let bike = fixture.add_from(&alice(), "red bike", &[], "app-a").await;
+        let piano = fixture
+            .add_from(&alice(), "piano lessons", &[], "app-b")
+            .await;
+        store
+            .get(&alice(), tea.id, &Access::new("app-c", "rest:get"))
+            .await
+            .unwrap();
+        let recorded = store
+            .record_access(&alice(), &[tea.id, bike.id], &reader())
+            .await
+            .unwrap();
+        assert_eq!(recorded, 2);
+        let hits = store
+            .search_recorded(
+                &alice(),
+                &SearchQuery::new("piano"),
+                &Access::new("app-s", "mcp:search_memory"),
+            )
+            .await
+            .unwrap();
+        assert!(hits.iter().any(|hit| hit.memory.id == piano.id));
+        let searched = hits.len() as u64;
+
+        fixture.advance(TO_NEXT_DAY);
+        fixture.add_from(&alice(), "oat milk", &[], "app-b").await;
+        for _ in 0..2 {
+            store
+                .get(&alice(), piano.id, &Access::new("app-c", "rest:get"))
+                .await
+                .unwrap();
+        }
+
+        let (day0, day1) = (day_of(T0), day_of(T0) + DAY);
+        assert_eq!(day_of(T0 + TO_NEXT_DAY), day1);
+        let expected = vec![
+            (day0, "app-a".to_owned(), 2, 2),
+            (day0, "app-b".to_owned(), 1, 0),
+            (day0, "app-c".to_owned(), 0, 1),
+            (day0, "app-s".to_owned(), 0, searched),
+            (day1, "app-b".to_owned(), 1, 0),
+            (day1, "app-c".to_owned(), 0, 2),
+        ];
+        assert_eq!(fixture.activity(&alice(), day0).await, expected);
+        assert_eq!(fixture.activity(&alice(), day1).await, expected[4..]);
+        assert_eq!(fixture.activity(&alice(), day1 + DAY).await, []);
+    }
+
+    #[tokio::test]
+    async fn since_is_inclusive_to_the_millisecond() {
+        let fixture = Fixture::new();
+        fixture.add(&alice(), "written at T0", &[]).await;
+        assert_eq!(
+            fixture.activity(&alice(), T0).await,
+            [(day_of(T0), "app-a".to_owned(), 1, 0)]
+        );
+        assert_eq!(fixture.activity(&alice(), T0 + 1).await, []);
+    }
+
+    #[tokio::test]
+    async fn deleted_memories_and_their_reads_are_not_counted() {
+        let fixture = Fixture::new();
+        let store = &fixture.store;
+        let kept = fixture.add(&alice(), "kept", &[]).await;
+        let gone = fixture.add(&alice(), "gone", &[]).await;
+        let other = fixture.add_from(&alice(), "other", &[], "app-b").await;
+        let reader_c = Access::new("app-c", "rest:get");
+        store.get(&alice(), kept.id, &reader_c).await.unwrap();
+        store.get(&alice(), gone.id, &reader_c).await.unwrap();
+        store.get(&alice(), gone.id, &reader()).await.unwrap();
+        store.delete(&alice(), &[gone.id, other.id]).await.unwrap();
+
+        let day = day_of(T0);
+        assert_eq!(
+            fixture.activity(&alice(), day).await,
+            [
+                (day, "app-a".to_owned(), 1, 0),
+                (day, "app-c".to_owned(), 0, 1)
+            ]
+        );
+        store.delete_all(&alice()).await.unwrap();
+        assert_eq!(fixture.activity(&alice(), day).await, []);
+    }
+
+    #[tokio::test]
+    async fn reaches_back_at_most_400_days_before_today() {
+        let fixture = Fixture::new();
+        fixture.add(&alice(), "long ago", &[]).await;
+        let day0 = day_of(T0);
+        // Today is 400 days after T0's day: T0's day is still in reach.
+        fixture.advance(day0 + 400 * DAY - T0);
+        fixture.add(&alice(), "today", &[]).await;
+        assert_eq!(
+            fixture.activity(&alice(), i64::MIN).await,
+            [
+                (day0, "app-a".to_owned(), 1, 0),
+                (day0 + 400 * DAY, "app-a".to_owned(), 1, 0)
+            ]
+        );
+        // One day later it is not, whatever `since` asks for.
+        fixture.advance(DAY);
+        assert_eq!(
+            fixture.activity(&alice(), 0).await,
+            [(day0 + 400 * DAY, "app-a".to_owned(), 1, 0)]
+        );
+        assert_eq!(mcp_api::store::MAX_ACTIVITY_DAYS, 400);
+    }
+
+    #[tokio::test]
+    async fn last_used_at_is_the_latest_write_or_read() {
+        let fixture = Fixture::new();
+        let store = &fixture.store;
+        let written = fixture.add_from(&alice(), "a writes", &[], "app-a").await;
+        fixture.advance(100);
+        let by_b = fixture.add_from(&alice(), "b writes", &[], "app-b").await;
+        fixture.advance(100);
+        // app-a reads after it wrote; app-c only reads.
+        let read_at = T0 + 202;
+        store.get(&alice(), by_b.id, &reader()).await.unwrap();
+        store
+            .record_access(&alice(), &[written.id], &Access::new("app-c", "mcp:search"))
+            .await
+            .unwrap();
+        // A later write of app-b that is deleted does not count.
+        fixture.advance(100);
+        let gone = fixture.add_from(&alice(), "b again", &[], "app-b").await;
+        store.delete(&alice(), &[gone.id]).await.unwrap();
+        // Bob's use of app-a is not Alice's.
+        fixture.advance(100);
+        fixture.add_from(&bob(), "bob writes", &[], "app-a").await;
+
+        let stats = store.stats(&alice()).await.unwrap();
+        let last_used: Vec<_> = stats
+            .apps
+            .iter()
+            .map(|app| (app.app.as_str(), app.last_used_at))
+            .collect();
+        assert_eq!(
+            last_used,
+            [
+                ("app-a", Some(read_at)),
+                ("app-b", Some(by_b.created_at)),
+                ("app-c", Some(read_at)),
+            ]
+        );
+        assert_eq!(by_b.created_at, T0 + 101);
+        let bobs = store.stats(&bob()).await.unwrap();
+        assert_eq!(bobs.apps[0].last_used_at, Some(T0 + 403));
+    }
+}
+
 /// Every limit: an `InvalidInput` naming the field, and nothing written.
 mod limits {
     use super::*;
@@ -1849,6 +2031,55 @@ mod isolation {
         let stats = store.stats(&bob()).await.unwrap();
         assert_eq!(stats.total_memories, 1);
         victim.assert_untouched().await;
+    }
+
+    #[tokio::test]
+    async fn activity_never_shows_another_owners_apps() {
+        let fixture = Fixture::new();
+        let alices = fixture
+            .add_from(&alice(), "Alice's diary", &[], "alice-writer")
+            .await;
+        let bobs = fixture
+            .add_from(&bob(), "Bob's list", &[], "bob-writer")
+            .await;
+        let store = &fixture.store;
+        let alice_reader = Access::new("alice-reader", "mcp:fetch");
+        store.get(&alice(), alices.id, &alice_reader).await.unwrap();
+        // Bob's apps name Alice's memory: nothing is read or recorded.
+        let bob_reader = Access::new("bob-reader", "mcp:fetch");
+        assert_eq!(
+            store.get(&bob(), alices.id, &bob_reader).await.unwrap(),
+            None
+        );
+        let recorded = store
+            .record_access(&bob(), &[alices.id], &bob_reader)
+            .await
+            .unwrap();
+        assert_eq!(recorded, 0);
+        store
+            .search_recorded(&bob(), &SearchQuery::new("diary"), &bob_reader)
+            .await
+            .unwrap();
+        store.get(&bob(), bobs.id, &bob_reader).await.unwrap();
+
+        let day = day_of(T0);
+        assert_eq!(
+            fixture.activity(&alice(), i64::MIN).await,
+            [
+                (day, "alice-reader".to_owned(), 0, 1),
+                (day, "alice-writer".to_owned(), 1, 0),
+            ]
+        );
+        assert_eq!(
+            fixture.activity(&bob(), i64::MIN).await,
+            [
+                (day, "bob-reader".to_owned(), 0, 1),
+                (day, "bob-writer".to_owned(), 1, 0),
+            ]
+        );
+        let stranger = Owner::new("auth0|carol").unwrap();
+        assert_eq!(fixture.activity(&stranger, i64::MIN).await, []);
+        assert_database_consistent(&fixture.path());
     }
 
     #[tokio::test]

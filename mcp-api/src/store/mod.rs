@@ -45,9 +45,12 @@ pub use self::memory::{
 };
 pub use self::owner::{InvalidOwner, MAX_OWNER_BYTES, Owner};
 pub use self::query::{
-    AppStats, ListQuery, Page, SearchHit, SearchQuery, SortColumn, SortDirection, Stats,
+    ActivityDay, AppStats, ListQuery, MAX_ACTIVITY_DAYS, Page, SearchHit, SearchQuery, SortColumn,
+    SortDirection, Stats,
 };
 pub use self::search::SearchParams;
+#[cfg(feature = "app")]
+pub(crate) use self::search::match_spans;
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqliteStore};
 
@@ -85,6 +88,18 @@ pub trait MemoryStore: Send + Sync + 'static {
         owner: &Owner,
         id: MemoryId,
         access: &Access,
+    ) -> impl Future<Output = Result<Option<Memory>, StoreError>> + Send;
+
+    /// Fetches one memory that is not deleted without recording an access: for its
+    /// owner looking at it (the memory page), not for an app reading it.
+    ///
+    /// # Errors
+    ///
+    /// A backend kind if the database fails.
+    fn memory(
+        &self,
+        owner: &Owner,
+        id: MemoryId,
     ) -> impl Future<Output = Result<Option<Memory>, StoreError>> + Send;
 
     /// Replaces the text of a memory that is not deleted, and its metadata if
@@ -252,6 +267,28 @@ pub trait MemoryStore: Send + Sync + 'static {
     ///
     /// A backend kind if the database fails.
     fn stats(&self, owner: &Owner) -> impl Future<Output = Result<Stats, StoreError>> + Send;
+
+    /// What each app did per UTC day from `since` (Unix milliseconds,
+    /// inclusive) on: how many of the owner's memories it added (not
+    /// deleted since) and how many reads of them it made (access-log entries,
+    /// see [`ActivityDay::read`]). Ordered by day, then app; a day and app
+    /// with nothing to count has no row.
+    ///
+    /// Events before `since` are not counted, so a `since` in the middle of
+    /// a day makes that day's row partial; pass a UTC midnight for whole days.
+    /// A `since` more than [`MAX_ACTIVITY_DAYS`] days before the UTC midnight
+    /// starting today (by the store's clock) is raised to that midnight, so
+    /// the answer covers at most `MAX_ACTIVITY_DAYS + 1` days. Like
+    /// [`stats`](Self::stats), it sees every read recorded before the call.
+    ///
+    /// # Errors
+    ///
+    /// A backend kind if the database fails.
+    fn activity(
+        &self,
+        owner: &Owner,
+        since: i64,
+    ) -> impl Future<Output = Result<Vec<ActivityDay>, StoreError>> + Send;
 
     /// Checks that the store can answer a trivial query.
     ///

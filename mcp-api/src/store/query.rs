@@ -296,6 +296,35 @@ pub struct AppStats {
     pub memories_created: u64,
     /// Distinct non-deleted memories it read.
     pub memories_accessed: u64,
+    /// When it last wrote or read, in Unix milliseconds: the latest creation
+    /// of a non-deleted memory it wrote and of its reads in the access log
+    /// (which keeps reads for the store's retention period only). `None` if
+    /// it has neither.
+    pub last_used_at: Option<i64>,
+}
+
+/// How far back [`MemoryStore::activity`](super::MemoryStore::activity)
+/// reaches, in whole UTC days before today.
+pub const MAX_ACTIVITY_DAYS: u32 = 400;
+
+/// One app's activity on one UTC day, from
+/// [`MemoryStore::activity`](super::MemoryStore::activity).
+///
+/// A row exists only for a day and app with something to count; days without
+/// activity have no row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ActivityDay {
+    /// The day, as the Unix millisecond of the UTC midnight that starts it.
+    pub day: i64,
+    /// The OAuth `client_id`.
+    pub app: String,
+    /// Memories it wrote that day that are not deleted.
+    pub added: u64,
+    /// Reads it made that day, as recorded in the access log: every read
+    /// counts, also repeated reads of one memory. Reads of memories deleted
+    /// since are gone with their access log.
+    pub read: u64,
 }
 
 #[cfg(test)]

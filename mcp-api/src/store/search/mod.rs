@@ -290,6 +290,30 @@ impl SearchEngine {
     }
 }
 
+/// The byte ranges of the words of `text` that a search for `query` matches: the query's
+/// terms and their related terms, after the same analysis as the index (stemming,
+/// folding, stop words). In order, never overlapping.
+///
+/// For marking matches in a memory shown whole (the memory page); snippets mark theirs
+/// with `**`.
+#[cfg(feature = "app")]
+pub(crate) fn match_spans(query: &str, text: &str) -> Vec<std::ops::Range<usize>> {
+    let analyzer = Analyzer::default();
+    let mut terms = analyzer.terms(query);
+    let lexicon = related::lexicon();
+    let related: Vec<String> = terms
+        .iter()
+        .flat_map(|term| lexicon.related(term).iter().cloned())
+        .collect();
+    terms.extend(related);
+    analyzer
+        .tokens(text)
+        .into_iter()
+        .filter(|token| terms.contains(&token.term))
+        .map(|token| token.span)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

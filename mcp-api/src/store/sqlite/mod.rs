@@ -22,8 +22,9 @@ use self::write::Analysed;
 use super::limits::check_access;
 use super::search::{SearchEngine, SearchParams};
 use super::{
-    Access, AccessLogEntry, Clock, ErrorKind, Limits, ListQuery, Memory, MemoryId, MemoryState,
-    MemoryStore, NewMemory, Owner, Page, SearchHit, SearchQuery, Stats, StoreError, SystemClock,
+    Access, AccessLogEntry, ActivityDay, Clock, ErrorKind, Limits, ListQuery, Memory, MemoryId,
+    MemoryState, MemoryStore, NewMemory, Owner, Page, SearchHit, SearchQuery, Stats, StoreError,
+    SystemClock,
 };
 
 /// How many prepared statements each connection keeps.
@@ -428,6 +429,14 @@ impl MemoryStore for SqliteStore {
         Ok(memory)
     }
 
+    async fn memory(&self, owner: &Owner, id: MemoryId) -> Result<Option<Memory>, StoreError> {
+        let reader = owner.clone();
+        self.shared
+            .reads
+            .run(move |transaction| read::get(transaction, &reader, id))
+            .await
+    }
+
     async fn update_text(
         &self,
         owner: &Owner,
@@ -623,6 +632,15 @@ impl MemoryStore for SqliteStore {
         self.shared
             .reads
             .run(move |transaction| read::stats(transaction, &owner))
+            .await
+    }
+
+    async fn activity(&self, owner: &Owner, since: i64) -> Result<Vec<ActivityDay>, StoreError> {
+        self.flush().await?;
+        let (owner, now) = (owner.clone(), self.shared.clock.now_unix_ms());
+        self.shared
+            .reads
+            .run(move |transaction| read::activity(transaction, &owner, since, now))
             .await
     }
 

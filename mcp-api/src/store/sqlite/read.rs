@@ -10,8 +10,8 @@ use super::row::{DbResult, MemoryRow, count, memory_columns};
 use crate::store::limits::{CheckedListQuery, CheckedSearchQuery};
 use crate::store::search::{Filter, IndexChange, SearchEngine, text_key};
 use crate::store::{
-    AccessLogEntry, AppStats, ErrorKind, Memory, MemoryId, MemoryState, Owner, Page, SearchHit,
-    SortColumn, SortDirection, Stats, StoreError,
+    AccessLogEntry, ActivityDay, AppStats, ErrorKind, MAX_ACTIVITY_DAYS, Memory, MemoryId,
+    MemoryState, Owner, Page, SearchHit, SortColumn, SortDirection, Stats, StoreError,
 };
 
 /// Memory states that [`related`] considers.
@@ -475,23 +475,28 @@ pub(super) fn stats(connection: &Connection, owner: &Owner) -> Result<Stats, Sto
         });
     };
     let mut per_app: BTreeMap<String, AppStats> = BTreeMap::new();
-    let created = grouped_counts(
+    let created = grouped_usage(
         connection,
-        "SELECT app, COUNT(*) FROM memories
+        "SELECT app, COUNT(*), MAX(created_at) FROM memories
          WHERE owner_id = ?1 AND state <> 'deleted' GROUP BY app",
         owner_id,
     )?;
-    for (app, memories) in created {
-        app_stats(&mut per_app, app).memories_created = memories;
+    for (app, memories, last) in created {
+        let stats = app_stats(&mut per_app, app);
+        stats.memories_created = memories;
+        stats.last_used_at = stats.last_used_at.max(last);
     }
     // Deleting a memory deletes its access log, so these are live memories.
-    let accessed = grouped_counts(
+    let accessed = grouped_usage(
         connection,
-        "SELECT app, COUNT(DISTINCT memory_seq) FROM access_log WHERE owner_id = ?1 GROUP BY app",
+        "SELECT app, COUNT(DISTINCT memory_seq), MAX(accessed_at) FROM access_log
+         WHERE owner_id = ?1 GROUP BY app",
         owner_id,
     )?;
-    for (app, memories) in accessed {
-        app_stats(&mut per_app, app).memories_accessed = memories;
+    for (app, memories, last) in accessed {
+        let stats = app_stats(&mut per_app, app);
+        stats.memories_accessed = memories;
+        stats.last_used_at = stats.last_used_at.max(last);
     }
     let apps: Vec<AppStats> = per_app.into_values().collect();
     Ok(Stats {
@@ -506,19 +511,75 @@ fn app_stats(per_app: &mut BTreeMap<String, AppStats>, app: String) -> &mut AppS
         app,
         memories_created: 0,
         memories_accessed: 0,
+        last_used_at: None,
     })
 }
 
-/// `(text, count)` rows of an owner-scoped `GROUP BY` statement.
-fn grouped_counts(
+/// `(app, count, latest time)` rows of an owner-scoped `GROUP BY app` statement.
+fn grouped_usage(
     connection: &Connection,
     sql: &str,
     owner_id: i64,
-) -> Result<Vec<(String, u64)>, StoreError> {
+) -> Result<Vec<(String, u64, Option<i64>)>, StoreError> {
     let mut statement = connection.prepare_cached(sql).db()?;
     statement
         .query_map([owner_id], |row| {
-            Ok((row.get::<_, String>(0)?, count(row.get(1)?)))
+            Ok((row.get::<_, String>(0)?, count(row.get(1)?), row.get(2)?))
+        })
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()
+}
+
+/// Milliseconds in a day.
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Additions and reads per UTC day and app, from `since` on; parameters
+/// `?1` owner id, `?2` since. Each half is a range over the owner's rows
+/// only: `memories_by_owner_created` for additions, `access_log_by_owner_app`
+/// for reads (the owner's entries, kept for the retention period); the unary
+/// `+` keeps the planner off `access_log_by_time`, which would walk every
+/// owner's recent reads. A day is its UTC midnight (floored, also before 1970).
+const ACTIVITY: &str = "
+    SELECT day, app, SUM(added), SUM(reads) FROM (
+        SELECT created_at - (created_at % 86400000 + 86400000) % 86400000 AS day, app,
+               COUNT(*) AS added, 0 AS reads
+        FROM memories
+        WHERE owner_id = ?1 AND created_at >= ?2 AND state <> 'deleted'
+        GROUP BY day, app
+        UNION ALL
+        SELECT accessed_at - (accessed_at % 86400000 + 86400000) % 86400000 AS day, app,
+               0 AS added, COUNT(*) AS reads
+        FROM access_log
+        WHERE owner_id = ?1 AND +accessed_at >= ?2
+        GROUP BY day, app)
+    GROUP BY day, app
+    ORDER BY day, app";
+
+/// The owner's activity per UTC day and app from `since` on, `since` raised
+/// to at most [`MAX_ACTIVITY_DAYS`] whole days before today's UTC midnight.
+pub(super) fn activity(
+    connection: &Connection,
+    owner: &Owner,
+    since: i64,
+    now: i64,
+) -> Result<Vec<ActivityDay>, StoreError> {
+    let Some(owner_id) = owner_id(connection, owner)? else {
+        return Ok(Vec::new());
+    };
+    let earliest = now
+        .saturating_sub(now.rem_euclid(DAY_MS))
+        .saturating_sub(i64::from(MAX_ACTIVITY_DAYS).saturating_mul(DAY_MS));
+    let since = since.max(earliest);
+    let mut statement = connection.prepare_cached(ACTIVITY).db()?;
+    statement
+        .query_map(params![owner_id, since], |row| {
+            Ok(ActivityDay {
+                day: row.get(0)?,
+                app: row.get(1)?,
+                added: count(row.get(2)?),
+                read: count(row.get(3)?),
+            })
         })
         .db()?
         .collect::<rusqlite::Result<Vec<_>>>()
@@ -539,6 +600,34 @@ mod tests {
         assert_eq!(
             order_by(SortColumn::Text, SortDirection::Ascending),
             "m.text COLLATE NOCASE ASC, m.seq ASC"
+        );
+    }
+
+    /// The activity statement reads only the owner's rows, through indexes
+    /// that start with the owner, and never walks every owner's reads.
+    #[test]
+    fn activity_reads_only_the_owners_rows_through_owner_indexes() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut connection).unwrap();
+        let mut statement = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {ACTIVITY}"))
+            .unwrap();
+        let steps: Vec<String> = statement
+            .query_map(params![1, 0], |row| row.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let tables: Vec<&String> = steps
+            .iter()
+            .filter(|step| step.contains("memories") || step.contains("access_log"))
+            .collect();
+        assert_eq!(tables.len(), 2, "{steps:?}");
+        assert!(
+            tables.iter().all(|step| step.starts_with("SEARCH")
+                && (step.contains("USING INDEX memories_by_owner_")
+                    || step.contains("USING INDEX access_log_by_owner_"))
+                && step.contains("owner_id=?")),
+            "{steps:?}"
         );
     }
 

@@ -1,0 +1,195 @@
+//! Signing in through the provider (authorization code with PKCE S256, `state` bound to
+//! the browser by a cookie, `nonce` checked), the session cookie, and who is signed in on
+//! each request.
+
+use http::HeaderMap;
+use http::HeaderValue;
+use http::header::SET_COOKIE;
+
+use super::form::{self, Fields};
+use super::oauth::{IdClaims, TokenResponse, unix_now};
+use super::pages::{Answer, Current, Pages, redirect};
+use super::session::{self, Login, Tokens};
+use crate::auth::AccessClaims;
+use crate::store::{MemoryStore, Owner};
+
+/// Renew the access token this long before it expires.
+const RENEW_BEFORE_SECS: u64 = 60;
+
+impl<S: MemoryStore> Pages<S> {
+    /// Starts a sign-in: remembers `state`, binds it to this browser with a cookie, and
+    /// sends the browser to the provider.
+    pub(super) async fn login(&self, query: &str) -> Answer {
+        let query = Fields::parse(query.as_bytes());
+        let next = form::safe_next(query.get("next"));
+        let state = session::random_token();
+        let nonce = session::random_token();
+        let verifier = session::random_token();
+        let binding = session::random_token();
+        let url = match self
+            .provider
+            .authorization_url(&state, &nonce, &verifier)
+            .await
+        {
+            Ok(url) => url,
+            Err(error) => return self.provider_failed(&error),
+        };
+        self.sessions
+            .start_login(&state, Login::new(binding.clone(), verifier, nonce, next));
+        let mut response = redirect(&url);
+        self.set_cookie(
+            &mut response,
+            self.login_cookie,
+            &binding,
+            session::LOGIN_LIFETIME.as_secs(),
+        );
+        response
+    }
+
+    /// The provider sent the browser back: check `state` and its browser, redeem the
+    /// code, check the tokens, start a session.
+    pub(super) async fn callback(&self, query: &str, headers: &HeaderMap) -> Answer {
+        let query = Fields::parse(query.as_bytes());
+        let login = query
+            .get("state")
+            .and_then(|state| self.sessions.take_login(state));
+        let bound = session::cookie(headers, self.login_cookie);
+        let Some(login) = login.filter(|login| {
+            bound.is_some_and(|cookie| session::same_secret(cookie, &login.binding))
+        }) else {
+            return self.sign_in_failed(
+                "This sign-in link has expired or was started in another browser.",
+            );
+        };
+        if let Some(error) = query.get("error") {
+            let text = if error == "access_denied" {
+                "You did not allow the memory page to sign you in."
+            } else {
+                "The sign-in server refused the sign-in."
+            };
+            return self.sign_in_failed(text);
+        }
+        let Some(code) = query.get("code") else {
+            return self.sign_in_failed("The sign-in server sent no code.");
+        };
+        let tokens = match self.provider.exchange_code(code, &login.verifier).await {
+            Ok(tokens) => tokens,
+            Err(error) => return self.provider_failed(&error),
+        };
+        let Some((owner, expires_at)) = self.check_access_token(&tokens.access_token).await else {
+            return self.sign_in_failed("The sign-in server's token was not valid here.");
+        };
+        let display_name = match tokens
+            .id_token
+            .as_deref()
+            .map(|id_token| IdClaims::read(id_token, &self.config.client_id))
+        {
+            Some(Ok(claims))
+                if claims.sub == owner.as_str()
+                    && claims
+                        .nonce
+                        .as_deref()
+                        .is_some_and(|nonce| session::same_secret(nonce, &login.nonce)) =>
+            {
+                claims.display_name()
+            }
+            _ => return self.sign_in_failed("The sign-in server's ID token did not match."),
+        };
+        tracing::info!(subject = owner.as_str(), "signed in to the memory page");
+        // Names for the apps in access logs; the page works without them.
+        let granted = self
+            .provider
+            .granted_apps(&tokens.access_token)
+            .await
+            .unwrap_or_default();
+        let cookie = self
+            .sessions
+            .create(owner, display_name, tokens_of(tokens, expires_at, None));
+        if let Some(session) = self.sessions.get(&cookie) {
+            Self::remember_names(&session, &granted);
+        }
+        let mut response = redirect(&login.next);
+        self.set_cookie(
+            &mut response,
+            self.session_cookie,
+            &cookie,
+            self.sessions.lifetime().as_secs(),
+        );
+        self.set_cookie(&mut response, self.login_cookie, "", 0);
+        response
+    }
+
+    pub(super) fn logout(&self, current: &Current) -> Answer {
+        self.sessions.end(&current.cookie);
+        let mut response = redirect("/app/login?signed_out=1");
+        self.set_cookie(&mut response, self.session_cookie, "", 0);
+        response
+    }
+
+    /// The signed-in person, after renewing their access token if it is about to
+    /// expire and checking it as the API does (signature, audience, expiry, revocation).
+    pub(super) async fn authenticate(&self, headers: &HeaderMap) -> Option<Current> {
+        let cookie = session::cookie(headers, self.session_cookie)?;
+        let session = self.sessions.get(cookie)?;
+        let access_token = {
+            let mut tokens = session.tokens.lock().await;
+            if tokens.access_expires_at <= unix_now() + RENEW_BEFORE_SECS {
+                let renewed = match &tokens.refresh_token {
+                    Some(refresh) => self.provider.refresh(refresh).await.ok(),
+                    None => None,
+                };
+                let Some(renewed) = renewed else {
+                    self.sessions.end(cookie);
+                    return None;
+                };
+                let (owner, expires_at) = self.check_access_token(&renewed.access_token).await?;
+                if owner != session.owner {
+                    self.sessions.end(cookie);
+                    return None;
+                }
+                let previous = tokens.refresh_token.take();
+                *tokens = tokens_of(renewed, expires_at, previous);
+            }
+            tokens.access_token.clone()
+        };
+        match self.check_access_token(&access_token).await {
+            Some((owner, _)) if owner == session.owner => Some(Current {
+                session,
+                access_token,
+                cookie: cookie.to_owned(),
+            }),
+            _ => {
+                // Revoked (the person revoked this page's access) or no longer valid.
+                self.sessions.end(cookie);
+                None
+            }
+        }
+    }
+
+    /// The owner and expiry of a valid access token.
+    pub(super) async fn check_access_token(&self, token: &str) -> Option<(Owner, u64)> {
+        let verified = self.verifier.verify::<AccessClaims>(token).await.ok()?;
+        let owner = Owner::new(verified.claims().sub.as_str()).ok()?;
+        Some((owner, verified.expires_at()))
+    }
+
+    pub(super) fn set_cookie(&self, response: &mut Answer, name: &str, value: &str, max_age: u64) {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let cookie =
+            format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(SET_COOKIE, value);
+        }
+    }
+}
+
+fn tokens_of(tokens: TokenResponse, expires_at: u64, previous_refresh: Option<String>) -> Tokens {
+    Tokens {
+        access_token: tokens.access_token,
+        // A provider that does not rotate refresh tokens sends none back.
+        refresh_token: tokens.refresh_token.or(previous_refresh),
+        access_expires_at: tokens
+            .expires_in
+            .map_or(expires_at, |seconds| (unix_now() + seconds).min(expires_at)),
+    }
+}
