@@ -665,5 +665,4 @@ impl fmt::Debug for KeyRing {
 }
 
 #[cfg(test)]
-#[path = "ring_tests.rs"]
 mod tests;

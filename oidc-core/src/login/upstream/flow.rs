@@ -423,5 +423,4 @@ impl Drop for PendingLogin {
 }
 
 #[cfg(test)]
-#[path = "flow_tests.rs"]
 mod tests;

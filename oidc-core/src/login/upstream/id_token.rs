@@ -183,5 +183,4 @@ impl<'de> Deserialize<'de> for EmailVerified {
 }
 
 #[cfg(test)]
-#[path = "id_token_tests.rs"]
 mod tests;

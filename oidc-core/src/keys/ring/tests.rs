@@ -1,4 +1,4 @@
-//! Tests of `ring.rs`.
+//! Tests of `keys/ring.rs`.
 
 use std::cell::Cell;
 use std::collections::HashMap;
