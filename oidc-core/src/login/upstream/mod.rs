@@ -54,7 +54,7 @@ use crate::types::Subject;
 /// verifies the ID token with a [`Verifier`] built once from the upstream's discovery
 /// (signature against the upstream JWKS, `iss`, `aud` = our client id, `exp`), then checks
 /// `nonce`, `azp`, extra audiences, `email_verified`, `hd` and the allow-lists. The subject
-/// is [`federated_subject`]`(issuer, sub)`, never the email. The upstream's access token is
+/// is [`federated_subject`](crate::authn::federated_subject)`(issuer, sub)`, never the email. The upstream's access token is
 /// dropped unread. Every outcome is audited; no token, code or email is ever logged.
 pub struct Upstream {
     flow: UpstreamFlow,
