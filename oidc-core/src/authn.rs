@@ -21,7 +21,6 @@ use http::{Request, Response};
 
 use crate::base64url;
 use crate::error::RandomError;
-use crate::store::GrantLogin;
 use crate::types::Subject;
 
 /// A boxed, sendable future.
@@ -246,6 +245,43 @@ pub fn federated_subject(issuer: &str, subject: &str) -> Subject {
     // 43 base64url characters are always a valid subject.
     Subject::parse(&encoded)
         .unwrap_or_else(|_| unreachable!("base64url of a digest is a valid subject"))
+}
+
+/// How the user of a grant signed in, kept so that a user the operator removed since
+/// (from the users file, or from the upstream allow-list) loses the grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GrantLogin {
+    /// With a local password.
+    Password,
+    /// At an upstream OpenID provider.
+    Upstream {
+        /// The verified email the user was admitted with, if any (kept even when the
+        /// `email` scope was not granted: the allow-list is checked against it).
+        email: Option<String>,
+    },
+}
+
+impl GrantLogin {
+    /// How `user` signed in.
+    ///
+    /// ```
+    /// use oidc_core::authn::{AuthenticatedUser, LoginMethod};
+    /// use oidc_core::store::GrantLogin;
+    /// use oidc_core::types::Subject;
+    ///
+    /// let user = AuthenticatedUser::new(Subject::parse("u-1")?, 1_700_000_000, LoginMethod::Password);
+    /// assert_eq!(GrantLogin::of(&user), GrantLogin::Password);
+    /// # Ok::<(), oidc_core::InvalidValue>(())
+    /// ```
+    pub fn of(user: &AuthenticatedUser) -> GrantLogin {
+        match user.method {
+            LoginMethod::Password => GrantLogin::Password,
+            LoginMethod::Upstream { .. } => GrantLogin::Upstream {
+                email: user.email.clone().filter(|_| user.email_verified),
+            },
+        }
+    }
 }
 
 #[cfg(test)]

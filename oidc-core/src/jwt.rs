@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::base64url;
 use crate::error::RandomError;
 use crate::keys::{ALG_RS256, KeyError, SigningKey};
-use crate::status_list::StatusClaim;
+use crate::status_claim::StatusClaim;
 use crate::types::{ClientId, Issuer, ResourceIndicator, Scope, Subject};
 
 /// `typ` of RFC 9068 access tokens.

@@ -83,6 +83,7 @@ mod macros;
 mod base64url;
 mod client_metadata;
 mod error;
+mod status_claim;
 mod uri;
 
 pub mod audit;

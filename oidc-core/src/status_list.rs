@@ -51,13 +51,14 @@ use crate::jwt::{self, JwtError};
 use crate::keys::SigningKey;
 use crate::types::Issuer;
 
+pub use crate::status_claim::{
+    STATUS_LISTS_PATH, StatusClaim, StatusIndex, StatusListReference, status_list_uri,
+};
+
 /// `typ` of Status List Tokens.
 pub const TYP_STATUS_LIST: &str = "statuslist+jwt";
 /// The media type a Status List Token is served as.
 pub const STATUS_LIST_MEDIA_TYPE: &str = "application/statuslist+jwt";
-/// The path of status list `n` under the issuer is `{STATUS_LISTS_PATH}/{n}`; the path
-/// itself serves the Status List Aggregation (`{"status_lists": [uri, …]}`).
-pub const STATUS_LISTS_PATH: &str = "/statuslists";
 /// Most entries a list may have (2^24: 2 MiB uncompressed).
 pub const MAX_LIST_SIZE: u64 = 1 << 24;
 
@@ -74,84 +75,6 @@ pub enum StatusListError {
     /// Compression failed.
     #[error("the status list could not be compressed")]
     Compression,
-}
-
-/// Where an entry lives: list number (from 1) and index in the list (from 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StatusIndex {
-    /// The list number; the list is served at `{issuer}/statuslists/{list}`.
-    pub list: u64,
-    /// The entry within the list.
-    pub index: u64,
-}
-
-impl StatusIndex {
-    /// Entry `index` of list `list`.
-    ///
-    /// ```
-    /// use oidc_core::status_list::StatusIndex;
-    ///
-    /// let entry = StatusIndex::new(1, 42);
-    /// assert_eq!((entry.list, entry.index), (1, 42));
-    /// ```
-    pub fn new(list: u64, index: u64) -> StatusIndex {
-        StatusIndex { list, index }
-    }
-}
-
-/// The URI of status list `list` of `issuer`: `{issuer}/statuslists/{list}`, which is
-/// also the `sub` of its Status List Token.
-///
-/// ```
-/// use oidc_core::status_list::status_list_uri;
-/// use oidc_core::types::Issuer;
-///
-/// let issuer = Issuer::parse("https://auth.example.com/t1/")?;
-/// assert_eq!(status_list_uri(&issuer, 3), "https://auth.example.com/t1/statuslists/3");
-/// # Ok::<(), oidc_core::InvalidValue>(())
-/// ```
-pub fn status_list_uri(issuer: &Issuer, list: u64) -> String {
-    issuer.join(&format!("{STATUS_LISTS_PATH}/{list}"))
-}
-
-/// The `status` claim of a referenced token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusClaim {
-    /// The Status List mechanism.
-    pub status_list: StatusListReference,
-}
-
-/// `status.status_list`: which entry of which list holds the token's status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusListReference {
-    /// The entry.
-    pub idx: u64,
-    /// The list's URI (the `sub` of its Status List Token).
-    pub uri: String,
-}
-
-impl StatusClaim {
-    /// The claim for `entry` of `issuer`'s lists.
-    ///
-    /// ```
-    /// use oidc_core::status_list::{StatusClaim, StatusIndex};
-    /// use oidc_core::types::Issuer;
-    ///
-    /// let claim = StatusClaim::new(&Issuer::parse("https://auth.example.com")?, StatusIndex::new(2, 7));
-    /// assert_eq!(
-    ///     serde_json::to_string(&claim)?,
-    ///     r#"{"status_list":{"idx":7,"uri":"https://auth.example.com/statuslists/2"}}"#
-    /// );
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn new(issuer: &Issuer, entry: StatusIndex) -> StatusClaim {
-        StatusClaim {
-            status_list: StatusListReference {
-                idx: entry.index,
-                uri: status_list_uri(issuer, entry.list),
-            },
-        }
-    }
 }
 
 /// A list of one-bit statuses (`0` valid, `1` revoked).

@@ -1,7 +1,6 @@
 //! [`OutboundClient`]: the provider's only way out to the network.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use zeroize::Zeroizing;
 
 use super::address::{AddressPolicy, AddressRefused};
 use super::connector::{self, GuardedConnector};
-use crate::authn::BoxFuture;
+use super::resolver::{DnsResolver, SystemResolver};
 
 /// Default time for a whole exchange, from connecting to the last body byte.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,26 +27,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// The default `User-Agent`.
 pub const DEFAULT_USER_AGENT: &str = concat!("oidc-core/", env!("CARGO_PKG_VERSION"));
-
-/// Resolves host names to IP addresses for [`OutboundClient`]. The answer is vetted
-/// against the [`AddressPolicy`] and then used as-is for the connection.
-pub trait DnsResolver: Send + Sync + 'static {
-    /// All addresses of `host` (a name, never an IP literal).
-    fn resolve<'a>(&'a self, host: &'a str) -> BoxFuture<'a, std::io::Result<Vec<IpAddr>>>;
-}
-
-/// The operating system's resolver, through [`tokio::net::lookup_host`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemResolver;
-
-impl DnsResolver for SystemResolver {
-    fn resolve<'a>(&'a self, host: &'a str) -> BoxFuture<'a, std::io::Result<Vec<IpAddr>>> {
-        Box::pin(async move {
-            let addrs = tokio::net::lookup_host((host, 0)).await?;
-            Ok(addrs.map(|addr| addr.ip()).collect())
-        })
-    }
-}
 
 /// Settings of an [`OutboundClient`]. `Default` is what production wants.
 ///

@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tower_service::Service;
 
 use super::address::{AddressPolicy, AddressRefused};
-use super::client::DnsResolver;
+use super::resolver::DnsResolver;
 
 /// Most addresses taken from one DNS answer.
 const MAX_ADDRESSES: usize = 16;

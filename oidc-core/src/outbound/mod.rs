@@ -22,15 +22,19 @@ mod client;
 #[cfg(feature = "hyper-client")]
 mod connector;
 mod metadata_document;
+#[cfg(feature = "hyper-client")]
+mod resolver;
 
 pub use address::{AddressClass, AddressPolicy, AddressRefused, classify};
 #[cfg(feature = "hyper-client")]
 pub use client::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, DnsResolver, OutboundClient,
-    OutboundConfig, OutboundError, OutboundResponse, SystemResolver,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, OutboundClient, OutboundConfig,
+    OutboundError, OutboundResponse,
 };
 #[cfg(feature = "hyper-client")]
 pub use metadata_document::ClientMetadataDocuments;
 pub use metadata_document::{
     MAX_CLIENT_NAME_CHARS, MAX_REDIRECT_URIS, MetadataDocumentConfig, parse_metadata_document,
 };
+#[cfg(feature = "hyper-client")]
+pub use resolver::{DnsResolver, SystemResolver};

@@ -17,9 +17,10 @@ mod records;
 #[cfg(all(feature = "sqlite", feature = "tower"))]
 mod sqlite;
 
+pub use crate::authn::GrantLogin;
 pub use error::{StoreError, StoreErrorKind};
 pub use records::{
-    AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantLogin, GrantRecord, LiveGrantLogin,
+    AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantRecord, LiveGrantLogin,
     NewRefreshToken, NewTokens, PendingAuthorization, PendingKey, PendingStatus, PurgeReport,
     RedeemOutcome, Redemption, RefreshTokenRecord, ReleasedClaims, RotateOutcome, StoredKeys,
     StoredStatusList,

@@ -9,7 +9,7 @@ use std::fmt;
 
 use aws_lc_rs::rand::SecureRandom;
 
-use crate::authn::{AuthenticatedUser, LoginMethod, TransactionId};
+use crate::authn::{AuthenticatedUser, GrantLogin, TransactionId};
 use crate::client::ClientKind;
 use crate::error::RandomError;
 use crate::keys::KeyRecord;
@@ -247,43 +247,6 @@ impl ReleasedClaims {
     /// ```
     pub fn new(email: Option<String>, name: Option<String>) -> ReleasedClaims {
         ReleasedClaims { email, name }
-    }
-}
-
-/// How the user of a grant signed in, kept so that a user the operator removed since
-/// (from the users file, or from the upstream allow-list) loses the grant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum GrantLogin {
-    /// With a local password.
-    Password,
-    /// At an upstream OpenID provider.
-    Upstream {
-        /// The verified email the user was admitted with, if any (kept even when the
-        /// `email` scope was not granted: the allow-list is checked against it).
-        email: Option<String>,
-    },
-}
-
-impl GrantLogin {
-    /// How `user` signed in.
-    ///
-    /// ```
-    /// use oidc_core::authn::{AuthenticatedUser, LoginMethod};
-    /// use oidc_core::store::GrantLogin;
-    /// use oidc_core::types::Subject;
-    ///
-    /// let user = AuthenticatedUser::new(Subject::parse("u-1")?, 1_700_000_000, LoginMethod::Password);
-    /// assert_eq!(GrantLogin::of(&user), GrantLogin::Password);
-    /// # Ok::<(), oidc_core::InvalidValue>(())
-    /// ```
-    pub fn of(user: &AuthenticatedUser) -> GrantLogin {
-        match user.method {
-            LoginMethod::Password => GrantLogin::Password,
-            LoginMethod::Upstream { .. } => GrantLogin::Upstream {
-                email: user.email.clone().filter(|_| user.email_verified),
-            },
-        }
     }
 }
 
