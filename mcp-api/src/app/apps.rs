@@ -2,6 +2,7 @@
 //! it, and the activity chart.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use super::chart::{self, AppSeries};
 use super::form::Fields;
@@ -14,6 +15,8 @@ use crate::store::{MemoryStore, StoreError};
 
 /// Days in the activity chart.
 const CHART_DAYS: i64 = 30;
+/// Least time between two requests for app names made because an app was not known.
+const NAMES_REFRESH: Duration = Duration::from_secs(30);
 
 impl<S: MemoryStore> Pages<S> {
     pub(super) async fn apps(
@@ -138,12 +141,28 @@ impl<S: MemoryStore> Pages<S> {
         }
     }
 
-    /// Display names of apps (client ids) the session has learnt from the provider.
-    pub(super) fn app_names<'a>(
+    /// Display names of apps (client ids), as the provider names them. Learnt once per
+    /// session and asked again, at most every [`NAMES_REFRESH`], when an app is not known
+    /// yet (one registered since); an app the provider does not know keeps its client id.
+    pub(super) async fn app_names<'a>(
         &self,
         current: &Current,
-        apps: impl Iterator<Item = &'a str>,
+        apps: impl Iterator<Item = &'a str> + Clone,
     ) -> HashMap<String, String> {
+        let unknown = {
+            let known = current
+                .session
+                .app_names
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            apps.clone().any(|app| !known.contains_key(app))
+        };
+        if unknown
+            && current.session.may_refresh_names(NAMES_REFRESH)
+            && let Ok(granted) = self.provider.granted_apps(&current.access_token).await
+        {
+            Self::remember_names(&current.session, &granted);
+        }
         let known = current
             .session
             .app_names

@@ -48,7 +48,9 @@ impl<S: MemoryStore> Pages<S> {
         let from = time::parse_day(filters.from);
         let to = time::parse_day(filters.to).map(|day| day + DAY_MS - 1);
         let stats = self.store.stats(owner).await?;
-        let names = self.app_names(current, stats.apps.iter().map(|app| app.app.as_str()));
+        let names = self
+            .app_names(current, stats.apps.iter().map(|app| app.app.as_str()))
+            .await;
         let apps: Vec<(String, String)> = stats
             .apps
             .iter()
@@ -171,10 +173,13 @@ impl<S: MemoryStore> Pages<S> {
             .await?
             .map(|page| page.items)
             .unwrap_or_default();
-        let names = self.app_names(
-            current,
-            std::iter::once(memory.app.as_str()).chain(log.iter().map(|entry| entry.app.as_str())),
-        );
+        let names = self
+            .app_names(
+                current,
+                std::iter::once(memory.app.as_str())
+                    .chain(log.iter().map(|entry| entry.app.as_str())),
+            )
+            .await;
         let app_name = name_of(&names, &memory.app);
         let log: Vec<_> = log
             .into_iter()

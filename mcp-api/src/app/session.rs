@@ -84,7 +84,24 @@ pub(super) struct Session {
     pub(super) tokens: tokio::sync::Mutex<Tokens>,
     /// Display names of apps (client ids), learnt from the provider's grant list.
     pub(super) app_names: Mutex<HashMap<String, String>>,
+    /// When names were last asked for because an app was unknown.
+    names_asked: Mutex<Option<Instant>>,
     created: Instant,
+}
+
+impl Session {
+    /// Whether names may be asked for again (at most once per `interval`); records the ask.
+    pub(super) fn may_refresh_names(&self, interval: Duration) -> bool {
+        let mut asked = self
+            .names_asked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if asked.is_some_and(|at| at.elapsed() < interval) {
+            return false;
+        }
+        *asked = Some(Instant::now());
+        true
+    }
 }
 
 /// A sign-in in flight, found by its `state`.
@@ -141,6 +158,7 @@ impl Sessions {
             csrf: random_token(),
             tokens: tokio::sync::Mutex::new(tokens),
             app_names: Mutex::new(HashMap::new()),
+            names_asked: Mutex::new(None),
             created: Instant::now(),
         });
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
@@ -258,6 +276,16 @@ mod tests {
         assert!(sessions.take_login("other").is_none());
         assert_eq!(sessions.take_login("state").unwrap().verifier, "v");
         assert!(sessions.take_login("state").is_none());
+    }
+
+    #[test]
+    fn app_names_are_asked_for_at_most_once_per_interval() {
+        let sessions = Sessions::new(Duration::from_secs(60), 2);
+        let cookie = sessions.create(Owner::new("a").unwrap(), String::new(), tokens());
+        let session = sessions.get(&cookie).unwrap();
+        assert!(session.may_refresh_names(Duration::from_secs(30)));
+        assert!(!session.may_refresh_names(Duration::from_secs(30)));
+        assert!(session.may_refresh_names(Duration::ZERO));
     }
 
     #[test]
