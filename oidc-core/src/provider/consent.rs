@@ -14,16 +14,15 @@ use http::header::{CONTENT_SECURITY_POLICY, ORIGIN, REFERRER_POLICY};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
-use super::authorize::{bad_request_page, error_redirect, expired_page, unavailable_page};
 use super::errors::{ErrorCode, OAuthError};
 use super::form::{self, Params};
+use super::pages::{Destination, bad_request_page, error_redirect, expired_page, unavailable_page};
 use super::response::{self, HttpResponse};
-use super::service::Inner;
+use super::state::ProviderState;
 use crate::audit::{self, AuditEvent};
 use crate::authn::{AuthenticatedUser, TransactionId};
 use crate::client::ClientKind;
 use crate::html;
-use crate::redirect::RedirectUri;
 use crate::secret::Secret;
 use crate::store::{
     AuthorizationCodeRecord, GrantLogin, PendingAuthorization, PendingKey, PendingStatus,
@@ -33,17 +32,17 @@ use crate::types::Scope;
 
 /// A login finished: moves the transaction to consent and shows the page.
 pub(crate) async fn begin(
-    inner: &Inner,
+    provider: &ProviderState,
     transaction: &TransactionId,
     user: AuthenticatedUser,
     now: u64,
 ) -> HttpResponse {
-    let Ok(csrf) = Secret::generate(inner.rng()) else {
+    let Ok(csrf) = Secret::generate(provider.rng()) else {
         return unavailable_page();
     };
     let key = PendingKey::for_transaction(transaction);
-    let pending = match inner
-        .store
+    let pending = match provider
+        .store()
         .complete_login(key, user.clone(), csrf.to_hash(), now)
         .await
     {
@@ -54,13 +53,18 @@ pub(crate) async fn begin(
             return unavailable_page();
         }
     };
-    render(inner, transaction, &csrf, &pending, &user)
+    render(provider, transaction, &csrf, &pending, &user)
 }
 
 /// `POST /consent`.
-pub(crate) async fn submit(inner: &Inner, parts: &Parts, body: &Bytes, now: u64) -> HttpResponse {
+pub(crate) async fn submit(
+    provider: &ProviderState,
+    parts: &Parts,
+    body: &Bytes,
+    now: u64,
+) -> HttpResponse {
     if let Some(origin) = parts.headers.get(ORIGIN)
-        && origin.as_bytes() != inner.issuer_origin.as_bytes()
+        && origin.as_bytes() != provider.issuer_origin().as_bytes()
     {
         return response::error_page(
             StatusCode::FORBIDDEN,
@@ -83,7 +87,7 @@ pub(crate) async fn submit(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
         return bad_request_page("The consent form is not valid.");
     };
     let key = PendingKey::for_transaction(&transaction);
-    let pending = match inner.store.pending(key, now).await {
+    let pending = match provider.store().pending(key, now).await {
         Ok(Some(pending)) => pending,
         Ok(None) => return expired_page(),
         Err(error) => {
@@ -102,20 +106,20 @@ pub(crate) async fn submit(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
         );
     }
     match decision {
-        "approve" => approve(inner, key, &pending, user, now).await,
-        "deny" => deny(inner, key, &pending, now).await,
+        "approve" => approve(provider, key, &pending, user, now).await,
+        "deny" => deny(provider, key, &pending, now).await,
         _ => bad_request_page("The consent form is not valid."),
     }
 }
 
 async fn approve(
-    inner: &Inner,
+    provider: &ProviderState,
     key: PendingKey,
     pending: &PendingAuthorization,
     user: &AuthenticatedUser,
     now: u64,
 ) -> HttpResponse {
-    let Ok(code) = Secret::generate(inner.rng()) else {
+    let Ok(code) = Secret::generate(provider.rng()) else {
         return unavailable_page();
     };
     let mut record = AuthorizationCodeRecord::new(
@@ -127,13 +131,13 @@ async fn approve(
         user.subject.clone(),
         user.auth_time,
         now,
-        now.saturating_add(inner.config.lifetimes.code.as_secs()),
+        now.saturating_add(provider.config().lifetimes.code.as_secs()),
     );
     record.nonce = pending.nonce.clone();
     record.claims = released_claims(&pending.scope, user);
     record.login = Some(GrantLogin::of(user));
-    match inner
-        .store
+    match provider
+        .store()
         .complete_consent(key, Some((code.to_hash(), record)), now)
         .await
     {
@@ -153,7 +157,7 @@ async fn approve(
     if let Some(state) = &pending.state {
         params.push(("state", state));
     }
-    params.push(("iss", inner.config.issuer.as_str()));
+    params.push(("iss", provider.config().issuer.as_str()));
     response::redirect(
         StatusCode::SEE_OTHER,
         &response::redirect_location(&pending.redirect_uri, &params),
@@ -161,14 +165,14 @@ async fn approve(
 }
 
 async fn deny(
-    inner: &Inner,
+    provider: &ProviderState,
     key: PendingKey,
     pending: &PendingAuthorization,
     now: u64,
 ) -> HttpResponse {
-    match inner.store.complete_consent(key, None, now).await {
+    match provider.store().complete_consent(key, None, now).await {
         Ok(Some(_)) => error_redirect(
-            inner,
+            &provider.config().issuer,
             &pending.redirect_uri,
             pending.state.as_deref(),
             OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
@@ -193,7 +197,7 @@ pub(crate) fn released_claims(scope: &Scope, user: &AuthenticatedUser) -> Releas
 }
 
 fn render(
-    inner: &Inner,
+    provider: &ProviderState,
     transaction: &TransactionId,
     csrf: &Secret,
     pending: &PendingAuthorization,
@@ -235,7 +239,7 @@ fn render(
     for token in pending.scope.iter() {
         body.push_str(&format!(
             "<li>{}</li>",
-            html::escape(&describe_scope(inner, token))
+            html::escape(&describe_scope(provider, token))
         ));
     }
     body.push_str("</ul><p>For use with:</p><ul>");
@@ -252,7 +256,7 @@ fn render(
          <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Allow</button>\
          <button class=\"secondary\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
          </form>",
-        html::escape(&inner.paths.consent),
+        html::escape(&provider.paths().consent),
         html::escape(transaction.as_str()),
         html::escape(csrf.expose_secret()),
     ));
@@ -270,66 +274,15 @@ fn render(
     page
 }
 
-/// Where the browser goes after consent, for people and for the CSP.
-pub(crate) struct Destination {
-    /// `host[:port]`, or the scheme of a native app.
-    pub(crate) label: String,
-    /// The CSP source allowing the redirect: an origin, or `scheme:`.
-    csp_source: String,
-    loopback: bool,
-}
-
-impl Destination {
-    pub(crate) fn of(redirect_uri: &RedirectUri) -> Destination {
-        let fallback = || Destination {
-            label: redirect_uri.as_str().to_owned(),
-            csp_source: String::new(),
-            loopback: redirect_uri.is_loopback(),
-        };
-        let Ok(url) = url::Url::parse(redirect_uri.as_str()) else {
-            return fallback();
-        };
-        if redirect_uri.is_private_use_scheme() {
-            return Destination {
-                label: format!("the app that opens {}: links", url.scheme()),
-                csp_source: format!("{}:", url.scheme()),
-                loopback: false,
-            };
-        }
-        let Some(host) = url.host_str() else {
-            return fallback();
-        };
-        let label = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        };
-        let origin = url.origin().ascii_serialization();
-        // An origin has no characters that could break out of the CSP header.
-        let csp_source = if origin
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
-        {
-            origin
-        } else {
-            String::new()
-        };
-        Destination {
-            label,
-            csp_source,
-            loopback: redirect_uri.is_loopback(),
-        }
-    }
-}
-
 /// The consent page's words for a scope.
-fn describe_scope(inner: &Inner, token: &str) -> String {
+fn describe_scope(provider: &ProviderState, token: &str) -> String {
     match token {
         "openid" => "Confirm who you are (a stable user id)".to_owned(),
         "profile" => "See your name".to_owned(),
         "email" => "See your email address".to_owned(),
         "offline_access" => "Keep access while you are not using it".to_owned(),
-        other => inner
-            .config
+        other => provider
+            .config()
             .scopes
             .iter()
             .find(|s| s.name() == other)
@@ -340,30 +293,6 @@ fn describe_scope(inner: &Inner, token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn destination(uri: &str) -> Destination {
-        Destination::of(&RedirectUri::parse(uri).unwrap())
-    }
-
-    #[test]
-    fn destinations_name_the_host_and_allow_only_its_origin() {
-        let web = destination("https://chatgpt.com/connector/oauth/abc?x=1");
-        assert_eq!(web.label, "chatgpt.com");
-        assert_eq!(web.csp_source, "https://chatgpt.com");
-        assert!(!web.loopback);
-
-        let port = destination("https://app.example:8443/cb");
-        assert_eq!(port.label, "app.example:8443");
-        assert_eq!(port.csp_source, "https://app.example:8443");
-
-        let native = destination("http://127.0.0.1:51234/cb");
-        assert_eq!(native.label, "127.0.0.1:51234");
-        assert!(native.loopback);
-
-        let app = destination("com.example.app:/oauth2redirect");
-        assert_eq!(app.csp_source, "com.example.app:");
-        assert!(app.label.contains("com.example.app"));
-    }
 
     #[test]
     fn only_verified_and_scoped_claims_are_released() {

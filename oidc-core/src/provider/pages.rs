@@ -1,0 +1,174 @@
+//! The pages and redirects shared by the browser-facing endpoints (authorization, login
+//! chooser, consent): error pages that never redirect, error redirects to a trusted
+//! client, and where a redirect URI leads. It imports no endpoint.
+
+use http::StatusCode;
+
+use super::errors::OAuthError;
+use super::response::{self, HttpResponse};
+use crate::html;
+use crate::redirect::RedirectUri;
+use crate::types::Issuer;
+
+/// 400: the request cannot be completed (never a redirect).
+pub(crate) fn bad_request_page(message: &str) -> HttpResponse {
+    response::error_page(
+        StatusCode::BAD_REQUEST,
+        "This request cannot be completed",
+        message,
+    )
+}
+
+/// 400: the sign-in transaction is gone.
+pub(crate) fn expired_page() -> HttpResponse {
+    response::error_page(
+        StatusCode::BAD_REQUEST,
+        "This sign-in has expired",
+        "Go back to the application and start again.",
+    )
+}
+
+/// 503: the store failed.
+pub(crate) fn unavailable_page() -> HttpResponse {
+    response::error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "Please try again in a moment.",
+    )
+}
+
+/// A redirect to the client with an error, `state` and `iss` (RFC 9207): `status` is 302
+/// after a GET and 303 after a POST.
+pub(crate) fn error_redirect(
+    issuer: &Issuer,
+    redirect_uri: &RedirectUri,
+    state: Option<&str>,
+    error: OAuthError,
+    status: StatusCode,
+) -> HttpResponse {
+    let mut params = vec![
+        ("error", error.code().as_str()),
+        ("error_description", error.description()),
+    ];
+    if let Some(state) = state {
+        params.push(("state", state));
+    }
+    params.push(("iss", issuer.as_str()));
+    response::redirect(status, &response::redirect_location(redirect_uri, &params))
+}
+
+/// The error page shown instead of an error redirect to a self-registered client: the
+/// error, the host the client's redirect URI leads to, and the redirect as a link the user
+/// may follow (it carries the same `error`, `state` and `iss` the redirect would have).
+pub(crate) fn untrusted_error_page(
+    issuer: &Issuer,
+    redirect_uri: &RedirectUri,
+    state: Option<&str>,
+    error: OAuthError,
+) -> HttpResponse {
+    let mut params = vec![
+        ("error", error.code().as_str()),
+        ("error_description", error.description()),
+    ];
+    if let Some(state) = state {
+        params.push(("state", state));
+    }
+    params.push(("iss", issuer.as_str()));
+    let location = response::redirect_location(redirect_uri, &params);
+    let destination = Destination::of(redirect_uri);
+    let host = html::escape(&destination.label);
+    let title = "This request cannot be completed";
+    let body = format!(
+        "<h1>{title}</h1>\
+         <p class=\"error\">The application's request was refused: {description} \
+         (<code>{code}</code>).</p>\
+         <p>The application registered itself with this server, so you are not sent back \
+         to it automatically. It asked to return you to <strong>{host}</strong>.</p>\
+         <p><a href=\"{location}\">Return to {host}</a> only if you trust it; otherwise \
+         close this page.</p>",
+        description = html::escape(error.description()),
+        code = html::escape(error.code().as_str()),
+        location = html::escape(&location),
+    );
+    response::page(html::page(StatusCode::BAD_REQUEST, title, &body))
+}
+
+/// Where the browser goes after consent, for people and for the CSP.
+pub(crate) struct Destination {
+    /// `host[:port]`, or the scheme of a native app.
+    pub(crate) label: String,
+    /// The CSP source allowing the redirect: an origin, or `scheme:`.
+    pub(crate) csp_source: String,
+    pub(crate) loopback: bool,
+}
+
+impl Destination {
+    pub(crate) fn of(redirect_uri: &RedirectUri) -> Destination {
+        let fallback = || Destination {
+            label: redirect_uri.as_str().to_owned(),
+            csp_source: String::new(),
+            loopback: redirect_uri.is_loopback(),
+        };
+        let Ok(url) = url::Url::parse(redirect_uri.as_str()) else {
+            return fallback();
+        };
+        if redirect_uri.is_private_use_scheme() {
+            return Destination {
+                label: format!("the app that opens {}: links", url.scheme()),
+                csp_source: format!("{}:", url.scheme()),
+                loopback: false,
+            };
+        }
+        let Some(host) = url.host_str() else {
+            return fallback();
+        };
+        let label = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let origin = url.origin().ascii_serialization();
+        // An origin has no characters that could break out of the CSP header.
+        let csp_source = if origin
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        {
+            origin
+        } else {
+            String::new()
+        };
+        Destination {
+            label,
+            csp_source,
+            loopback: redirect_uri.is_loopback(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn destination(uri: &str) -> Destination {
+        Destination::of(&RedirectUri::parse(uri).unwrap())
+    }
+
+    #[test]
+    fn destinations_name_the_host_and_allow_only_its_origin() {
+        let web = destination("https://chatgpt.com/connector/oauth/abc?x=1");
+        assert_eq!(web.label, "chatgpt.com");
+        assert_eq!(web.csp_source, "https://chatgpt.com");
+        assert!(!web.loopback);
+
+        let port = destination("https://app.example:8443/cb");
+        assert_eq!(port.label, "app.example:8443");
+        assert_eq!(port.csp_source, "https://app.example:8443");
+
+        let native = destination("http://127.0.0.1:51234/cb");
+        assert_eq!(native.label, "127.0.0.1:51234");
+        assert!(native.loopback);
+
+        let app = destination("com.example.app:/oauth2redirect");
+        assert_eq!(app.csp_source, "com.example.app:");
+        assert!(app.label.contains("com.example.app"));
+    }
+}
