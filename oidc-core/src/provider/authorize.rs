@@ -10,7 +10,6 @@
 //! automatically only to trusted URIs). The user's own "Deny" on the consent page still
 //! redirects: the user chose it, after seeing where it leads.
 
-use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, StatusCode};
 
@@ -18,9 +17,9 @@ use super::config::ProviderConfig;
 use super::errors::{ErrorCode, OAuthError, pkce_description};
 use super::form::{self, Params};
 use super::pages::{
-    bad_request_page, error_redirect, expired_page, unavailable_page, untrusted_error_page,
+    BrowserAnswer, ErrorPage, bad_request_page, error_redirect, expired_page, unavailable_page,
+    untrusted_error_page,
 };
-use super::response::{self, HttpResponse};
 use super::state::{ClientLookupError, ProviderState};
 use crate::authn::{LoginRequest, TransactionId};
 use crate::client::{Client, ClientKind};
@@ -51,63 +50,94 @@ pub(crate) struct ValidatedRequest {
     pub(crate) login_hint: Option<String>,
 }
 
-/// Handles `GET`/`POST /authorize`.
+/// An authorization request, parsed once: the client it names, and the rest of its
+/// parameters, which [`validate`] checks against that client once it is found. A
+/// missing or repeated `redirect_uri` or `state` is reported only after the client is
+/// known, as RFC 6749 §4.1.2.1 orders the checks.
+pub(crate) struct AuthorizeRequest {
+    client_id: ClientId,
+    /// Whether it came as a form `POST` (errors then redirect with 303).
+    post: bool,
+    params: Params,
+}
+
+impl AuthorizeRequest {
+    /// Reads the query (`GET`) or form (`POST`) and the `client_id`.
+    pub(crate) fn parse(parts: &Parts, body: &[u8]) -> Result<AuthorizeRequest, ErrorPage> {
+        let post = parts.method == Method::POST;
+        let params = if post {
+            if !form::is_form(&parts.headers) {
+                return Err(bad_request_page(
+                    "The authorization request must be a form.",
+                ));
+            }
+            Params::parse(body)
+        } else {
+            Params::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        };
+        let Ok(params) = params else {
+            return Err(bad_request_page(
+                "The authorization request has too many parameters.",
+            ));
+        };
+        let client_id = match params.get("client_id") {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                return Err(bad_request_page(
+                    "The request does not name a client (client_id).",
+                ));
+            }
+            Err(_) => return Err(bad_request_page("The request names more than one client.")),
+        };
+        let Ok(client_id) = ClientId::parse(client_id) else {
+            return Err(bad_request_page("The client id is not valid."));
+        };
+        Ok(AuthorizeRequest {
+            client_id,
+            post,
+            params,
+        })
+    }
+}
+
+/// `GET`/`POST /authorize`.
 pub(crate) async fn authorize(
     provider: &ProviderState,
-    parts: &Parts,
-    body: &Bytes,
+    request: &AuthorizeRequest,
     now: u64,
-) -> HttpResponse {
-    let params = if parts.method == Method::POST {
-        if !form::is_form(&parts.headers) {
-            return bad_request_page("The authorization request must be a form.");
-        }
-        Params::parse(body)
-    } else {
-        Params::parse(parts.uri.query().unwrap_or_default().as_bytes())
-    };
-    let Ok(params) = params else {
-        return bad_request_page("The authorization request has too many parameters.");
-    };
-
+) -> BrowserAnswer {
+    let params = &request.params;
     // 1. The client.
-    let client_id = match params.get("client_id") {
-        Ok(Some(id)) => id,
-        Ok(None) => return bad_request_page("The request does not name a client (client_id)."),
-        Err(_) => return bad_request_page("The request names more than one client."),
-    };
-    let Ok(client_id) = ClientId::parse(client_id) else {
-        return bad_request_page("The client id is not valid.");
-    };
-    let client = match provider.find_client(&client_id, now).await {
+    let client = match provider.find_client(&request.client_id, now).await {
         Ok(Some(client)) => client,
-        Ok(None) => return bad_request_page("The application is not registered here."),
+        Ok(None) => return bad_request_page("The application is not registered here.").into(),
         Err(ClientLookupError::MetadataDocument(error)) => {
             tracing::info!(%error, "client metadata document refused");
             return bad_request_page(
                 "The application's client metadata document could not be used.",
-            );
+            )
+            .into();
         }
         Err(ClientLookupError::Store(error)) => {
             tracing::error!(%error, "client lookup failed");
-            return unavailable_page();
+            return unavailable_page().into();
         }
     };
 
     // 2. The redirect URI: exact match, loopback ports excepted.
     let redirect_uri = match params.get("redirect_uri") {
         Ok(Some(uri)) => uri,
-        Ok(None) => return bad_request_page("The request has no redirect_uri."),
-        Err(_) => return bad_request_page("The request has more than one redirect_uri."),
+        Ok(None) => return bad_request_page("The request has no redirect_uri.").into(),
+        Err(_) => return bad_request_page("The request has more than one redirect_uri.").into(),
     };
     let Some(redirect_uri) = redirect::match_requested(&client.redirect_uris, redirect_uri) else {
-        return bad_request_page("The redirect_uri is not registered for this application.");
+        return bad_request_page("The redirect_uri is not registered for this application.").into();
     };
 
     // From here on, errors go back to the client (303 after a POST, RFC 9700 §4.12) if the
     // operator configured it; a self-registered client's redirect URI is not trusted, and
     // the user sees a page with a link to follow or not (RFC 9700 §4.11.2).
-    let status = if parts.method == Method::POST {
+    let status = if request.post {
         StatusCode::SEE_OTHER
     } else {
         StatusCode::FOUND
@@ -136,7 +166,7 @@ pub(crate) async fn authorize(
         }
     };
     let validated = match validate(
-        &params,
+        params,
         &client,
         provider.config(),
         provider.supported_scopes(),
@@ -181,7 +211,7 @@ pub(crate) async fn authorize(
     }
 
     match provider.authenticators() {
-        [only] => response::page(only.start(login, now).await),
+        [only] => BrowserAnswer::Page(only.start(login, now).await),
         several => chooser(provider, &transaction, several),
     }
 }
@@ -353,7 +383,7 @@ fn chooser(
     provider: &ProviderState,
     transaction: &TransactionId,
     authenticators: &[std::sync::Arc<dyn crate::authn::Authenticator>],
-) -> HttpResponse {
+) -> BrowserAnswer {
     let mut links = String::new();
     for authenticator in authenticators {
         let query = url::form_urlencoded::Serializer::new(String::new())
@@ -367,50 +397,69 @@ fn chooser(
             html::escape(authenticator.label()),
         ));
     }
-    response::page(html::page(
+    BrowserAnswer::Page(html::page(
         StatusCode::OK,
         "Sign in",
         &format!("<h1>Sign in</h1>{links}"),
     ))
 }
 
+/// A login chooser link: the transaction and the chosen method.
+pub(crate) struct SelectLoginRequest {
+    transaction: TransactionId,
+    method: String,
+}
+
+impl SelectLoginRequest {
+    /// Reads `?tx=…&method=…`.
+    pub(crate) fn parse(parts: &Parts) -> Result<SelectLoginRequest, ErrorPage> {
+        let invalid = || bad_request_page("The sign-in link is not valid.");
+        let Ok(params) = Params::parse(parts.uri.query().unwrap_or_default().as_bytes()) else {
+            return Err(invalid());
+        };
+        let (Ok(Some(tx)), Ok(Some(method))) = (params.get("tx"), params.get("method")) else {
+            return Err(invalid());
+        };
+        let Some(transaction) = TransactionId::parse(tx) else {
+            return Err(invalid());
+        };
+        Ok(SelectLoginRequest {
+            transaction,
+            method: method.to_owned(),
+        })
+    }
+}
+
 /// `GET /authorize/select?tx=…&method=…`: starts the chosen login method.
 pub(crate) async fn select_login(
     provider: &ProviderState,
-    parts: &Parts,
+    request: &SelectLoginRequest,
     now: u64,
-) -> HttpResponse {
-    let Ok(params) = Params::parse(parts.uri.query().unwrap_or_default().as_bytes()) else {
-        return bad_request_page("The sign-in link is not valid.");
-    };
-    let (Ok(Some(tx)), Ok(Some(method))) = (params.get("tx"), params.get("method")) else {
-        return bad_request_page("The sign-in link is not valid.");
-    };
-    let Some(transaction) = TransactionId::parse(tx) else {
-        return bad_request_page("The sign-in link is not valid.");
-    };
+) -> BrowserAnswer {
+    let transaction = &request.transaction;
+    let method = request.method.as_str();
     let Some(authenticator) = provider
         .authenticators()
         .iter()
         .find(|a| a.name() == method)
     else {
-        return bad_request_page("The sign-in method is not available.");
+        return bad_request_page("The sign-in method is not available.").into();
     };
     let pending = match provider
         .store()
-        .pending(PendingKey::for_transaction(&transaction), now)
+        .pending(PendingKey::for_transaction(transaction), now)
         .await
     {
         Ok(Some(pending)) if pending.status == PendingStatus::AwaitingLogin => pending,
-        Ok(_) => return expired_page(),
+        Ok(_) => return expired_page().into(),
         Err(error) => {
             tracing::error!(%error, "could not read a pending authorization");
-            return unavailable_page();
+            return unavailable_page().into();
         }
     };
-    response::page(
+    BrowserAnswer::Page(
         authenticator
-            .start(login_request(&transaction, &pending), now)
+            .start(login_request(transaction, &pending), now)
             .await,
     )
 }

@@ -9,15 +9,17 @@
 //! real origin (not `null`) with the form, and its CSP allows the form to be followed by
 //! the redirect to the client's origin.
 
-use bytes::Bytes;
 use http::header::{CONTENT_SECURITY_POLICY, ORIGIN, REFERRER_POLICY};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
+use zeroize::Zeroizing;
 
 use super::errors::{ErrorCode, OAuthError};
 use super::form::{self, Params};
-use super::pages::{Destination, bad_request_page, error_redirect, expired_page, unavailable_page};
-use super::response::{self, HttpResponse};
+use super::pages::{
+    BrowserAnswer, Destination, ErrorPage, bad_request_page, error_redirect, expired_page,
+    redirect_location, refused_page, unavailable_page,
+};
 use super::state::ProviderState;
 use crate::audit::{self, AuditEvent};
 use crate::authn::{AuthenticatedUser, TransactionId};
@@ -36,9 +38,9 @@ pub(crate) async fn begin(
     transaction: &TransactionId,
     user: AuthenticatedUser,
     now: u64,
-) -> HttpResponse {
+) -> BrowserAnswer {
     let Ok(csrf) = Secret::generate(provider.rng()) else {
-        return unavailable_page();
+        return unavailable_page().into();
     };
     let key = PendingKey::for_transaction(transaction);
     let pending = match provider
@@ -47,68 +49,95 @@ pub(crate) async fn begin(
         .await
     {
         Ok(Some(pending)) => pending,
-        Ok(None) => return expired_page(),
+        Ok(None) => return expired_page().into(),
         Err(error) => {
             tracing::error!(%error, "could not record a finished login");
-            return unavailable_page();
+            return unavailable_page().into();
         }
     };
     render(provider, transaction, &csrf, &pending, &user)
 }
 
+/// The consent form, parsed once. The decision is read as sent: an unknown one is
+/// refused only after the CSRF token is checked.
+pub(crate) struct ConsentForm {
+    transaction: TransactionId,
+    csrf: Zeroizing<String>,
+    decision: Option<Decision>,
+}
+
+#[derive(Clone, Copy)]
+enum Decision {
+    Approve,
+    Deny,
+}
+
+impl ConsentForm {
+    /// Refuses a form posted from another origin than the issuer's, then reads it.
+    pub(crate) fn parse(
+        parts: &Parts,
+        body: &[u8],
+        issuer_origin: &str,
+    ) -> Result<ConsentForm, ErrorPage> {
+        if let Some(origin) = parts.headers.get(ORIGIN)
+            && origin.as_bytes() != issuer_origin.as_bytes()
+        {
+            return Err(refused_page("The form was not sent from this site."));
+        }
+        let invalid = || bad_request_page("The consent form is not valid.");
+        if !form::is_form(&parts.headers) {
+            return Err(invalid());
+        }
+        let Ok(params) = Params::parse(body) else {
+            return Err(invalid());
+        };
+        let (Ok(Some(tx)), Ok(Some(csrf)), Ok(Some(decision))) =
+            (params.get("tx"), params.get("csrf"), params.get("decision"))
+        else {
+            return Err(invalid());
+        };
+        let Some(transaction) = TransactionId::parse(tx) else {
+            return Err(invalid());
+        };
+        let decision = match decision {
+            "approve" => Some(Decision::Approve),
+            "deny" => Some(Decision::Deny),
+            _ => None,
+        };
+        Ok(ConsentForm {
+            transaction,
+            csrf: Zeroizing::new(csrf.to_owned()),
+            decision,
+        })
+    }
+}
+
 /// `POST /consent`.
 pub(crate) async fn submit(
     provider: &ProviderState,
-    parts: &Parts,
-    body: &Bytes,
+    form: &ConsentForm,
     now: u64,
-) -> HttpResponse {
-    if let Some(origin) = parts.headers.get(ORIGIN)
-        && origin.as_bytes() != provider.issuer_origin().as_bytes()
-    {
-        return response::error_page(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "The form was not sent from this site.",
-        );
-    }
-    if !form::is_form(&parts.headers) {
-        return bad_request_page("The consent form is not valid.");
-    }
-    let Ok(params) = Params::parse(body) else {
-        return bad_request_page("The consent form is not valid.");
-    };
-    let (Ok(Some(tx)), Ok(Some(csrf)), Ok(Some(decision))) =
-        (params.get("tx"), params.get("csrf"), params.get("decision"))
-    else {
-        return bad_request_page("The consent form is not valid.");
-    };
-    let Some(transaction) = TransactionId::parse(tx) else {
-        return bad_request_page("The consent form is not valid.");
-    };
-    let key = PendingKey::for_transaction(&transaction);
+) -> BrowserAnswer {
+    let transaction = &form.transaction;
+    let key = PendingKey::for_transaction(transaction);
     let pending = match provider.store().pending(key, now).await {
         Ok(Some(pending)) => pending,
-        Ok(None) => return expired_page(),
+        Ok(None) => return expired_page().into(),
         Err(error) => {
             tracing::error!(%error, "could not read a pending authorization");
-            return unavailable_page();
+            return unavailable_page().into();
         }
     };
     let PendingStatus::AwaitingConsent { user, consent_csrf } = &pending.status else {
-        return expired_page();
+        return expired_page().into();
     };
-    if !consent_csrf.matches(csrf) {
-        return response::error_page(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "The consent form has expired or was not sent from this site.",
-        );
+    if !consent_csrf.matches(&form.csrf) {
+        return refused_page("The consent form has expired or was not sent from this site.").into();
     }
-    match decision {
-        "approve" => approve(provider, key, &pending, user, now).await,
-        "deny" => deny(provider, key, &pending, now).await,
-        _ => bad_request_page("The consent form is not valid."),
+    match form.decision {
+        Some(Decision::Approve) => approve(provider, key, &pending, user, now).await,
+        Some(Decision::Deny) => deny(provider, key, &pending, now).await,
+        None => bad_request_page("The consent form is not valid.").into(),
     }
 }
 
@@ -118,9 +147,9 @@ async fn approve(
     pending: &PendingAuthorization,
     user: &AuthenticatedUser,
     now: u64,
-) -> HttpResponse {
+) -> BrowserAnswer {
     let Ok(code) = Secret::generate(provider.rng()) else {
-        return unavailable_page();
+        return unavailable_page().into();
     };
     let mut record = AuthorizationCodeRecord::new(
         pending.client_id.clone(),
@@ -142,10 +171,10 @@ async fn approve(
         .await
     {
         Ok(Some(_)) => {}
-        Ok(None) => return expired_page(),
+        Ok(None) => return expired_page().into(),
         Err(error) => {
             tracing::error!(%error, "could not store an authorization code");
-            return unavailable_page();
+            return unavailable_page().into();
         }
     }
     audit::record(&AuditEvent::CodeIssued {
@@ -158,10 +187,10 @@ async fn approve(
         params.push(("state", state));
     }
     params.push(("iss", provider.config().issuer.as_str()));
-    response::redirect(
-        StatusCode::SEE_OTHER,
-        &response::redirect_location(&pending.redirect_uri, &params),
-    )
+    BrowserAnswer::Redirect {
+        status: StatusCode::SEE_OTHER,
+        location: redirect_location(&pending.redirect_uri, &params),
+    }
 }
 
 async fn deny(
@@ -169,7 +198,7 @@ async fn deny(
     key: PendingKey,
     pending: &PendingAuthorization,
     now: u64,
-) -> HttpResponse {
+) -> BrowserAnswer {
     match provider.store().complete_consent(key, None, now).await {
         Ok(Some(_)) => error_redirect(
             &provider.config().issuer,
@@ -178,10 +207,10 @@ async fn deny(
             OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
             StatusCode::SEE_OTHER,
         ),
-        Ok(None) => expired_page(),
+        Ok(None) => expired_page().into(),
         Err(error) => {
             tracing::error!(%error, "could not record a denial");
-            unavailable_page()
+            unavailable_page().into()
         }
     }
 }
@@ -202,7 +231,7 @@ fn render(
     csrf: &Secret,
     pending: &PendingAuthorization,
     user: &AuthenticatedUser,
-) -> HttpResponse {
+) -> BrowserAnswer {
     let client = html::escape(&pending.client_name);
     let destination = Destination::of(&pending.redirect_uri);
     let mut body = format!("<h1>Allow {client} to use your account?</h1>");
@@ -260,7 +289,7 @@ fn render(
         html::escape(transaction.as_str()),
         html::escape(csrf.expose_secret()),
     ));
-    let mut page = response::page(html::page(StatusCode::OK, "Allow access?", &body));
+    let mut page = html::page(StatusCode::OK, "Allow access?", &body);
     let headers = page.headers_mut();
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     let csp = format!(
@@ -271,7 +300,7 @@ fn render(
     if let Ok(value) = HeaderValue::from_str(&csp) {
         headers.insert(CONTENT_SECURITY_POLICY, value);
     }
-    page
+    BrowserAnswer::Page(page)
 }
 
 /// The consent page's words for a scope.

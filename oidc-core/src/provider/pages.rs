@@ -2,39 +2,79 @@
 //! chooser, consent): error pages that never redirect, error redirects to a trusted
 //! client, and where a redirect URI leads. It imports no endpoint.
 
-use http::StatusCode;
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use url::form_urlencoded;
 
 use super::errors::OAuthError;
-use super::response::{self, HttpResponse};
 use crate::html;
 use crate::redirect::RedirectUri;
 use crate::types::Issuer;
 
+/// What a browser-facing endpoint (authorization, login chooser, consent, a finished
+/// login) answers; the router turns it into HTTP.
+#[derive(Debug)]
+pub(crate) enum BrowserAnswer {
+    /// A page: a login method's, the chooser, the consent page, or an error page with a
+    /// link.
+    Page(Response<Bytes>),
+    /// A redirect to `location`: 302 after a GET, 303 after a POST.
+    Redirect {
+        status: StatusCode,
+        location: String,
+    },
+    /// An error page; never a redirect.
+    Error(ErrorPage),
+}
+
+/// An error page with a fixed title and message; never a redirect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorPage {
+    pub(crate) status: StatusCode,
+    pub(crate) title: &'static str,
+    pub(crate) message: &'static str,
+}
+
+impl From<ErrorPage> for BrowserAnswer {
+    fn from(page: ErrorPage) -> BrowserAnswer {
+        BrowserAnswer::Error(page)
+    }
+}
+
 /// 400: the request cannot be completed (never a redirect).
-pub(crate) fn bad_request_page(message: &str) -> HttpResponse {
-    response::error_page(
-        StatusCode::BAD_REQUEST,
-        "This request cannot be completed",
+pub(crate) fn bad_request_page(message: &'static str) -> ErrorPage {
+    ErrorPage {
+        status: StatusCode::BAD_REQUEST,
+        title: "This request cannot be completed",
         message,
-    )
+    }
+}
+
+/// 403: a form from another site, or with a wrong CSRF token.
+pub(crate) fn refused_page(message: &'static str) -> ErrorPage {
+    ErrorPage {
+        status: StatusCode::FORBIDDEN,
+        title: "Request refused",
+        message,
+    }
 }
 
 /// 400: the sign-in transaction is gone.
-pub(crate) fn expired_page() -> HttpResponse {
-    response::error_page(
-        StatusCode::BAD_REQUEST,
-        "This sign-in has expired",
-        "Go back to the application and start again.",
-    )
+pub(crate) fn expired_page() -> ErrorPage {
+    ErrorPage {
+        status: StatusCode::BAD_REQUEST,
+        title: "This sign-in has expired",
+        message: "Go back to the application and start again.",
+    }
 }
 
 /// 503: the store failed.
-pub(crate) fn unavailable_page() -> HttpResponse {
-    response::error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Temporarily unavailable",
-        "Please try again in a moment.",
-    )
+pub(crate) fn unavailable_page() -> ErrorPage {
+    ErrorPage {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        title: "Temporarily unavailable",
+        message: "Please try again in a moment.",
+    }
 }
 
 /// A redirect to the client with an error, `state` and `iss` (RFC 9207): `status` is 302
@@ -45,7 +85,7 @@ pub(crate) fn error_redirect(
     state: Option<&str>,
     error: OAuthError,
     status: StatusCode,
-) -> HttpResponse {
+) -> BrowserAnswer {
     let mut params = vec![
         ("error", error.code().as_str()),
         ("error_description", error.description()),
@@ -54,7 +94,10 @@ pub(crate) fn error_redirect(
         params.push(("state", state));
     }
     params.push(("iss", issuer.as_str()));
-    response::redirect(status, &response::redirect_location(redirect_uri, &params))
+    BrowserAnswer::Redirect {
+        status,
+        location: redirect_location(redirect_uri, &params),
+    }
 }
 
 /// The error page shown instead of an error redirect to a self-registered client: the
@@ -65,7 +108,7 @@ pub(crate) fn untrusted_error_page(
     redirect_uri: &RedirectUri,
     state: Option<&str>,
     error: OAuthError,
-) -> HttpResponse {
+) -> BrowserAnswer {
     let mut params = vec![
         ("error", error.code().as_str()),
         ("error_description", error.description()),
@@ -74,7 +117,7 @@ pub(crate) fn untrusted_error_page(
         params.push(("state", state));
     }
     params.push(("iss", issuer.as_str()));
-    let location = response::redirect_location(redirect_uri, &params);
+    let location = redirect_location(redirect_uri, &params);
     let destination = Destination::of(redirect_uri);
     let host = html::escape(&destination.label);
     let title = "This request cannot be completed";
@@ -90,7 +133,27 @@ pub(crate) fn untrusted_error_page(
         code = html::escape(error.code().as_str()),
         location = html::escape(&location),
     );
-    response::page(html::page(StatusCode::BAD_REQUEST, title, &body))
+    BrowserAnswer::Page(html::page(StatusCode::BAD_REQUEST, title, &body))
+}
+
+/// `redirect_uri` with `params` appended to its query (it has no fragment).
+pub(crate) fn redirect_location(redirect_uri: &RedirectUri, params: &[(&str, &str)]) -> String {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in params {
+        serializer.append_pair(name, value);
+    }
+    let query = serializer.finish();
+    let base = redirect_uri.as_str();
+    let separator = if base.contains('?') {
+        if base.ends_with('?') || base.ends_with('&') {
+            ""
+        } else {
+            "&"
+        }
+    } else {
+        "?"
+    };
+    format!("{base}{separator}{query}")
 }
 
 /// Where the browser goes after consent, for people and for the CSP.
@@ -170,5 +233,19 @@ mod tests {
         let app = destination("com.example.app:/oauth2redirect");
         assert_eq!(app.csp_source, "com.example.app:");
         assert!(app.label.contains("com.example.app"));
+    }
+
+    #[test]
+    fn parameters_are_appended_to_an_existing_query() {
+        let plain = RedirectUri::parse("https://app.example/cb").unwrap();
+        assert_eq!(
+            redirect_location(&plain, &[("code", "a b"), ("state", "x&y")]),
+            "https://app.example/cb?code=a+b&state=x%26y"
+        );
+        let with_query = RedirectUri::parse("https://app.example/cb?tenant=1").unwrap();
+        assert_eq!(
+            redirect_location(&with_query, &[("code", "c")]),
+            "https://app.example/cb?tenant=1&code=c"
+        );
     }
 }

@@ -5,11 +5,9 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, RETRY_AFTER, W
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
-use url::form_urlencoded;
 
 use super::errors::{BearerFailure, ErrorCode, OAuthError};
 use crate::html;
-use crate::redirect::RedirectUri;
 use crate::status_list::STATUS_LIST_MEDIA_TYPE;
 
 /// What every endpoint returns.
@@ -182,26 +180,6 @@ pub(crate) fn redirect(status: StatusCode, location: &str) -> HttpResponse {
     response
 }
 
-/// `redirect_uri` with `params` appended to its query (it has no fragment).
-pub(crate) fn redirect_location(redirect_uri: &RedirectUri, params: &[(&str, &str)]) -> String {
-    let mut serializer = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in params {
-        serializer.append_pair(name, value);
-    }
-    let query = serializer.finish();
-    let base = redirect_uri.as_str();
-    let separator = if base.contains('?') {
-        if base.ends_with('?') || base.ends_with('&') {
-            ""
-        } else {
-            "&"
-        }
-    } else {
-        "?"
-    };
-    format!("{base}{separator}{query}")
-}
-
 /// 429 with `Retry-After`.
 pub(crate) fn too_many_requests(retry_after: u64) -> HttpResponse {
     let mut response = json(
@@ -241,23 +219,4 @@ pub(crate) fn method_not_allowed(allow: &'static str) -> HttpResponse {
         .headers_mut()
         .insert(http::header::ALLOW, HeaderValue::from_static(allow));
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parameters_are_appended_to_an_existing_query() {
-        let plain = RedirectUri::parse("https://app.example/cb").unwrap();
-        assert_eq!(
-            redirect_location(&plain, &[("code", "a b"), ("state", "x&y")]),
-            "https://app.example/cb?code=a+b&state=x%26y"
-        );
-        let with_query = RedirectUri::parse("https://app.example/cb?tenant=1").unwrap();
-        assert_eq!(
-            redirect_location(&with_query, &[("code", "c")]),
-            "https://app.example/cb?tenant=1&code=c"
-        );
-    }
 }

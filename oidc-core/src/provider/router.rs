@@ -14,10 +14,13 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde_json::json;
 
 use super::account::{self, AccountRevokeRequest};
+use super::authorize::{self, AuthorizeRequest, SelectLoginRequest};
 use super::client_auth::authenticated_form;
+use super::consent::{self, ConsentForm};
 use super::errors::{ErrorCode, OAuthError};
 use super::health::{self, HealthRequest};
 use super::introspection::{self, IntrospectionRequest};
+use super::pages::BrowserAnswer;
 use super::rate_limit::LimitedEndpoint;
 use super::registration::{self, Registration};
 use super::response::{self, HttpResponse};
@@ -26,7 +29,7 @@ use super::routes::Route;
 use super::state::ProviderState;
 use super::token::{self, TokenRequest};
 use super::userinfo::{self, UserinfoRequest};
-use super::{authorize, consent, cors, status_lists};
+use super::{cors, status_lists};
 use crate::audit::{self, AuditEvent};
 use crate::authn::LoginOutcome;
 
@@ -124,10 +127,21 @@ where
             response::public_json(document, cache_control)
         }
         Route::Authorize if is_get || is_post => {
-            authorize::authorize(state, &parts, &body, now).await
+            browser(match AuthorizeRequest::parse(&parts, &body) {
+                Ok(request) => authorize::authorize(state, &request, now).await,
+                Err(page) => page.into(),
+            })
         }
-        Route::SelectLogin if is_get => authorize::select_login(state, &parts, now).await,
-        Route::Consent if is_post => consent::submit(state, &parts, &body, now).await,
+        Route::SelectLogin if is_get => browser(match SelectLoginRequest::parse(&parts) {
+            Ok(request) => authorize::select_login(state, &request, now).await,
+            Err(page) => page.into(),
+        }),
+        Route::Consent if is_post => browser(
+            match ConsentForm::parse(&parts, &body, state.issuer_origin()) {
+                Ok(form) => consent::submit(state, &form, now).await,
+                Err(page) => page.into(),
+            },
+        ),
         Route::Token if is_post => token(state, &parts, &body, now).await,
         Route::Userinfo if is_get || is_post => userinfo(state, &parts, now).await,
         Route::Revoke if is_post => revoke(state, &parts, &body, now).await,
@@ -320,8 +334,17 @@ async fn login(
         LoginOutcome::Respond(response) => response::page(response),
         // The login method records `LoginSucceeded` itself.
         LoginOutcome::Authenticated { transaction, user } => {
-            consent::begin(state, &transaction, user, now).await
+            browser(consent::begin(state, &transaction, user, now).await)
         }
+    }
+}
+
+/// The HTTP form of a browser-facing endpoint's answer.
+fn browser(answer: BrowserAnswer) -> HttpResponse {
+    match answer {
+        BrowserAnswer::Page(page) => response::page(page),
+        BrowserAnswer::Redirect { status, location } => response::redirect(status, &location),
+        BrowserAnswer::Error(page) => response::error_page(page.status, page.title, page.message),
     }
 }
 
