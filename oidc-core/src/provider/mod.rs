@@ -117,8 +117,6 @@ mod revocation;
 mod status_lists;
 mod token;
 mod userinfo;
-// The `refresh_token` grant of the token endpoint.
-mod refresh;
 // Below the endpoints: shared preludes, token issuance, pages, state and plumbing.
 mod access_tokens;
 mod client_auth;

@@ -3,12 +3,14 @@
 //! expiry (RFC 9700 §4.14.2). A narrowed `scope` that names none of the audience's own
 //! scopes keeps the granted default scopes of that resource, as at `/authorize`.
 
-use super::errors::{ErrorCode, OAuthError, store_error};
-use super::form::{Deferred, Params};
-use super::issuance::{TokenResponse, allocate_status, choose_audience, mint, new_refresh_token};
-use super::state::ProviderState;
 use crate::audit::{self, AuditEvent};
 use crate::client::Client;
+use crate::provider::errors::{ErrorCode, OAuthError, store_error};
+use crate::provider::form::{Deferred, Params};
+use crate::provider::issuance::{
+    TokenResponse, allocate_status, choose_audience, mint, new_refresh_token,
+};
+use crate::provider::state::ProviderState;
 use crate::secret::SecretHash;
 use crate::store::{NewTokens, RotateOutcome};
 use crate::types::{ResourceIndicator, Scope};

@@ -1,27 +1,17 @@
-//! The token endpoint: a [`TokenRequest`] from an authenticated client answered with a
-//! [`TokenResponse`]. The `authorization_code` grant is here, `refresh_token` in
-//! [`refresh`](super::refresh); tokens are minted by [`issuance`](super::issuance). No
-//! implicit, no password grant.
+//! The `authorization_code` grant: the code is redeemed exactly once, bound to its client,
+//! redirect URI and PKCE challenge; a replayed code revokes the grant it produced.
 
-use super::errors::{ErrorCode, OAuthError, pkce_description, store_error};
-use super::form::{Deferred, Params};
-use super::issuance::{TokenResponse, allocate_status, choose_audience, mint, new_refresh_token};
-use super::refresh::{self, RefreshRequest};
-use super::state::ProviderState;
 use crate::audit::{self, AuditEvent};
 use crate::client::Client;
 use crate::pkce;
+use crate::provider::errors::{OAuthError, pkce_description, store_error};
+use crate::provider::form::{Deferred, Params};
+use crate::provider::issuance::{
+    TokenResponse, allocate_status, choose_audience, mint, new_refresh_token,
+};
+use crate::provider::state::ProviderState;
 use crate::secret::SecretHash;
 use crate::store::{AuthorizationCodeRecord, GrantId, GrantRecord, NewTokens, RedeemOutcome};
-
-/// A token request, parsed once from the form (after client authentication).
-#[derive(Debug)]
-pub(crate) enum TokenRequest<'a> {
-    /// `grant_type=authorization_code`.
-    AuthorizationCode(CodeRequest<'a>),
-    /// `grant_type=refresh_token`.
-    RefreshToken(RefreshRequest<'a>),
-}
 
 /// The parameters of the `authorization_code` grant. A missing or repeated
 /// `redirect_uri` or `code_verifier` is reported after the code is looked up (a replayed
@@ -42,48 +32,23 @@ impl std::fmt::Debug for CodeRequest<'_> {
     }
 }
 
-impl<'a> TokenRequest<'a> {
-    /// Reads the grant and its parameters.
-    pub(crate) fn parse(params: &'a Params) -> Result<TokenRequest<'a>, OAuthError> {
-        match params.get("grant_type")? {
-            Some("authorization_code") => {
-                let Some(code) = params.get("code")? else {
-                    return Err(OAuthError::invalid_request("code is required"));
-                };
-                Ok(TokenRequest::AuthorizationCode(CodeRequest {
-                    code,
-                    redirect_uri: params.get("redirect_uri"),
-                    code_verifier: params.get("code_verifier"),
-                    resources: params.all("resource").collect(),
-                }))
-            }
-            Some("refresh_token") => RefreshRequest::parse(params).map(TokenRequest::RefreshToken),
-            Some(_) => Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "only authorization_code and refresh_token are supported",
-            )),
-            None => Err(OAuthError::invalid_request("grant_type is required")),
-        }
+impl<'a> CodeRequest<'a> {
+    /// Reads the grant's parameters.
+    pub(crate) fn parse(params: &'a Params) -> Result<CodeRequest<'a>, OAuthError> {
+        let Some(code) = params.get("code")? else {
+            return Err(OAuthError::invalid_request("code is required"));
+        };
+        Ok(CodeRequest {
+            code,
+            redirect_uri: params.get("redirect_uri"),
+            code_verifier: params.get("code_verifier"),
+            resources: params.all("resource").collect(),
+        })
     }
 }
 
-/// `POST /token` for an authenticated `client`.
-pub(crate) async fn token(
-    state: &ProviderState,
-    client: &Client,
-    request: &TokenRequest<'_>,
-    now: u64,
-) -> Result<TokenResponse, OAuthError> {
-    match request {
-        TokenRequest::AuthorizationCode(request) => {
-            authorization_code(state, client, request, now).await
-        }
-        TokenRequest::RefreshToken(request) => refresh::grant(state, client, request, now).await,
-    }
-}
-
-/// The `authorization_code` grant.
-async fn authorization_code(
+/// The `authorization_code` grant for an authenticated `client`.
+pub(crate) async fn grant(
     state: &ProviderState,
     client: &Client,
     request: &CodeRequest<'_>,
