@@ -733,5 +733,4 @@ impl Default for Maintenance {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;
