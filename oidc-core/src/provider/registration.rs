@@ -9,7 +9,8 @@
 //! Confidential clients get a secret once; only its hash is kept.
 
 use http::request::Parts;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 
 use super::errors::{ErrorCode, OAuthError};
 use super::form;
@@ -137,30 +138,43 @@ impl Registration {
 }
 
 /// A registered client, answered once with its secret (RFC 7591 §3.2.1).
-#[derive(Serialize)]
 pub(crate) struct RegisteredClient {
-    client_id: String,
-    client_id_issued_at: u64,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
-    client_secret: Option<Secret>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_secret_expires_at: Option<u64>,
-    redirect_uris: Vec<String>,
-    token_endpoint_auth_method: &'static str,
-    grant_types: Vec<&'static str>,
-    response_types: [&'static str; 1],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    application_type: Option<&'static str>,
+    client_id: ClientId,
+    issued_at: u64,
+    secret: Option<Secret>,
+    registration: Registration,
 }
 
-/// Serializes the client secret itself (its `Debug` is redacted).
-#[allow(clippy::ref_option)] // serde's `serialize_with` passes `&Option<T>`.
-fn expose<S: serde::Serializer>(secret: &Option<Secret>, serializer: S) -> Result<S::Ok, S::Error> {
-    match secret {
-        Some(secret) => serializer.serialize_str(secret.expose_secret()),
-        None => serializer.serialize_none(),
+impl RegisteredClient {
+    /// The registration response body.
+    pub(crate) fn to_json(&self) -> Value {
+        let registration = &self.registration;
+        let mut body = Map::new();
+        body.insert("client_id".to_owned(), json!(self.client_id.as_str()));
+        body.insert("client_id_issued_at".to_owned(), json!(self.issued_at));
+        if let Some(secret) = &self.secret {
+            body.insert("client_secret".to_owned(), json!(secret.expose_secret()));
+            body.insert("client_secret_expires_at".to_owned(), json!(0));
+        }
+        let uris: Vec<&str> = registration
+            .redirect_uris
+            .iter()
+            .map(RedirectUri::as_str)
+            .collect();
+        body.insert("redirect_uris".to_owned(), json!(uris));
+        body.insert(
+            "token_endpoint_auth_method".to_owned(),
+            json!(registration.auth_method.as_str()),
+        );
+        body.insert("grant_types".to_owned(), json!(registration.grant_types));
+        body.insert("response_types".to_owned(), json!(["code"]));
+        if let Some(name) = &registration.client_name {
+            body.insert("client_name".to_owned(), json!(name));
+        }
+        if let Some(kind) = registration.application_type {
+            body.insert("application_type".to_owned(), json!(kind));
+        }
+        Value::Object(body)
     }
 }
 
@@ -202,27 +216,15 @@ pub(crate) async fn register(
         how: "dcr",
     });
     Ok(RegisteredClient {
-        client_id: client_id.as_str().to_owned(),
-        client_id_issued_at: now,
-        client_secret_expires_at: secret.as_ref().map(|_| 0),
-        client_secret: secret,
-        redirect_uris: registration
-            .redirect_uris
-            .iter()
-            .map(|uri| uri.as_str().to_owned())
-            .collect(),
-        token_endpoint_auth_method: registration.auth_method.as_str(),
-        grant_types: registration.grant_types,
-        response_types: ["code"],
-        client_name: registration.client_name,
-        application_type: registration.application_type,
+        client_id,
+        issued_at: now,
+        secret,
+        registration,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Value, json};
-
     use super::*;
 
     fn request(json: Value) -> Result<Registration, OAuthError> {

@@ -218,7 +218,7 @@ async fn register(state: &ProviderState, parts: &Parts, body: &[u8], now: u64) -
         registration::register(state, registration, now).await
     };
     match result.await {
-        Ok(client) => response::json(StatusCode::CREATED, &client),
+        Ok(client) => response::json(StatusCode::CREATED, &client.to_json()),
         Err(error) => response::client_error(error),
     }
 }
