@@ -9,7 +9,7 @@ use jwks_verify::Verified;
 use serde::Deserialize;
 
 use super::errors::{OAuthError, store_error};
-use super::service::Inner;
+use super::state::ProviderState;
 use crate::store::AccessTokenRecord;
 
 /// The claims of our access tokens that the endpoints read.
@@ -41,16 +41,16 @@ pub(crate) struct ActiveAccessToken {
 /// and checks that its `jti` is recorded under a grant that is not revoked, of the same
 /// client and subject as the token names.
 pub(crate) async fn active_access_token(
-    inner: &Inner,
+    state: &ProviderState,
     token: &str,
     now: u64,
 ) -> Result<Option<ActiveAccessToken>, OAuthError> {
-    let Ok(verified) = inner.keys.verifier().try_verify::<AccessClaims>(token) else {
+    let Ok(verified) = state.keys().verifier().try_verify::<AccessClaims>(token) else {
         return Ok(None);
     };
     let claims: &AccessClaims = &verified;
-    let record = inner
-        .store
+    let record = state
+        .store()
         .access_token(&claims.jti, now)
         .await
         .map_err(|e| store_error(&e))?;
@@ -67,6 +67,11 @@ pub(crate) async fn active_access_token(
         claims: verified,
         record,
     }))
+}
+
+/// Whether a token has the shape of a compact JWS (our refresh tokens never contain `.`).
+pub(crate) fn looks_like_jwt(token: &str) -> bool {
+    token.bytes().filter(|&b| b == b'.').count() == 2
 }
 
 /// What a request's `Authorization` header holds.

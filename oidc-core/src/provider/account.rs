@@ -18,33 +18,32 @@
 //! access 403 with `error="insufficient_scope"`; a body that is not `{"client_id": …}`
 //! 400 `invalid_request`.
 
-use bytes::Bytes;
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::StatusCode;
+use http::header::CONTENT_TYPE;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::access_tokens::{BearerHeader, active_access_token, read_bearer};
-use super::errors::{ErrorCode, OAuthError, store_error};
-use super::response::{self, HttpResponse};
-use super::service::Inner;
+use super::errors::{BearerFailure, ErrorCode, OAuthError, store_error};
+use super::state::ProviderState;
 use crate::audit::{self, AuditEvent};
 use crate::store::GrantRecord;
 use crate::types::{ClientId, Subject};
 
-/// `GET /account/grants`.
-pub(crate) async fn list_grants(inner: &Inner, parts: &Parts, now: u64) -> HttpResponse {
-    let caller = match authenticate(inner, parts, now).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
-    let grants = match inner.store.subject_grants(caller.subject, now).await {
-        Ok(grants) => grants,
-        Err(e) => return server_error(&store_error(&e)),
-    };
+/// `GET /account/grants` for an authenticated `caller`.
+pub(crate) async fn list_grants(
+    state: &ProviderState,
+    caller: &Caller,
+    now: u64,
+) -> Result<GrantsResponse, BearerFailure> {
+    let grants = state
+        .store()
+        .subject_grants(caller.subject.clone(), now)
+        .await
+        .map_err(|e| BearerFailure::Server(store_error(&e)))?;
     let mut apps = Vec::new();
     for group in group_by_client(grants) {
-        let name = inner.client_display_name(&group.client_id, now).await;
+        let name = state.client_display_name(&group.client_id, now).await;
         apps.push(App {
             client_id: group.client_id.as_str().to_owned(),
             name,
@@ -54,36 +53,25 @@ pub(crate) async fn list_grants(inner: &Inner, parts: &Parts, now: u64) -> HttpR
             grants: group.grants,
         });
     }
-    response::json(StatusCode::OK, &GrantsResponse { apps })
+    Ok(GrantsResponse { apps })
 }
 
-/// `POST /account/grants/revoke`.
+/// `POST /account/grants/revoke` for an authenticated `caller`.
 pub(crate) async fn revoke_grants(
-    inner: &Inner,
-    parts: &Parts,
-    body: &Bytes,
+    state: &ProviderState,
+    caller: &Caller,
+    request: &AccountRevokeRequest,
     now: u64,
-) -> HttpResponse {
-    let caller = match authenticate(inner, parts, now).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
-    let client_id = match parse_revoke_request(parts, body) {
-        Ok(client_id) => client_id,
-        Err(error) => return response::oauth_error(StatusCode::BAD_REQUEST, error),
-    };
+) -> Result<RevokeResponse, BearerFailure> {
     // A client id that cannot exist has no grants.
-    let Some(client_id) = client_id else {
-        return response::json(StatusCode::OK, &RevokeResponse { revoked: 0 });
+    let Some(client_id) = &request.client_id else {
+        return Ok(RevokeResponse { revoked: 0 });
     };
-    let revoked = match inner
-        .store
+    let revoked = state
+        .store()
         .revoke_subject_client_grants(caller.subject.clone(), client_id.clone(), now)
         .await
-    {
-        Ok(revoked) => revoked,
-        Err(e) => return server_error(&store_error(&e)),
-    };
+        .map_err(|e| BearerFailure::Server(store_error(&e)))?;
     if revoked > 0 {
         audit::record(&AuditEvent::AccountGrantsRevoked {
             subject: caller.subject.as_str(),
@@ -92,11 +80,12 @@ pub(crate) async fn revoke_grants(
             through: caller.client_id.as_str(),
         });
     }
-    response::json(StatusCode::OK, &RevokeResponse { revoked })
+    Ok(RevokeResponse { revoked })
 }
 
+/// The user's apps.
 #[derive(Serialize)]
-struct GrantsResponse {
+pub(crate) struct GrantsResponse {
     apps: Vec<App>,
 }
 
@@ -115,36 +104,40 @@ struct RevokeRequest {
     client_id: String,
 }
 
+/// How many grants were revoked.
 #[derive(Serialize)]
-struct RevokeResponse {
+pub(crate) struct RevokeResponse {
     revoked: u64,
 }
 
 /// Who called: the user the token is about, and the client it was issued to.
-struct Caller {
+pub(crate) struct Caller {
     subject: Subject,
     client_id: ClientId,
 }
 
 /// Checks the bearer token: a live access token of ours, issued to a client with account
-/// access.
-async fn authenticate(inner: &Inner, parts: &Parts, now: u64) -> Result<Caller, HttpResponse> {
+/// access. The shared prelude of both account endpoints.
+pub(crate) async fn authenticate(
+    state: &ProviderState,
+    parts: &Parts,
+    now: u64,
+) -> Result<Caller, BearerFailure> {
     let token = match read_bearer(&parts.headers) {
         BearerHeader::Token(token) => token,
         BearerHeader::Absent | BearerHeader::OtherScheme => {
-            return Err(challenge(inner, StatusCode::UNAUTHORIZED, None));
+            return Err(BearerFailure::challenge(StatusCode::UNAUTHORIZED, None));
         }
-        BearerHeader::Malformed => return Err(invalid_token(inner)),
+        BearerHeader::Malformed => return Err(invalid_token()),
     };
-    let active = match active_access_token(inner, token, now).await {
+    let active = match active_access_token(state, token, now).await {
         Ok(Some(active)) => active,
-        Ok(None) => return Err(invalid_token(inner)),
-        Err(error) => return Err(server_error(&error)),
+        Ok(None) => return Err(invalid_token()),
+        Err(error) => return Err(BearerFailure::Server(error)),
     };
     let grant = active.record.grant;
-    if !inner.has_account_access(&grant.client_id) {
-        return Err(challenge(
-            inner,
+    if !state.has_account_access(&grant.client_id) {
+        return Err(BearerFailure::challenge(
             StatusCode::FORBIDDEN,
             Some(OAuthError::new(
                 ErrorCode::InsufficientScope,
@@ -158,9 +151,24 @@ async fn authenticate(inner: &Inner, parts: &Parts, now: u64) -> Result<Caller, 
     })
 }
 
+/// `{"client_id": "…"}`: whose grants to revoke.
+pub(crate) struct AccountRevokeRequest {
+    /// `None` for a value that is not a valid client id (so no client has it).
+    client_id: Option<ClientId>,
+}
+
+impl AccountRevokeRequest {
+    /// Reads a JSON (or unlabelled) body.
+    pub(crate) fn parse(parts: &Parts, body: &[u8]) -> Result<AccountRevokeRequest, BearerFailure> {
+        parse_revoke_request(parts, body)
+            .map(|client_id| AccountRevokeRequest { client_id })
+            .map_err(BearerFailure::Invalid)
+    }
+}
+
 /// The client id of a `{"client_id": "…"}` body; `None` for one that is not a valid
 /// client id (so no client has it).
-fn parse_revoke_request(parts: &Parts, body: &Bytes) -> Result<Option<ClientId>, OAuthError> {
+fn parse_revoke_request(parts: &Parts, body: &[u8]) -> Result<Option<ClientId>, OAuthError> {
     let json_or_unlabelled = parts.headers.get(CONTENT_TYPE).is_none_or(|value| {
         value
             .to_str()
@@ -227,43 +235,14 @@ fn group_by_client(grants: Vec<GrantRecord>) -> Vec<ClientGrants> {
     groups
 }
 
-fn invalid_token(inner: &Inner) -> HttpResponse {
-    challenge(
-        inner,
+fn invalid_token() -> BearerFailure {
+    BearerFailure::challenge(
         StatusCode::UNAUTHORIZED,
         Some(OAuthError::new(
             ErrorCode::InvalidToken,
             "the access token is invalid, expired or revoked",
         )),
     )
-}
-
-fn server_error(error: &OAuthError) -> HttpResponse {
-    response::oauth_error(StatusCode::INTERNAL_SERVER_ERROR, *error)
-}
-
-/// An RFC 6750 §3 answer with its `WWW-Authenticate: Bearer` challenge (realm: the
-/// issuer); without an error, an empty body.
-fn challenge(inner: &Inner, status: StatusCode, error: Option<OAuthError>) -> HttpResponse {
-    let realm = inner.config.issuer.as_str();
-    let (mut response, header) = match error {
-        None => (
-            response::with_body(status, Bytes::new()),
-            format!("Bearer realm=\"{realm}\""),
-        ),
-        Some(error) => (
-            response::oauth_error(status, error),
-            format!(
-                "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
-                error.code(),
-                error.description()
-            ),
-        ),
-    };
-    if let Ok(value) = HeaderValue::from_str(&header) {
-        response.headers_mut().insert(WWW_AUTHENTICATE, value);
-    }
-    response
 }
 
 #[cfg(test)]

@@ -10,21 +10,22 @@
 //! automatically only to trusted URIs). The user's own "Deny" on the consent page still
 //! redirects: the user chose it, after seeing where it leads.
 
-use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, StatusCode};
 
 use super::config::ProviderConfig;
-use super::consent::Destination;
-use super::errors::{ErrorCode, OAuthError};
+use super::errors::{ErrorCode, OAuthError, pkce_description};
 use super::form::{self, Params};
-use super::response::{self, HttpResponse};
-use super::service::{ClientLookupError, Inner};
+use super::pages::{
+    BrowserAnswer, ErrorPage, bad_request_page, error_redirect, expired_page, unavailable_page,
+    untrusted_error_page,
+};
+use super::state::{ClientLookupError, ProviderState};
 use crate::authn::{LoginRequest, TransactionId};
 use crate::client::{Client, ClientKind};
 use crate::html;
-use crate::pkce::{CodeChallenge, PkceError};
-use crate::redirect::{self, RedirectUri};
+use crate::pkce::CodeChallenge;
+use crate::redirect;
 use crate::store::{PendingAuthorization, PendingKey, PendingStatus};
 use crate::types::{ClientId, ResourceIndicator, Scope};
 
@@ -49,58 +50,94 @@ pub(crate) struct ValidatedRequest {
     pub(crate) login_hint: Option<String>,
 }
 
-/// Handles `GET`/`POST /authorize`.
-pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64) -> HttpResponse {
-    let params = if parts.method == Method::POST {
-        if !form::is_form(&parts.headers) {
-            return bad_request_page("The authorization request must be a form.");
-        }
-        Params::parse(body)
-    } else {
-        Params::parse(parts.uri.query().unwrap_or_default().as_bytes())
-    };
-    let Ok(params) = params else {
-        return bad_request_page("The authorization request has too many parameters.");
-    };
+/// An authorization request, parsed once: the client it names, and the rest of its
+/// parameters, which [`validate`] checks against that client once it is found. A
+/// missing or repeated `redirect_uri` or `state` is reported only after the client is
+/// known, as RFC 6749 §4.1.2.1 orders the checks.
+pub(crate) struct AuthorizeRequest {
+    client_id: ClientId,
+    /// Whether it came as a form `POST` (errors then redirect with 303).
+    post: bool,
+    params: Params,
+}
 
+impl AuthorizeRequest {
+    /// Reads the query (`GET`) or form (`POST`) and the `client_id`.
+    pub(crate) fn parse(parts: &Parts, body: &[u8]) -> Result<AuthorizeRequest, ErrorPage> {
+        let post = parts.method == Method::POST;
+        let params = if post {
+            if !form::is_form(&parts.headers) {
+                return Err(bad_request_page(
+                    "The authorization request must be a form.",
+                ));
+            }
+            Params::parse(body)
+        } else {
+            Params::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        };
+        let Ok(params) = params else {
+            return Err(bad_request_page(
+                "The authorization request has too many parameters.",
+            ));
+        };
+        let client_id = match params.get("client_id") {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                return Err(bad_request_page(
+                    "The request does not name a client (client_id).",
+                ));
+            }
+            Err(_) => return Err(bad_request_page("The request names more than one client.")),
+        };
+        let Ok(client_id) = ClientId::parse(client_id) else {
+            return Err(bad_request_page("The client id is not valid."));
+        };
+        Ok(AuthorizeRequest {
+            client_id,
+            post,
+            params,
+        })
+    }
+}
+
+/// `GET`/`POST /authorize`.
+pub(crate) async fn authorize(
+    provider: &ProviderState,
+    request: &AuthorizeRequest,
+    now: u64,
+) -> BrowserAnswer {
+    let params = &request.params;
     // 1. The client.
-    let client_id = match params.get("client_id") {
-        Ok(Some(id)) => id,
-        Ok(None) => return bad_request_page("The request does not name a client (client_id)."),
-        Err(_) => return bad_request_page("The request names more than one client."),
-    };
-    let Ok(client_id) = ClientId::parse(client_id) else {
-        return bad_request_page("The client id is not valid.");
-    };
-    let client = match inner.find_client(&client_id, now).await {
+    let client = match provider.find_client(&request.client_id, now).await {
         Ok(Some(client)) => client,
-        Ok(None) => return bad_request_page("The application is not registered here."),
+        Ok(None) => return bad_request_page("The application is not registered here.").into(),
         Err(ClientLookupError::MetadataDocument(error)) => {
             tracing::info!(%error, "client metadata document refused");
             return bad_request_page(
                 "The application's client metadata document could not be used.",
-            );
+            )
+            .into();
         }
         Err(ClientLookupError::Store(error)) => {
             tracing::error!(%error, "client lookup failed");
-            return unavailable_page();
+            return unavailable_page().into();
         }
     };
 
     // 2. The redirect URI: exact match, loopback ports excepted.
     let redirect_uri = match params.get("redirect_uri") {
         Ok(Some(uri)) => uri,
-        Ok(None) => return bad_request_page("The request has no redirect_uri."),
-        Err(_) => return bad_request_page("The request has more than one redirect_uri."),
+        Ok(None) => return bad_request_page("The request has no redirect_uri.").into(),
+        Err(_) => return bad_request_page("The request has more than one redirect_uri.").into(),
     };
     let Some(redirect_uri) = redirect::match_requested(&client.redirect_uris, redirect_uri) else {
-        return bad_request_page("The redirect_uri is not registered for this application.");
+        return bad_request_page("The redirect_uri is not registered for this application.").into();
     };
 
     // From here on, errors go back to the client (303 after a POST, RFC 9700 §4.12) if the
     // operator configured it; a self-registered client's redirect URI is not trusted, and
     // the user sees a page with a link to follow or not (RFC 9700 §4.11.2).
-    let status = if parts.method == Method::POST {
+    let status = if request.post {
         StatusCode::SEE_OTHER
     } else {
         StatusCode::FOUND
@@ -108,9 +145,15 @@ pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
     let trusted = client.kind == ClientKind::Static;
     let reject = |state: Option<&str>, error: OAuthError| {
         if trusted {
-            error_redirect(inner, &redirect_uri, state, error, status)
+            error_redirect(
+                &provider.config().issuer,
+                &redirect_uri,
+                state,
+                error,
+                status,
+            )
         } else {
-            untrusted_error_page(inner, &redirect_uri, state, error)
+            untrusted_error_page(&provider.config().issuer, &redirect_uri, state, error)
         }
     };
     let state = match params.get("state") {
@@ -122,7 +165,12 @@ pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
             );
         }
     };
-    let validated = match validate(&params, &client, &inner.config, &inner.supported_scopes) {
+    let validated = match validate(
+        params,
+        &client,
+        provider.config(),
+        provider.supported_scopes(),
+    ) {
         Ok(validated) => validated,
         Err(error) => return reject(state, error),
     };
@@ -134,7 +182,7 @@ pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
         );
     }
 
-    let Ok(transaction) = TransactionId::generate(inner.rng()) else {
+    let Ok(transaction) = TransactionId::generate(provider.rng()) else {
         return reject(state, OAuthError::server_error());
     };
     let mut pending = PendingAuthorization::new(
@@ -146,15 +194,15 @@ pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
         validated.scope,
         validated.resources,
         now,
-        now.saturating_add(inner.config.lifetimes.pending.as_secs()),
+        now.saturating_add(provider.config().lifetimes.pending.as_secs()),
     );
     pending.state = state.map(str::to_owned);
     pending.nonce = validated.nonce;
     pending.force_login = validated.force_login;
     pending.login_hint = validated.login_hint;
     let login = login_request(&transaction, &pending);
-    if let Err(error) = inner
-        .store
+    if let Err(error) = provider
+        .store()
         .insert_pending(PendingKey::for_transaction(&transaction), pending)
         .await
     {
@@ -162,9 +210,9 @@ pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
         return reject(state, OAuthError::server_error());
     }
 
-    match inner.authenticators.as_slice() {
-        [only] => response::page(only.start(login, now).await),
-        several => chooser(inner, &transaction, several),
+    match provider.authenticators() {
+        [only] => BrowserAnswer::Page(only.start(login, now).await),
+        several => chooser(provider, &transaction, several),
     }
 }
 
@@ -323,83 +371,6 @@ fn requested_resources(
     Ok(resources)
 }
 
-/// A fixed description for each PKCE error.
-pub(crate) fn pkce_description(error: PkceError) -> &'static str {
-    match error {
-        PkceError::MissingChallenge => "code_challenge is required",
-        PkceError::MissingMethod => "code_challenge_method is required and must be S256",
-        PkceError::PlainMethod => "code_challenge_method plain is not supported; use S256",
-        PkceError::UnsupportedMethod => "code_challenge_method is not supported; use S256",
-        PkceError::MalformedChallenge => "code_challenge is not a base64url sha-256 digest",
-        PkceError::VerifierTooShort => "code_verifier is shorter than 43 characters",
-        PkceError::VerifierTooLong => "code_verifier is longer than 128 characters",
-        PkceError::VerifierInvalidCharacter => {
-            "code_verifier has a character outside [A-Za-z0-9-._~]"
-        }
-        PkceError::MissingVerifier => "code_verifier is required",
-        PkceError::UnexpectedVerifier => {
-            "code_verifier sent for a code issued without code_challenge"
-        }
-        PkceError::VerifierMismatch => "code_verifier does not match code_challenge",
-    }
-}
-
-/// A redirect to the client with an error, `state` and `iss` (RFC 9207): `status` is 302
-/// after a GET and 303 after a POST.
-pub(crate) fn error_redirect(
-    inner: &Inner,
-    redirect_uri: &RedirectUri,
-    state: Option<&str>,
-    error: OAuthError,
-    status: StatusCode,
-) -> HttpResponse {
-    let mut params = vec![
-        ("error", error.code().as_str()),
-        ("error_description", error.description()),
-    ];
-    if let Some(state) = state {
-        params.push(("state", state));
-    }
-    params.push(("iss", inner.config.issuer.as_str()));
-    response::redirect(status, &response::redirect_location(redirect_uri, &params))
-}
-
-/// The error page shown instead of an error redirect to a self-registered client: the
-/// error, the host the client's redirect URI leads to, and the redirect as a link the user
-/// may follow (it carries the same `error`, `state` and `iss` the redirect would have).
-fn untrusted_error_page(
-    inner: &Inner,
-    redirect_uri: &RedirectUri,
-    state: Option<&str>,
-    error: OAuthError,
-) -> HttpResponse {
-    let mut params = vec![
-        ("error", error.code().as_str()),
-        ("error_description", error.description()),
-    ];
-    if let Some(state) = state {
-        params.push(("state", state));
-    }
-    params.push(("iss", inner.config.issuer.as_str()));
-    let location = response::redirect_location(redirect_uri, &params);
-    let destination = Destination::of(redirect_uri);
-    let host = html::escape(&destination.label);
-    let title = "This request cannot be completed";
-    let body = format!(
-        "<h1>{title}</h1>\
-         <p class=\"error\">The application's request was refused: {description} \
-         (<code>{code}</code>).</p>\
-         <p>The application registered itself with this server, so you are not sent back \
-         to it automatically. It asked to return you to <strong>{host}</strong>.</p>\
-         <p><a href=\"{location}\">Return to {host}</a> only if you trust it; otherwise \
-         close this page.</p>",
-        description = html::escape(error.description()),
-        code = html::escape(error.code().as_str()),
-        location = html::escape(&location),
-    );
-    response::page(html::page(StatusCode::BAD_REQUEST, title, &body))
-}
-
 fn login_request(transaction: &TransactionId, pending: &PendingAuthorization) -> LoginRequest {
     let mut request = LoginRequest::new(transaction.clone(), pending.client_name.clone());
     request.force_login = pending.force_login;
@@ -409,10 +380,10 @@ fn login_request(transaction: &TransactionId, pending: &PendingAuthorization) ->
 
 /// A page listing the login methods.
 fn chooser(
-    inner: &Inner,
+    provider: &ProviderState,
     transaction: &TransactionId,
     authenticators: &[std::sync::Arc<dyn crate::authn::Authenticator>],
-) -> HttpResponse {
+) -> BrowserAnswer {
     let mut links = String::new();
     for authenticator in authenticators {
         let query = url::form_urlencoded::Serializer::new(String::new())
@@ -421,71 +392,74 @@ fn chooser(
             .finish();
         links.push_str(&format!(
             "<p><a class=\"primary\" href=\"{}?{}\">{}</a></p>",
-            html::escape(&inner.paths.select_login),
+            html::escape(&provider.paths().select_login),
             html::escape(&query),
             html::escape(authenticator.label()),
         ));
     }
-    response::page(html::page(
+    BrowserAnswer::Page(html::page(
         StatusCode::OK,
         "Sign in",
         &format!("<h1>Sign in</h1>{links}"),
     ))
 }
 
+/// A login chooser link: the transaction and the chosen method.
+pub(crate) struct SelectLoginRequest {
+    transaction: TransactionId,
+    method: String,
+}
+
+impl SelectLoginRequest {
+    /// Reads `?tx=…&method=…`.
+    pub(crate) fn parse(parts: &Parts) -> Result<SelectLoginRequest, ErrorPage> {
+        let invalid = || bad_request_page("The sign-in link is not valid.");
+        let Ok(params) = Params::parse(parts.uri.query().unwrap_or_default().as_bytes()) else {
+            return Err(invalid());
+        };
+        let (Ok(Some(tx)), Ok(Some(method))) = (params.get("tx"), params.get("method")) else {
+            return Err(invalid());
+        };
+        let Some(transaction) = TransactionId::parse(tx) else {
+            return Err(invalid());
+        };
+        Ok(SelectLoginRequest {
+            transaction,
+            method: method.to_owned(),
+        })
+    }
+}
+
 /// `GET /authorize/select?tx=…&method=…`: starts the chosen login method.
-pub(crate) async fn select_login(inner: &Inner, parts: &Parts, now: u64) -> HttpResponse {
-    let Ok(params) = Params::parse(parts.uri.query().unwrap_or_default().as_bytes()) else {
-        return bad_request_page("The sign-in link is not valid.");
+pub(crate) async fn select_login(
+    provider: &ProviderState,
+    request: &SelectLoginRequest,
+    now: u64,
+) -> BrowserAnswer {
+    let transaction = &request.transaction;
+    let method = request.method.as_str();
+    let Some(authenticator) = provider
+        .authenticators()
+        .iter()
+        .find(|a| a.name() == method)
+    else {
+        return bad_request_page("The sign-in method is not available.").into();
     };
-    let (Ok(Some(tx)), Ok(Some(method))) = (params.get("tx"), params.get("method")) else {
-        return bad_request_page("The sign-in link is not valid.");
-    };
-    let Some(transaction) = TransactionId::parse(tx) else {
-        return bad_request_page("The sign-in link is not valid.");
-    };
-    let Some(authenticator) = inner.authenticators.iter().find(|a| a.name() == method) else {
-        return bad_request_page("The sign-in method is not available.");
-    };
-    let pending = match inner
-        .store
-        .pending(PendingKey::for_transaction(&transaction), now)
+    let pending = match provider
+        .store()
+        .pending(PendingKey::for_transaction(transaction), now)
         .await
     {
         Ok(Some(pending)) if pending.status == PendingStatus::AwaitingLogin => pending,
-        Ok(_) => return expired_page(),
+        Ok(_) => return expired_page().into(),
         Err(error) => {
             tracing::error!(%error, "could not read a pending authorization");
-            return unavailable_page();
+            return unavailable_page().into();
         }
     };
-    response::page(
+    BrowserAnswer::Page(
         authenticator
-            .start(login_request(&transaction, &pending), now)
+            .start(login_request(transaction, &pending), now)
             .await,
-    )
-}
-
-pub(crate) fn bad_request_page(message: &str) -> HttpResponse {
-    response::error_page(
-        StatusCode::BAD_REQUEST,
-        "This request cannot be completed",
-        message,
-    )
-}
-
-pub(crate) fn expired_page() -> HttpResponse {
-    response::error_page(
-        StatusCode::BAD_REQUEST,
-        "This sign-in has expired",
-        "Go back to the application and start again.",
-    )
-}
-
-pub(crate) fn unavailable_page() -> HttpResponse {
-    response::error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Temporarily unavailable",
-        "Please try again in a moment.",
     )
 }

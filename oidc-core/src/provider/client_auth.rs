@@ -1,16 +1,19 @@
 //! Client authentication at the token, revocation and introspection endpoints:
 //! `client_secret_basic`, `client_secret_post` and `none` — exactly one per request.
+//!
+//! [`authenticated_form`] is the one prelude of those endpoints: the form body is read,
+//! then the client authenticated, before the endpoint parses its typed request.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::header::AUTHORIZATION;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue};
 use zeroize::Zeroizing;
 
 use super::errors::{ErrorCode, OAuthError};
-use super::form::{Params, form_decode};
-use super::response::{self, HttpResponse};
-use super::service::{ClientLookupError, Inner};
+use super::form::{self, Params, form_decode};
+use super::state::{ClientLookupError, ProviderState};
 use crate::client::{Client, ClientAuthMethod};
 use crate::secret::SecretHash;
 use crate::types::ClientId;
@@ -113,30 +116,45 @@ fn parse_basic(header: &HeaderValue) -> Option<(String, Zeroizing<String>)> {
     Some((id, secret))
 }
 
-/// Authenticates the client of a request, or answers the error response.
+/// The shared prelude of the endpoints clients call with a form and their credentials
+/// (token, introspection, revocation): the body must be a form, its parameters decode,
+/// and the client authenticates. The endpoint then parses its typed request from the
+/// parameters.
+pub(crate) async fn authenticated_form(
+    state: &ProviderState,
+    parts: &Parts,
+    body: &[u8],
+    now: u64,
+) -> Result<(Client, Params), OAuthError> {
+    if !form::is_form(&parts.headers) {
+        return Err(OAuthError::invalid_request(
+            "the request must be application/x-www-form-urlencoded",
+        ));
+    }
+    let params = Params::parse(body)?;
+    let client = authenticate(state, &parts.headers, &params, now).await?;
+    Ok((client, params))
+}
+
+/// Authenticates the client of a request: `invalid_client` (answered 401 with a Basic
+/// challenge), `invalid_request` for a malformed request, or `server_error`.
 pub(crate) async fn authenticate(
-    inner: &Inner,
+    state: &ProviderState,
     headers: &HeaderMap,
     params: &Params,
     now: u64,
-) -> Result<Client, HttpResponse> {
-    let presented = match presented(headers, params) {
-        Ok(presented) => presented,
-        Err(failure) => return Err(failure_response(failure.error)),
-    };
-    let refuse = || failure_response(INVALID_CLIENT);
+) -> Result<Client, OAuthError> {
+    let presented = presented(headers, params).map_err(|failure| failure.error)?;
+    let refuse = || INVALID_CLIENT;
     let Ok(client_id) = ClientId::parse(presented.client_id()) else {
         return Err(refuse());
     };
-    let client = match inner.find_client(&client_id, now).await {
+    let client = match state.find_client(&client_id, now).await {
         Ok(Some(client)) => client,
         Ok(None) | Err(ClientLookupError::MetadataDocument(_)) => return Err(refuse()),
         Err(ClientLookupError::Store(error)) => {
             tracing::error!(%error, "client lookup failed");
-            return Err(response::oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                OAuthError::server_error(),
-            ));
+            return Err(OAuthError::server_error());
         }
     };
     let accepted = match (&presented, client.auth_method) {
@@ -151,21 +169,6 @@ pub(crate) async fn authenticate(
         _ => false,
     };
     if accepted { Ok(client) } else { Err(refuse()) }
-}
-
-/// The response to a failed client authentication: 401 with a Basic challenge for
-/// `invalid_client` (RFC 6749 §5.2; HTTP requires the challenge with every 401, so it is
-/// sent whichever method the client tried), 400 for a malformed request.
-pub(crate) fn failure_response(error: OAuthError) -> HttpResponse {
-    if error.code() != ErrorCode::InvalidClient {
-        return response::oauth_error(StatusCode::BAD_REQUEST, error);
-    }
-    let mut response = response::oauth_error(StatusCode::UNAUTHORIZED, error);
-    response.headers_mut().insert(
-        WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"oauth\", charset=\"UTF-8\""),
-    );
-    response
 }
 
 #[cfg(test)]

@@ -9,21 +9,22 @@
 //! real origin (not `null`) with the form, and its CSP allows the form to be followed by
 //! the redirect to the client's origin.
 
-use bytes::Bytes;
 use http::header::{CONTENT_SECURITY_POLICY, ORIGIN, REFERRER_POLICY};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
+use zeroize::Zeroizing;
 
-use super::authorize::{bad_request_page, error_redirect, expired_page, unavailable_page};
 use super::errors::{ErrorCode, OAuthError};
 use super::form::{self, Params};
-use super::response::{self, HttpResponse};
-use super::service::Inner;
+use super::pages::{
+    BrowserAnswer, Destination, ErrorPage, bad_request_page, error_redirect, expired_page,
+    redirect_location, refused_page, unavailable_page,
+};
+use super::state::ProviderState;
 use crate::audit::{self, AuditEvent};
 use crate::authn::{AuthenticatedUser, TransactionId};
 use crate::client::ClientKind;
 use crate::html;
-use crate::redirect::RedirectUri;
 use crate::secret::Secret;
 use crate::store::{
     AuthorizationCodeRecord, GrantLogin, PendingAuthorization, PendingKey, PendingStatus,
@@ -33,90 +34,122 @@ use crate::types::Scope;
 
 /// A login finished: moves the transaction to consent and shows the page.
 pub(crate) async fn begin(
-    inner: &Inner,
+    provider: &ProviderState,
     transaction: &TransactionId,
     user: AuthenticatedUser,
     now: u64,
-) -> HttpResponse {
-    let Ok(csrf) = Secret::generate(inner.rng()) else {
-        return unavailable_page();
+) -> BrowserAnswer {
+    let Ok(csrf) = Secret::generate(provider.rng()) else {
+        return unavailable_page().into();
     };
     let key = PendingKey::for_transaction(transaction);
-    let pending = match inner
-        .store
+    let pending = match provider
+        .store()
         .complete_login(key, user.clone(), csrf.to_hash(), now)
         .await
     {
         Ok(Some(pending)) => pending,
-        Ok(None) => return expired_page(),
+        Ok(None) => return expired_page().into(),
         Err(error) => {
             tracing::error!(%error, "could not record a finished login");
-            return unavailable_page();
+            return unavailable_page().into();
         }
     };
-    render(inner, transaction, &csrf, &pending, &user)
+    render(provider, transaction, &csrf, &pending, &user)
+}
+
+/// The consent form, parsed once. The decision is read as sent: an unknown one is
+/// refused only after the CSRF token is checked.
+pub(crate) struct ConsentForm {
+    transaction: TransactionId,
+    csrf: Zeroizing<String>,
+    decision: Option<Decision>,
+}
+
+#[derive(Clone, Copy)]
+enum Decision {
+    Approve,
+    Deny,
+}
+
+impl ConsentForm {
+    /// Refuses a form posted from another origin than the issuer's, then reads it.
+    pub(crate) fn parse(
+        parts: &Parts,
+        body: &[u8],
+        issuer_origin: &str,
+    ) -> Result<ConsentForm, ErrorPage> {
+        if let Some(origin) = parts.headers.get(ORIGIN)
+            && origin.as_bytes() != issuer_origin.as_bytes()
+        {
+            return Err(refused_page("The form was not sent from this site."));
+        }
+        let invalid = || bad_request_page("The consent form is not valid.");
+        if !form::is_form(&parts.headers) {
+            return Err(invalid());
+        }
+        let Ok(params) = Params::parse(body) else {
+            return Err(invalid());
+        };
+        let (Ok(Some(tx)), Ok(Some(csrf)), Ok(Some(decision))) =
+            (params.get("tx"), params.get("csrf"), params.get("decision"))
+        else {
+            return Err(invalid());
+        };
+        let Some(transaction) = TransactionId::parse(tx) else {
+            return Err(invalid());
+        };
+        let decision = match decision {
+            "approve" => Some(Decision::Approve),
+            "deny" => Some(Decision::Deny),
+            _ => None,
+        };
+        Ok(ConsentForm {
+            transaction,
+            csrf: Zeroizing::new(csrf.to_owned()),
+            decision,
+        })
+    }
 }
 
 /// `POST /consent`.
-pub(crate) async fn submit(inner: &Inner, parts: &Parts, body: &Bytes, now: u64) -> HttpResponse {
-    if let Some(origin) = parts.headers.get(ORIGIN)
-        && origin.as_bytes() != inner.issuer_origin.as_bytes()
-    {
-        return response::error_page(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "The form was not sent from this site.",
-        );
-    }
-    if !form::is_form(&parts.headers) {
-        return bad_request_page("The consent form is not valid.");
-    }
-    let Ok(params) = Params::parse(body) else {
-        return bad_request_page("The consent form is not valid.");
-    };
-    let (Ok(Some(tx)), Ok(Some(csrf)), Ok(Some(decision))) =
-        (params.get("tx"), params.get("csrf"), params.get("decision"))
-    else {
-        return bad_request_page("The consent form is not valid.");
-    };
-    let Some(transaction) = TransactionId::parse(tx) else {
-        return bad_request_page("The consent form is not valid.");
-    };
-    let key = PendingKey::for_transaction(&transaction);
-    let pending = match inner.store.pending(key, now).await {
+pub(crate) async fn submit(
+    provider: &ProviderState,
+    form: &ConsentForm,
+    now: u64,
+) -> BrowserAnswer {
+    let transaction = &form.transaction;
+    let key = PendingKey::for_transaction(transaction);
+    let pending = match provider.store().pending(key, now).await {
         Ok(Some(pending)) => pending,
-        Ok(None) => return expired_page(),
+        Ok(None) => return expired_page().into(),
         Err(error) => {
             tracing::error!(%error, "could not read a pending authorization");
-            return unavailable_page();
+            return unavailable_page().into();
         }
     };
     let PendingStatus::AwaitingConsent { user, consent_csrf } = &pending.status else {
-        return expired_page();
+        return expired_page().into();
     };
-    if !consent_csrf.matches(csrf) {
-        return response::error_page(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "The consent form has expired or was not sent from this site.",
-        );
+    if !consent_csrf.matches(&form.csrf) {
+        return refused_page("The consent form has expired or was not sent from this site.").into();
     }
-    match decision {
-        "approve" => approve(inner, key, &pending, user, now).await,
-        "deny" => deny(inner, key, &pending, now).await,
-        _ => bad_request_page("The consent form is not valid."),
+    match form.decision {
+        Some(Decision::Approve) => approve(provider, key, &pending, user, now).await,
+        Some(Decision::Deny) => deny(provider, key, &pending, now).await,
+        None => bad_request_page("The consent form is not valid.").into(),
     }
 }
 
 async fn approve(
-    inner: &Inner,
+    provider: &ProviderState,
     key: PendingKey,
     pending: &PendingAuthorization,
     user: &AuthenticatedUser,
     now: u64,
-) -> HttpResponse {
-    let Ok(code) = Secret::generate(inner.rng()) else {
-        return unavailable_page();
+) -> BrowserAnswer {
+    let Ok(code) = Secret::generate(provider.rng()) else {
+        return unavailable_page().into();
     };
     let mut record = AuthorizationCodeRecord::new(
         pending.client_id.clone(),
@@ -127,21 +160,21 @@ async fn approve(
         user.subject.clone(),
         user.auth_time,
         now,
-        now.saturating_add(inner.config.lifetimes.code.as_secs()),
+        now.saturating_add(provider.config().lifetimes.code.as_secs()),
     );
     record.nonce = pending.nonce.clone();
     record.claims = released_claims(&pending.scope, user);
     record.login = Some(GrantLogin::of(user));
-    match inner
-        .store
+    match provider
+        .store()
         .complete_consent(key, Some((code.to_hash(), record)), now)
         .await
     {
         Ok(Some(_)) => {}
-        Ok(None) => return expired_page(),
+        Ok(None) => return expired_page().into(),
         Err(error) => {
             tracing::error!(%error, "could not store an authorization code");
-            return unavailable_page();
+            return unavailable_page().into();
         }
     }
     audit::record(&AuditEvent::CodeIssued {
@@ -153,31 +186,31 @@ async fn approve(
     if let Some(state) = &pending.state {
         params.push(("state", state));
     }
-    params.push(("iss", inner.config.issuer.as_str()));
-    response::redirect(
-        StatusCode::SEE_OTHER,
-        &response::redirect_location(&pending.redirect_uri, &params),
-    )
+    params.push(("iss", provider.config().issuer.as_str()));
+    BrowserAnswer::Redirect {
+        status: StatusCode::SEE_OTHER,
+        location: redirect_location(&pending.redirect_uri, &params),
+    }
 }
 
 async fn deny(
-    inner: &Inner,
+    provider: &ProviderState,
     key: PendingKey,
     pending: &PendingAuthorization,
     now: u64,
-) -> HttpResponse {
-    match inner.store.complete_consent(key, None, now).await {
+) -> BrowserAnswer {
+    match provider.store().complete_consent(key, None, now).await {
         Ok(Some(_)) => error_redirect(
-            inner,
+            &provider.config().issuer,
             &pending.redirect_uri,
             pending.state.as_deref(),
             OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
             StatusCode::SEE_OTHER,
         ),
-        Ok(None) => expired_page(),
+        Ok(None) => expired_page().into(),
         Err(error) => {
             tracing::error!(%error, "could not record a denial");
-            unavailable_page()
+            unavailable_page().into()
         }
     }
 }
@@ -193,12 +226,12 @@ pub(crate) fn released_claims(scope: &Scope, user: &AuthenticatedUser) -> Releas
 }
 
 fn render(
-    inner: &Inner,
+    provider: &ProviderState,
     transaction: &TransactionId,
     csrf: &Secret,
     pending: &PendingAuthorization,
     user: &AuthenticatedUser,
-) -> HttpResponse {
+) -> BrowserAnswer {
     let client = html::escape(&pending.client_name);
     let destination = Destination::of(&pending.redirect_uri);
     let mut body = format!("<h1>Allow {client} to use your account?</h1>");
@@ -235,7 +268,7 @@ fn render(
     for token in pending.scope.iter() {
         body.push_str(&format!(
             "<li>{}</li>",
-            html::escape(&describe_scope(inner, token))
+            html::escape(&describe_scope(provider, token))
         ));
     }
     body.push_str("</ul><p>For use with:</p><ul>");
@@ -252,11 +285,11 @@ fn render(
          <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Allow</button>\
          <button class=\"secondary\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
          </form>",
-        html::escape(&inner.paths.consent),
+        html::escape(&provider.paths().consent),
         html::escape(transaction.as_str()),
         html::escape(csrf.expose_secret()),
     ));
-    let mut page = response::page(html::page(StatusCode::OK, "Allow access?", &body));
+    let mut page = html::page(StatusCode::OK, "Allow access?", &body);
     let headers = page.headers_mut();
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     let csp = format!(
@@ -267,69 +300,18 @@ fn render(
     if let Ok(value) = HeaderValue::from_str(&csp) {
         headers.insert(CONTENT_SECURITY_POLICY, value);
     }
-    page
-}
-
-/// Where the browser goes after consent, for people and for the CSP.
-pub(crate) struct Destination {
-    /// `host[:port]`, or the scheme of a native app.
-    pub(crate) label: String,
-    /// The CSP source allowing the redirect: an origin, or `scheme:`.
-    csp_source: String,
-    loopback: bool,
-}
-
-impl Destination {
-    pub(crate) fn of(redirect_uri: &RedirectUri) -> Destination {
-        let fallback = || Destination {
-            label: redirect_uri.as_str().to_owned(),
-            csp_source: String::new(),
-            loopback: redirect_uri.is_loopback(),
-        };
-        let Ok(url) = url::Url::parse(redirect_uri.as_str()) else {
-            return fallback();
-        };
-        if redirect_uri.is_private_use_scheme() {
-            return Destination {
-                label: format!("the app that opens {}: links", url.scheme()),
-                csp_source: format!("{}:", url.scheme()),
-                loopback: false,
-            };
-        }
-        let Some(host) = url.host_str() else {
-            return fallback();
-        };
-        let label = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        };
-        let origin = url.origin().ascii_serialization();
-        // An origin has no characters that could break out of the CSP header.
-        let csp_source = if origin
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
-        {
-            origin
-        } else {
-            String::new()
-        };
-        Destination {
-            label,
-            csp_source,
-            loopback: redirect_uri.is_loopback(),
-        }
-    }
+    BrowserAnswer::Page(page)
 }
 
 /// The consent page's words for a scope.
-fn describe_scope(inner: &Inner, token: &str) -> String {
+fn describe_scope(provider: &ProviderState, token: &str) -> String {
     match token {
         "openid" => "Confirm who you are (a stable user id)".to_owned(),
         "profile" => "See your name".to_owned(),
         "email" => "See your email address".to_owned(),
         "offline_access" => "Keep access while you are not using it".to_owned(),
-        other => inner
-            .config
+        other => provider
+            .config()
             .scopes
             .iter()
             .find(|s| s.name() == other)
@@ -340,30 +322,6 @@ fn describe_scope(inner: &Inner, token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn destination(uri: &str) -> Destination {
-        Destination::of(&RedirectUri::parse(uri).unwrap())
-    }
-
-    #[test]
-    fn destinations_name_the_host_and_allow_only_its_origin() {
-        let web = destination("https://chatgpt.com/connector/oauth/abc?x=1");
-        assert_eq!(web.label, "chatgpt.com");
-        assert_eq!(web.csp_source, "https://chatgpt.com");
-        assert!(!web.loopback);
-
-        let port = destination("https://app.example:8443/cb");
-        assert_eq!(port.label, "app.example:8443");
-        assert_eq!(port.csp_source, "https://app.example:8443");
-
-        let native = destination("http://127.0.0.1:51234/cb");
-        assert_eq!(native.label, "127.0.0.1:51234");
-        assert!(native.loopback);
-
-        let app = destination("com.example.app:/oauth2redirect");
-        assert_eq!(app.csp_source, "com.example.app:");
-        assert!(app.label.contains("com.example.app"));
-    }
 
     #[test]
     fn only_verified_and_scoped_claims_are_released() {

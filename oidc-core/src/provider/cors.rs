@@ -1,3 +1,4 @@
+// Hand-written, not tower-http's `CorsLayer`: CORS covers only some routes of this one Service, whose router answers their preflights with 204 (`CorsLayer` wraps a whole service, answers preflights 200 and sends a longer `Vary` list), and tower-http is not in oidc-core's tree.
 //! CORS for the endpoints browsers may call from other origins: discovery, JWKS, token,
 //! userinfo, registration and revocation. Never on `/authorize`, `/consent` or login paths.
 //!

@@ -3,7 +3,10 @@
 
 use std::fmt;
 
+use http::StatusCode;
+
 use crate::keys::KeyRingError;
+use crate::pkce::PkceError;
 use crate::store::StoreError;
 
 /// An OAuth / OpenID Connect error code (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1,
@@ -128,10 +131,52 @@ impl OAuthError {
     }
 }
 
+/// A refused request at an endpoint that takes our access tokens as bearer credentials.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BearerFailure {
+    /// An RFC 6750 §3 answer with a `WWW-Authenticate: Bearer` challenge; without an
+    /// error (no credentials at all), an empty body.
+    Challenge {
+        status: StatusCode,
+        error: Option<OAuthError>,
+    },
+    /// A malformed request body: 400 without a challenge.
+    Invalid(OAuthError),
+    /// The store failed: 500 without a challenge.
+    Server(OAuthError),
+}
+
+impl BearerFailure {
+    pub(crate) fn challenge(status: StatusCode, error: Option<OAuthError>) -> BearerFailure {
+        BearerFailure::Challenge { status, error }
+    }
+}
+
 /// Logs a store failure and answers `server_error`.
 pub(crate) fn store_error(error: &StoreError) -> OAuthError {
     tracing::error!(%error, "provider store failed");
     OAuthError::server_error()
+}
+
+/// A fixed description for each PKCE error.
+pub(crate) fn pkce_description(error: PkceError) -> &'static str {
+    match error {
+        PkceError::MissingChallenge => "code_challenge is required",
+        PkceError::MissingMethod => "code_challenge_method is required and must be S256",
+        PkceError::PlainMethod => "code_challenge_method plain is not supported; use S256",
+        PkceError::UnsupportedMethod => "code_challenge_method is not supported; use S256",
+        PkceError::MalformedChallenge => "code_challenge is not a base64url sha-256 digest",
+        PkceError::VerifierTooShort => "code_verifier is shorter than 43 characters",
+        PkceError::VerifierTooLong => "code_verifier is longer than 128 characters",
+        PkceError::VerifierInvalidCharacter => {
+            "code_verifier has a character outside [A-Za-z0-9-._~]"
+        }
+        PkceError::MissingVerifier => "code_verifier is required",
+        PkceError::UnexpectedVerifier => {
+            "code_verifier sent for a code issued without code_challenge"
+        }
+        PkceError::VerifierMismatch => "code_verifier does not match code_challenge",
+    }
 }
 
 impl fmt::Display for OAuthError {

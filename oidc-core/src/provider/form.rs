@@ -12,6 +12,11 @@ use super::errors::OAuthError;
 /// Most parameters a request may carry.
 const MAX_PARAMS: usize = 200;
 
+/// A single-valued parameter read at parse time whose error (a repeated parameter) is
+/// reported where the endpoint uses it, so the order of errors follows the endpoint's
+/// checks rather than the order of parsing.
+pub(crate) type Deferred<'a> = Result<Option<&'a str>, OAuthError>;
+
 /// Decoded parameters, in order. They may hold secrets (`client_secret`, `code`,
 /// `refresh_token`, `code_verifier`): `Debug` shows only the names, and the values are
 /// zeroed on drop.

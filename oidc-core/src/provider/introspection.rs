@@ -6,117 +6,103 @@
 //! want revocation to reach them (a resource server registered as a confidential client
 //! can only introspect its own tokens).
 
-use bytes::Bytes;
-use http::StatusCode;
-use http::request::Parts;
 use serde::Serialize;
 
-use super::access_tokens::active_access_token;
-use super::client_auth;
+use super::access_tokens::{active_access_token, looks_like_jwt};
 use super::errors::{OAuthError, store_error};
-use super::form::{self, Params};
-use super::response::{self, HttpResponse};
-use super::service::Inner;
-use super::token::error;
+use super::form::Params;
+use super::state::ProviderState;
+use crate::client::Client;
 use crate::secret::SecretHash;
 
+/// An introspection request: the token to look at (`token_type_hint` is ignored).
+pub(crate) struct IntrospectionRequest<'a> {
+    token: &'a str,
+}
+
+impl<'a> IntrospectionRequest<'a> {
+    /// Reads `token`.
+    pub(crate) fn parse(params: &'a Params) -> Result<IntrospectionRequest<'a>, OAuthError> {
+        match params.get("token")? {
+            Some(token) => Ok(IntrospectionRequest { token }),
+            None => Err(OAuthError::invalid_request("token is required")),
+        }
+    }
+}
+
+/// The introspection response; an inactive token is only `{"active": false}`.
 #[derive(Serialize, Default)]
-struct Introspection<'a> {
+pub(crate) struct Introspection {
     active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<&'a str>,
+    scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<&'a str>,
+    client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    sub: Option<&'a str>,
+    sub: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exp: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     iat: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    iss: Option<&'a str>,
+    iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    aud: Option<&'a str>,
+    aud: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    jti: Option<&'a str>,
+    jti: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_type: Option<&'static str>,
 }
 
-/// `POST /introspect`.
-pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64) -> HttpResponse {
-    if !form::is_form(&parts.headers) {
-        return error(OAuthError::invalid_request(
-            "the request must be application/x-www-form-urlencoded",
-        ));
-    }
-    let params = match Params::parse(body) {
-        Ok(params) => params,
-        Err(e) => return error(e),
-    };
-    let client = match client_auth::authenticate(inner, &parts.headers, &params, now).await {
-        Ok(client) => client,
-        Err(response) => return response,
-    };
-    let token = match params.get("token") {
-        Ok(Some(token)) => token,
-        Ok(None) => return error(OAuthError::invalid_request("token is required")),
-        Err(e) => return error(e),
-    };
-    let inactive = || response::json(StatusCode::OK, &Introspection::default());
-
+/// `POST /introspect` for an authenticated `client`.
+pub(crate) async fn introspect(
+    state: &ProviderState,
+    client: &Client,
+    request: &IntrospectionRequest<'_>,
+    now: u64,
+) -> Result<Introspection, OAuthError> {
+    let token = request.token;
     if looks_like_jwt(token) {
-        return match active_access_token(inner, token, now).await {
-            Ok(Some(active)) if active.claims.client_id == client.client_id.as_str() => {
+        return match active_access_token(state, token, now).await? {
+            Some(active) if active.claims.client_id == client.client_id.as_str() => {
                 let claims = &active.claims;
-                response::json(
-                    StatusCode::OK,
-                    &Introspection {
-                        active: true,
-                        scope: Some(&claims.scope),
-                        client_id: Some(&claims.client_id),
-                        sub: Some(&claims.sub),
-                        exp: Some(claims.exp),
-                        iat: Some(claims.iat),
-                        iss: Some(&claims.iss),
-                        aud: Some(&claims.aud),
-                        jti: Some(&claims.jti),
-                        token_type: Some("Bearer"),
-                    },
-                )
+                Ok(Introspection {
+                    active: true,
+                    scope: Some(claims.scope.clone()),
+                    client_id: Some(claims.client_id.clone()),
+                    sub: Some(claims.sub.clone()),
+                    exp: Some(claims.exp),
+                    iat: Some(claims.iat),
+                    iss: Some(claims.iss.clone()),
+                    aud: Some(claims.aud.clone()),
+                    jti: Some(claims.jti.clone()),
+                    token_type: Some("Bearer"),
+                })
             }
-            Ok(_) => inactive(),
-            Err(e) => error(e),
+            _ => Ok(Introspection::default()),
         };
     }
 
-    let record = match inner.store.refresh_token(SecretHash::of(token)).await {
-        Ok(record) => record,
-        Err(e) => return error(store_error(&e)),
-    };
+    let record = state
+        .store()
+        .refresh_token(SecretHash::of(token))
+        .await
+        .map_err(|e| store_error(&e))?;
     let Some(record) = record else {
-        return inactive();
+        return Ok(Introspection::default());
     };
     if record.client_id != client.client_id || !record.is_active(now) {
-        return inactive();
+        return Ok(Introspection::default());
     }
-    response::json(
-        StatusCode::OK,
-        &Introspection {
-            active: true,
-            scope: Some(record.scope.as_str()),
-            client_id: Some(record.client_id.as_str()),
-            sub: Some(record.grant.subject.as_str()),
-            exp: Some(record.expires_at()),
-            iat: Some(record.issued_at),
-            iss: Some(inner.config.issuer.as_str()),
-            token_type: Some("refresh_token"),
-            ..Introspection::default()
-        },
-    )
-}
-
-/// Whether a token has the shape of a compact JWS (our refresh tokens never contain `.`).
-pub(crate) fn looks_like_jwt(token: &str) -> bool {
-    token.bytes().filter(|&b| b == b'.').count() == 2
+    Ok(Introspection {
+        active: true,
+        scope: Some(record.scope.as_str().to_owned()),
+        client_id: Some(record.client_id.as_str().to_owned()),
+        sub: Some(record.grant.subject.as_str().to_owned()),
+        exp: Some(record.expires_at()),
+        iat: Some(record.issued_at),
+        iss: Some(state.config().issuer.as_str().to_owned()),
+        token_type: Some("refresh_token"),
+        ..Introspection::default()
+    })
 }

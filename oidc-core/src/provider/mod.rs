@@ -101,38 +101,52 @@
 //! - **Rate limits** are token buckets per client IP, taken from the request extension
 //!   [`std::net::SocketAddr`]; forwarded headers are never trusted.
 
-mod access_tokens;
+// The public face: `Provider`, its builder and the tower `Service`.
+mod service;
+// The one module between HTTP and the endpoints.
+mod router;
+// The endpoints: each parses its typed request once and answers a typed result; none
+// imports another.
 mod account;
 mod authorize;
-mod client_auth;
-mod config;
 mod consent;
-mod cors;
-mod errors;
-mod form;
+mod health;
 mod introspection;
-mod keys;
-mod rate_limit;
-mod refresh;
 mod registration;
-mod response;
 mod revocation;
-mod service;
 mod status_lists;
 mod token;
 mod userinfo;
+// Below the endpoints: shared preludes, token issuance, pages, state and plumbing.
+mod access_tokens;
+mod client_auth;
+mod config;
+mod cors;
+mod errors;
+mod form;
+mod issuance;
+mod keys;
+mod pages;
+mod rate_limit;
+mod response;
+mod routes;
+mod state;
+mod static_client;
+mod status_list_cache;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use config::{
     Lifetimes, Maintenance, ProviderConfig, RateLimits, RegistrationPolicy, ResourceScopes,
-    STANDARD_SCOPES, ScopeDefinition, StaticClient, StatusListPolicy,
+    STANDARD_SCOPES, ScopeDefinition, StatusListPolicy,
 };
 pub use cors::CorsPolicy;
 pub use errors::{ErrorCode, OAuthError, ProviderError};
 pub use rate_limit::RateLimit;
-pub use service::{MaintenanceReport, Provider, ProviderBuilder, ResponseFuture};
+pub use service::{Provider, ProviderBuilder, ResponseFuture};
+pub use state::MaintenanceReport;
+pub use static_client::StaticClient;
 
 #[cfg(doc)]
 use tower_service::Service;

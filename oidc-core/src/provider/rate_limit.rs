@@ -1,3 +1,4 @@
+// Hand-written, not `governor`: every check takes `now` from the provider's injected Unix clock and memory is capped at `MAX_BUCKETS` addresses (then one shared bucket); governor's keyed limiter reads a clock fixed at construction and keeps an unbounded key map (plus dashmap and quanta in the tree).
 //! Token-bucket rate limits per client IP address, in memory (per replica).
 //!
 //! The client address comes from the request extensions as a [`std::net::SocketAddr`],

@@ -8,16 +8,13 @@
 //! with Client ID Metadata Documents. Unknown metadata is ignored and not echoed.
 //! Confidential clients get a secret once; only its hash is kept.
 
-use bytes::Bytes;
-use http::StatusCode;
 use http::request::Parts;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::errors::{ErrorCode, OAuthError};
 use super::form;
-use super::response::{self, HttpResponse};
-use super::service::Inner;
+use super::state::ProviderState;
 use crate::audit::{self, AuditEvent};
 use crate::client::{Client, ClientAuthMethod, ClientKind};
 use crate::client_metadata::{self, RedirectUrisError};
@@ -124,35 +121,74 @@ pub(crate) fn validate(
     })
 }
 
-/// `POST /register`.
-pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64) -> HttpResponse {
-    if !form::is_json(&parts.headers) {
-        return error(metadata_error("the request body must be application/json"));
-    }
-    let request: RegistrationRequest = match serde_json::from_slice(body) {
-        Ok(request) => request,
-        Err(_) => {
-            return error(metadata_error(
-                "the request body is not valid client metadata",
-            ));
+impl Registration {
+    /// Reads and checks a `POST /register` body (sans I/O).
+    pub(crate) fn parse(
+        parts: &Parts,
+        body: &[u8],
+        max_redirect_uris: usize,
+    ) -> Result<Registration, OAuthError> {
+        if !form::is_json(&parts.headers) {
+            return Err(metadata_error("the request body must be application/json"));
         }
-    };
-    let registration = match validate(&request, inner.config.registration.max_redirect_uris) {
-        Ok(registration) => registration,
-        Err(e) => return error(e),
-    };
-    let Ok(id) = crate::jwt::generate_jti(inner.rng()) else {
-        return server_error();
-    };
-    let Ok(client_id) = ClientId::parse(&id) else {
-        return server_error();
-    };
+        let request: RegistrationRequest = serde_json::from_slice(body)
+            .map_err(|_| metadata_error("the request body is not valid client metadata"))?;
+        validate(&request, max_redirect_uris)
+    }
+}
+
+/// A registered client, answered once with its secret (RFC 7591 §3.2.1).
+pub(crate) struct RegisteredClient {
+    client_id: ClientId,
+    issued_at: u64,
+    secret: Option<Secret>,
+    registration: Registration,
+}
+
+impl RegisteredClient {
+    /// The registration response body.
+    pub(crate) fn to_json(&self) -> Value {
+        let registration = &self.registration;
+        let mut body = Map::new();
+        body.insert("client_id".to_owned(), json!(self.client_id.as_str()));
+        body.insert("client_id_issued_at".to_owned(), json!(self.issued_at));
+        if let Some(secret) = &self.secret {
+            body.insert("client_secret".to_owned(), json!(secret.expose_secret()));
+            body.insert("client_secret_expires_at".to_owned(), json!(0));
+        }
+        let uris: Vec<&str> = registration
+            .redirect_uris
+            .iter()
+            .map(RedirectUri::as_str)
+            .collect();
+        body.insert("redirect_uris".to_owned(), json!(uris));
+        body.insert(
+            "token_endpoint_auth_method".to_owned(),
+            json!(registration.auth_method.as_str()),
+        );
+        body.insert("grant_types".to_owned(), json!(registration.grant_types));
+        body.insert("response_types".to_owned(), json!(["code"]));
+        if let Some(name) = &registration.client_name {
+            body.insert("client_name".to_owned(), json!(name));
+        }
+        if let Some(kind) = registration.application_type {
+            body.insert("application_type".to_owned(), json!(kind));
+        }
+        Value::Object(body)
+    }
+}
+
+/// `POST /register`: stores a new dynamic client.
+pub(crate) async fn register(
+    state: &ProviderState,
+    registration: Registration,
+    now: u64,
+) -> Result<RegisteredClient, OAuthError> {
+    let id = crate::jwt::generate_jti(state.rng()).map_err(|_| OAuthError::server_error())?;
+    let client_id = ClientId::parse(&id).map_err(|_| OAuthError::server_error())?;
     let secret = match registration.auth_method {
         ClientAuthMethod::None => None,
-        _ => match Secret::generate(inner.rng()) {
-            Ok(secret) => Some(secret),
-            Err(_) => return server_error(),
-        },
+        _ => Some(Secret::generate(state.rng()).map_err(|_| OAuthError::server_error())?),
     };
     let client = Client {
         client_id: client_id.clone(),
@@ -167,56 +203,24 @@ pub(crate) async fn handle(inner: &Inner, parts: &Parts, body: &Bytes, now: u64)
         kind: ClientKind::Dynamic,
         created_at: now,
     };
-    if let Err(e) = inner.store.insert_client(client).await {
+    if let Err(e) = state.store().insert_client(client).await {
         if e.kind() == StoreErrorKind::Conflict {
             tracing::error!("a generated client id collided");
         } else {
             tracing::error!(error = %e, "could not store a registered client");
         }
-        return server_error();
+        return Err(OAuthError::server_error());
     }
     audit::record(&AuditEvent::ClientRegistered {
         client_id: client_id.as_str(),
         how: "dcr",
     });
-
-    let mut body = Map::new();
-    body.insert("client_id".to_owned(), json!(client_id.as_str()));
-    body.insert("client_id_issued_at".to_owned(), json!(now));
-    if let Some(secret) = &secret {
-        body.insert("client_secret".to_owned(), json!(secret.expose_secret()));
-        body.insert("client_secret_expires_at".to_owned(), json!(0));
-    }
-    let uris: Vec<&str> = registration
-        .redirect_uris
-        .iter()
-        .map(RedirectUri::as_str)
-        .collect();
-    body.insert("redirect_uris".to_owned(), json!(uris));
-    body.insert(
-        "token_endpoint_auth_method".to_owned(),
-        json!(registration.auth_method.as_str()),
-    );
-    body.insert("grant_types".to_owned(), json!(registration.grant_types));
-    body.insert("response_types".to_owned(), json!(["code"]));
-    if let Some(name) = &registration.client_name {
-        body.insert("client_name".to_owned(), json!(name));
-    }
-    if let Some(kind) = registration.application_type {
-        body.insert("application_type".to_owned(), json!(kind));
-    }
-    response::json(StatusCode::CREATED, &Value::Object(body))
-}
-
-fn error(error: OAuthError) -> HttpResponse {
-    response::oauth_error(StatusCode::BAD_REQUEST, error)
-}
-
-fn server_error() -> HttpResponse {
-    response::oauth_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        OAuthError::server_error(),
-    )
+    Ok(RegisteredClient {
+        client_id,
+        issued_at: now,
+        secret,
+        registration,
+    })
 }
 
 #[cfg(test)]

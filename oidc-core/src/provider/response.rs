@@ -1,15 +1,14 @@
 //! Building HTTP responses.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, RETRY_AFTER};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
-use url::form_urlencoded;
 
-use super::errors::OAuthError;
+use super::errors::{BearerFailure, ErrorCode, OAuthError};
 use crate::html;
-use crate::redirect::RedirectUri;
+use crate::status_list::STATUS_LIST_MEDIA_TYPE;
 
 /// What every endpoint returns.
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
@@ -75,6 +74,85 @@ pub(crate) fn oauth_error(status: StatusCode, error: OAuthError) -> HttpResponse
     response
 }
 
+/// An OAuth error of the endpoints clients call directly (token, introspection,
+/// revocation, registration): `invalid_client` is 401 with a Basic challenge (RFC 6749
+/// §5.2; HTTP requires the challenge with every 401, so it is sent whichever method the
+/// client tried), `server_error` 500, `temporarily_unavailable` 503, anything else 400.
+pub(crate) fn client_error(error: OAuthError) -> HttpResponse {
+    let status = match error.code() {
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut response = oauth_error(status, error);
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"oauth\", charset=\"UTF-8\""),
+        );
+    }
+    response
+}
+
+/// A refused bearer request: the RFC 6750 §3 challenge with `realm` (and `scope="openid"`
+/// after `insufficient_scope` when `scope_hint` says so), or a bare 500.
+pub(crate) fn bearer_failure(
+    failure: BearerFailure,
+    realm: &str,
+    scope_hint: bool,
+) -> HttpResponse {
+    let (status, error) = match failure {
+        BearerFailure::Server(error) => {
+            return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, error);
+        }
+        BearerFailure::Invalid(error) => return oauth_error(StatusCode::BAD_REQUEST, error),
+        BearerFailure::Challenge { status, error } => (status, error),
+    };
+    let (mut response, header) = match error {
+        None => (
+            with_body(status, Bytes::new()),
+            format!("Bearer realm=\"{realm}\""),
+        ),
+        Some(error) => {
+            let mut header = format!(
+                "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
+                error.code(),
+                error.description()
+            );
+            if scope_hint && error.code() == ErrorCode::InsufficientScope {
+                header.push_str(", scope=\"openid\"");
+            }
+            (oauth_error(status, error), header)
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&header) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// An empty 200 that must not be cached (a revocation).
+pub(crate) fn empty_no_store() -> HttpResponse {
+    let mut response = with_body(StatusCode::OK, Bytes::new());
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A signed Status List Token.
+pub(crate) fn status_list_token(token: Bytes, cache_control: &HeaderValue) -> HttpResponse {
+    let mut response = with_body(StatusCode::OK, token);
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(STATUS_LIST_MEDIA_TYPE),
+    );
+    headers.insert(CACHE_CONTROL, cache_control.clone());
+    response
+}
+
 /// A page built by [`html::page`] or a login method.
 pub(crate) fn page(response: Response<Bytes>) -> HttpResponse {
     response.map(Full::new)
@@ -100,26 +178,6 @@ pub(crate) fn redirect(status: StatusCode, location: &str) -> HttpResponse {
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// `redirect_uri` with `params` appended to its query (it has no fragment).
-pub(crate) fn redirect_location(redirect_uri: &RedirectUri, params: &[(&str, &str)]) -> String {
-    let mut serializer = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in params {
-        serializer.append_pair(name, value);
-    }
-    let query = serializer.finish();
-    let base = redirect_uri.as_str();
-    let separator = if base.contains('?') {
-        if base.ends_with('?') || base.ends_with('&') {
-            ""
-        } else {
-            "&"
-        }
-    } else {
-        "?"
-    };
-    format!("{base}{separator}{query}")
 }
 
 /// 429 with `Retry-After`.
@@ -161,23 +219,4 @@ pub(crate) fn method_not_allowed(allow: &'static str) -> HttpResponse {
         .headers_mut()
         .insert(http::header::ALLOW, HeaderValue::from_static(allow));
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parameters_are_appended_to_an_existing_query() {
-        let plain = RedirectUri::parse("https://app.example/cb").unwrap();
-        assert_eq!(
-            redirect_location(&plain, &[("code", "a b"), ("state", "x&y")]),
-            "https://app.example/cb?code=a+b&state=x%26y"
-        );
-        let with_query = RedirectUri::parse("https://app.example/cb?tenant=1").unwrap();
-        assert_eq!(
-            redirect_location(&with_query, &[("code", "c")]),
-            "https://app.example/cb?tenant=1&code=c"
-        );
-    }
 }

@@ -1,94 +1,86 @@
 //! The userinfo endpoint (GET and POST; the token only in `Authorization: Bearer`).
 
-use http::header::WWW_AUTHENTICATE;
+use http::StatusCode;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
 use super::access_tokens::{active_access_token, bearer_token};
-use super::errors::{ErrorCode, OAuthError};
-use super::response::{self, HttpResponse};
-use super::service::Inner;
+use super::errors::{BearerFailure, ErrorCode, OAuthError};
+use super::state::ProviderState;
 
+/// The `realm` of userinfo's `WWW-Authenticate` challenges.
+pub(crate) const REALM: &str = "userinfo";
+
+/// A userinfo request: the bearer token.
+pub(crate) struct UserinfoRequest<'a> {
+    token: &'a str,
+}
+
+impl<'a> UserinfoRequest<'a> {
+    /// Reads the `Authorization: Bearer` header: none is a bare 401 challenge, any other
+    /// header 400 `invalid_request`.
+    pub(crate) fn parse(parts: &'a Parts) -> Result<UserinfoRequest<'a>, BearerFailure> {
+        match bearer_token(&parts.headers) {
+            Ok(Some(token)) => Ok(UserinfoRequest { token }),
+            Ok(None) => Err(BearerFailure::challenge(StatusCode::UNAUTHORIZED, None)),
+            Err(error) => Err(BearerFailure::challenge(
+                StatusCode::BAD_REQUEST,
+                Some(error),
+            )),
+        }
+    }
+}
+
+/// The claims released to the token's client.
 #[derive(Serialize)]
-struct UserinfoResponse<'a> {
-    sub: &'a str,
+pub(crate) struct UserinfoResponse {
+    sub: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    email: Option<&'a str>,
+    email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     email_verified: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
+    name: Option<String>,
 }
 
 /// `GET`/`POST /userinfo`.
-pub(crate) async fn handle(inner: &Inner, parts: &Parts, now: u64) -> HttpResponse {
-    let token = match bearer_token(&parts.headers) {
-        Ok(Some(token)) => token,
-        Ok(None) => return challenge(StatusCode::UNAUTHORIZED, None),
-        Err(error) => return challenge(StatusCode::BAD_REQUEST, Some(error)),
-    };
-    let active = match active_access_token(inner, token, now).await {
+pub(crate) async fn userinfo(
+    state: &ProviderState,
+    request: &UserinfoRequest<'_>,
+    now: u64,
+) -> Result<UserinfoResponse, BearerFailure> {
+    let active = match active_access_token(state, request.token, now).await {
         Ok(Some(active)) => active,
         Ok(None) => {
-            return challenge(
+            return Err(BearerFailure::challenge(
                 StatusCode::UNAUTHORIZED,
                 Some(OAuthError::new(
                     ErrorCode::InvalidToken,
                     "the access token is invalid, expired or revoked",
                 )),
-            );
+            ));
         }
-        Err(error) => return response::oauth_error(StatusCode::INTERNAL_SERVER_ERROR, error),
+        Err(error) => return Err(BearerFailure::Server(error)),
     };
     let claims = &active.claims;
     if !claims.has_scope("openid") {
-        return challenge(
+        return Err(BearerFailure::challenge(
             StatusCode::FORBIDDEN,
             Some(OAuthError::new(
                 ErrorCode::InsufficientScope,
                 "the access token lacks the openid scope",
             )),
-        );
+        ));
     }
     let released = &active.record.grant.claims;
-    let email = released
-        .email
-        .as_deref()
-        .filter(|_| claims.has_scope("email"));
-    let body = UserinfoResponse {
-        sub: &claims.sub,
+    let email = released.email.clone().filter(|_| claims.has_scope("email"));
+    Ok(UserinfoResponse {
+        sub: claims.sub.clone(),
+        email_verified: email.as_ref().map(|_| true),
         email,
-        email_verified: email.map(|_| true),
         name: released
             .name
-            .as_deref()
+            .clone()
             .filter(|_| claims.has_scope("profile")),
-    };
-    response::json(StatusCode::OK, &body)
-}
-
-/// An RFC 6750 §3 error with its `WWW-Authenticate: Bearer` challenge.
-fn challenge(status: StatusCode, error: Option<OAuthError>) -> HttpResponse {
-    let (mut response, header) = match error {
-        None => (
-            response::with_body(status, bytes::Bytes::new()),
-            "Bearer realm=\"userinfo\"".to_owned(),
-        ),
-        Some(error) => {
-            let mut header = format!(
-                "Bearer realm=\"userinfo\", error=\"{}\", error_description=\"{}\"",
-                error.code(),
-                error.description()
-            );
-            if error.code() == ErrorCode::InsufficientScope {
-                header.push_str(", scope=\"openid\"");
-            }
-            (response::oauth_error(status, error), header)
-        }
-    };
-    if let Ok(value) = HeaderValue::from_str(&header) {
-        response.headers_mut().insert(WWW_AUTHENTICATE, value);
-    }
-    response
+    })
 }
