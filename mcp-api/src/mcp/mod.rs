@@ -101,12 +101,23 @@ mod responses;
 mod service;
 mod session;
 mod sse;
+mod state;
 mod streamable;
 mod tools;
 mod version;
 
 pub use config::{McpConfig, ResponseFormat};
-pub use service::{
-    MCP_PATH, MESSAGES_ALIAS_PATH, MESSAGES_PATH, McpService, ResponseFuture, SSE_PATH,
-};
+pub use service::{McpService, ResponseFuture};
 pub use version::ProtocolVersion;
+
+/// The Streamable HTTP endpoint (and the 2026-07-28 stateless endpoint).
+pub const MCP_PATH: &str = "/mcp";
+/// The legacy HTTP+SSE stream (2024-11-05), opened with `GET`.
+pub const SSE_PATH: &str = "/mcp/sse";
+/// The legacy HTTP+SSE message endpoint announced in the `endpoint` event. It lies under
+/// [`SSE_PATH`], so a proxy that lets only `/mcp/sse` and its sub-paths through passes the
+/// whole transport.
+pub const MESSAGES_PATH: &str = "/mcp/sse/messages";
+/// The message endpoint that earlier versions announced; still served, exactly like
+/// [`MESSAGES_PATH`], for clients that kept it.
+pub const MESSAGES_ALIAS_PATH: &str = "/mcp/messages";
