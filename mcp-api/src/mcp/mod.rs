@@ -90,7 +90,20 @@
 //! `search_memory`, `list_memories`, `delete_memories` and `delete_all_memories` follow
 //! OpenMemory. Every tool has a `title`, a strict `inputSchema`
 //! (`additionalProperties: false`), an `outputSchema`, and annotations; results carry
-//! `structuredContent` and the same JSON as their one text block.
+//! `structuredContent` and the same JSON as their one text block. Arguments and results
+//! are typed structs, and both schemas are derived from them with schemars (JSON Schema
+//! 2020-12, inline), as the REST API's OpenAPI schemas are. Times are Unix seconds, as in
+//! the REST API (`created_at`, `updated_at`).
+//!
+//! # Layers
+//!
+//! A request goes down, never back up: [`McpService`] (the `Origin` check, once per
+//! request, and the caller's claims) → the transport (`streamable.rs` for `/mcp`,
+//! `legacy.rs` for `/mcp/sse…`: HTTP method, media types, body, JSON-RPC parsing) →
+//! the transport settles the request's era (`era.rs`) and session (`session.rs`) once →
+//! one call to the handler (`handler.rs`, then `tools.rs` for `tools/call`) → the
+//! transport renders the reply (`responses.rs`, `sse.rs`). The state every request shares
+//! (`state.rs`) is owned by the service and passed down.
 
 mod config;
 mod era;

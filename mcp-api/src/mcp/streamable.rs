@@ -127,6 +127,9 @@ impl Exchange {
 /// handshake era its session: `initialize` opens one bound to the caller's subject (any
 /// session header on it is ignored: a client re-initializes after its session ended);
 /// other requests use the one they name, if any. `Err` is the response refusing it.
+// The refusal is the finished response, returned straight to the client: boxing it would
+// only add an allocation.
+#[allow(clippy::result_large_err)]
 fn settle<S>(
     state: &McpState<S>,
     caller: &Caller,

@@ -26,11 +26,12 @@ use self::fields::{
     json_u32, len_u64, memory_id_schema, memory_ids_schema, memory_state_schema,
     new_categories_schema, nullable_bool_schema, nullable_search_query_schema,
     nullable_unix_seconds_schema, page_schema, page_size_schema, related_size_schema,
-    search_query_schema, text_schema, unix_seconds, unix_seconds_schema,
+    search_query_schema, text_schema, unix_seconds_schema,
 };
 use crate::store::{
     AccessLogEntry, AppStats, Memory, MemoryId, MemoryState, Page, SortColumn, SortDirection, Stats,
 };
+use crate::timestamp::unix_seconds;
 
 // ----- Requests ------------------------------------------------------------------------------
 

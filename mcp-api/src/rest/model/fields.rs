@@ -83,11 +83,6 @@ pub(super) fn default_related_size() -> u32 {
     5
 }
 
-/// Unix milliseconds to Unix seconds, rounding down.
-pub(super) fn unix_seconds(millis: i64) -> i64 {
-    millis.div_euclid(1000)
-}
-
 /// A length as a JSON count.
 pub(super) fn len_u64(len: usize) -> u64 {
     u64::try_from(len).unwrap_or(u64::MAX)
