@@ -673,6 +673,14 @@ mod tests {
                 }
             }
         }
+        let list = Tool::ListMemories.definition();
+        let size = &list["inputSchema"]["properties"]["size"];
+        assert_eq!(size["type"], "integer");
+        assert_eq!(
+            (size["minimum"].as_u64(), size["maximum"].as_u64()),
+            (Some(1), Some(100))
+        );
+        assert!(size.get("default").is_none());
         let search_memory = Tool::SearchMemory.definition();
         let output = &search_memory["outputSchema"];
         assert_eq!(

@@ -26,7 +26,7 @@ pub(super) fn output_schema<T: JsonSchema>() -> Value {
 /// A tool schema for `T`: JSON Schema 2020-12 (MCP's default dialect), every subschema
 /// inline (no `$ref`), an object with `properties` (empty for no arguments), and without
 /// the root's `$schema`, `title` and `description` (the tool's own `title` and
-/// `description` say what it is).
+/// `description` say what it is), and without a `null` default.
 fn tool_schema<T: JsonSchema>(settings: SchemaSettings) -> Value {
     let generator = settings
         .with(|settings| {
@@ -38,9 +38,22 @@ fn tool_schema<T: JsonSchema>(settings: SchemaSettings) -> Value {
     if let Value::Object(object) = &mut schema {
         object.remove("title");
         object.remove("description");
-        object
+        let properties = object
             .entry("properties")
             .or_insert_with(|| Value::Object(Map::new()));
+        // An absent optional number is `None`, which schemars states as `"default": null`;
+        // the descriptions state the real defaults.
+        for property in properties
+            .as_object_mut()
+            .into_iter()
+            .flat_map(Map::values_mut)
+        {
+            if let Value::Object(property) = property
+                && property.get("default") == Some(&Value::Null)
+            {
+                property.remove("default");
+            }
+        }
     }
     schema
 }
@@ -78,6 +91,9 @@ pub(super) struct AddMemoriesArguments {
     pub(super) metadata: Map<String, Value>,
 }
 
+// Optional numbers are documented as integers: `null` is read as absent, but clients need
+// not send it.
+
 /// Arguments of `search_memory`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -86,7 +102,7 @@ pub(super) struct SearchMemoryArguments {
     pub(super) query: String,
     /// Most results to return (default 10).
     #[serde(default)]
-    #[schemars(range(min = 1, max = 50))]
+    #[schemars(with = "u32", range(min = 1, max = 50))]
     pub(super) limit: Option<u32>,
 }
 
@@ -96,11 +112,11 @@ pub(super) struct SearchMemoryArguments {
 pub(super) struct ListMemoriesArguments {
     /// 1-based page number (default 1).
     #[serde(default)]
-    #[schemars(range(min = 1))]
+    #[schemars(with = "u32", range(min = 1))]
     pub(super) page: Option<u32>,
     /// Memories per page (default 20).
     #[serde(default)]
-    #[schemars(range(min = 1, max = 100))]
+    #[schemars(with = "u32", range(min = 1, max = 100))]
     pub(super) size: Option<u32>,
 }
 
