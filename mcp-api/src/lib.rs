@@ -18,6 +18,11 @@
 //! - [`auth`], [`resource`], [`http`]: who the caller is, what this resource is called, and
 //!   the response body type.
 //!
+//! **Times**: every time the REST API and the MCP tools show (`created_at`, `updated_at`,
+//! `accessed_at`, a `fetch` result's `metadata.created_at`) and every date filter they read
+//! (`from_date`, `to_date`) is a JSON integer of Unix **seconds**. The store's own types
+//! ([`Memory`], [`store::Clock`]) count Unix milliseconds; the APIs convert, rounding down.
+//!
 //! ```
 //! # #[cfg(not(feature = "sqlite"))] fn main() {}
 //! # #[cfg(feature = "sqlite")]
@@ -53,6 +58,7 @@ pub mod resource;
 pub mod rest;
 pub mod server;
 pub mod store;
+mod timestamp;
 
 pub use auth::{AccessClaims, Caller};
 pub use rate_limit::RateLimit;

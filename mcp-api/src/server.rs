@@ -280,13 +280,15 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<B>) -> ResponseFuture {
+    fn call(&mut self, mut request: Request<B>) -> ResponseFuture {
         let shared = Arc::clone(&self.shared);
         let health_token = self.health_token;
         #[cfg(feature = "app")]
         let app = self.app.clone();
         // Echoed in CORS headers only if every `Origin` value is allowed (so the first is).
-        let origin = if shared.config.origin_allowed(request.headers()) {
+        // The verdict travels with the request: `McpService` refuses a disallowed origin
+        // with 403 without checking again.
+        let origin = if shared.config.check_origin(&mut request) {
             request.headers().get(ORIGIN).cloned()
         } else {
             None

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use http::HeaderMap;
 use http::header::ORIGIN;
+use http::{HeaderMap, Request};
 
 /// How the Streamable HTTP endpoint answers a request when the client accepts both
 /// `application/json` and `text/event-stream`.
@@ -121,11 +121,30 @@ impl McpConfig {
         })
     }
 
+    /// [`Self::origin_allowed`] for `request`, checked once per request: the first service
+    /// to ask (the [`MemoryServer`](crate::MemoryServer) in front, or the [`McpService`]
+    /// alone) records the verdict in the request's extensions, and every later ask reads it.
+    ///
+    /// [`McpService`]: super::McpService
+    pub(crate) fn check_origin<B>(&self, request: &mut Request<B>) -> bool {
+        if let Some(OriginVerdict(allowed)) = request.extensions().get::<OriginVerdict>() {
+            return *allowed;
+        }
+        let allowed = self.origin_allowed(request.headers());
+        request.extensions_mut().insert(OriginVerdict(allowed));
+        allowed
+    }
+
     /// The keep-alive period, if keep-alives are on.
     pub(crate) fn keep_alive_period(&self) -> Option<Duration> {
         self.sse_keep_alive.filter(|period| !period.is_zero())
     }
 }
+
+/// The `Origin` verdict of a request, recorded by [`McpConfig::check_origin`]. Only this
+/// crate can insert it: a client cannot make a request skip the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OriginVerdict(bool);
 
 /// `http://localhost`, `http://127.0.0.1` or `http://[::1]`, optionally with a numeric port.
 fn is_loopback_origin(origin: &str) -> bool {

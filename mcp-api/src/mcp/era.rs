@@ -34,6 +34,15 @@ const NAME_HEADER: &str = "mcp-name";
 const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
+/// The protocol era a request is served in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Era {
+    /// Handshake-based revisions, at the negotiated (or assumed) version.
+    Legacy(ProtocolVersion),
+    /// Per-request-metadata revisions: results carry `resultType` and `serverInfo`.
+    Modern(ProtocolVersion),
+}
+
 /// How a request is to be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route {
@@ -103,6 +112,16 @@ pub(crate) fn classify_notification(headers: &HeaderMap) -> Result<Route, RpcErr
         },
         SingleHeader::Malformed => Err(RpcError::header_mismatch(
             "the MCP-Protocol-Version header is repeated or malformed",
+        )),
+    }
+}
+
+/// The version an `initialize` request negotiates.
+pub(crate) fn initialize_version(params: &Map<String, Value>) -> Result<ProtocolVersion, RpcError> {
+    match params.get("protocolVersion") {
+        Some(Value::String(requested)) => Ok(ProtocolVersion::negotiate(requested)),
+        _ => Err(RpcError::invalid_params(
+            "initialize needs a protocolVersion string",
         )),
     }
 }

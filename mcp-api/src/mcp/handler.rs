@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::ProtocolVersion;
+use super::era::{Era, initialize_version};
 use super::jsonrpc::{Reply, Request, RpcError};
 use super::tools::{Tool, Toolbox};
 use crate::auth::Caller;
@@ -27,15 +28,6 @@ const INSTRUCTIONS: &str = "Long-term memory for the signed-in user. Call search
 conversations, and add_memories when the user shares a lasting fact, preference or piece \
 of context. fetch returns one memory's full text. Memories are private to the user; \
 deleting is permanent, so only delete when the user asks.";
-
-/// The protocol era a request is served in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Era {
-    /// Handshake-based revisions, at the negotiated (or assumed) version.
-    Legacy(ProtocolVersion),
-    /// Per-request-metadata revisions: results carry `resultType` and `serverInfo`.
-    Modern(ProtocolVersion),
-}
 
 /// Answers requests: `initialize`, `ping`, `tools/list`, `tools/call`, `server/discover`.
 #[derive(Debug)]
@@ -124,16 +116,6 @@ impl<S: MemoryStore> Handler<S> {
             .call(self.store.as_ref(), caller, tool, arguments, location)
             .await;
         Ok(result.into_value())
-    }
-}
-
-/// The version an `initialize` request negotiates.
-pub(crate) fn initialize_version(params: &Map<String, Value>) -> Result<ProtocolVersion, RpcError> {
-    match params.get("protocolVersion") {
-        Some(Value::String(requested)) => Ok(ProtocolVersion::negotiate(requested)),
-        _ => Err(RpcError::invalid_params(
-            "initialize needs a protocolVersion string",
-        )),
     }
 }
 

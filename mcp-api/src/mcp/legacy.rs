@@ -10,12 +10,12 @@ use http::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::handler::{Era, initialize_version};
+use super::era::{Era, initialize_version};
 use super::jsonrpc::{self, Message, RpcError};
-use super::service::{MESSAGES_PATH, ServiceState};
 use super::session::{OpenError, StreamGuard};
 use super::sse::{self, SseBody};
-use super::{ProtocolVersion, responses};
+use super::state::McpState;
+use super::{MESSAGES_PATH, ProtocolVersion, responses};
 use crate::auth::Caller;
 use crate::http::{BoxError, ResponseBody, is_json_content_type, read_body};
 use crate::resource::MetadataLocation;
@@ -27,7 +27,7 @@ const STREAM_BUFFER: usize = 32;
 
 /// `GET /mcp/sse`: opens a stream bound to the caller's subject.
 pub(crate) fn open_stream<S, B>(
-    state: &Arc<ServiceState<S>>,
+    state: &Arc<McpState<S>>,
     caller: &Caller,
     request: &Request<B>,
 ) -> Response<ResponseBody> {
@@ -66,7 +66,7 @@ pub(crate) fn open_stream<S, B>(
 /// `POST /mcp/sse/messages?session_id=…` (or `/mcp/messages`): one message for the
 /// caller's stream.
 pub(crate) async fn post_message<S, B>(
-    state: &ServiceState<S>,
+    state: &McpState<S>,
     caller: &Caller,
     request: Request<B>,
 ) -> Response<ResponseBody>

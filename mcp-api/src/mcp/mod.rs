@@ -90,7 +90,20 @@
 //! `search_memory`, `list_memories`, `delete_memories` and `delete_all_memories` follow
 //! OpenMemory. Every tool has a `title`, a strict `inputSchema`
 //! (`additionalProperties: false`), an `outputSchema`, and annotations; results carry
-//! `structuredContent` and the same JSON as their one text block.
+//! `structuredContent` and the same JSON as their one text block. Arguments and results
+//! are typed structs, and both schemas are derived from them with schemars (JSON Schema
+//! 2020-12, inline), as the REST API's OpenAPI schemas are. Times are Unix seconds, as in
+//! the REST API (`created_at`, `updated_at`).
+//!
+//! # Layers
+//!
+//! A request goes down, never back up: [`McpService`] (the `Origin` check, once per
+//! request, and the caller's claims) → the transport (`streamable.rs` for `/mcp`,
+//! `legacy.rs` for `/mcp/sse…`: HTTP method, media types, body, JSON-RPC parsing) →
+//! the transport settles the request's era (`era.rs`) and session (`session.rs`) once →
+//! one call to the handler (`handler.rs`, then `tools.rs` for `tools/call`) → the
+//! transport renders the reply (`responses.rs`, `sse.rs`). The state every request shares
+//! (`state.rs`) is owned by the service and passed down.
 
 mod config;
 mod era;
@@ -101,12 +114,23 @@ mod responses;
 mod service;
 mod session;
 mod sse;
+mod state;
 mod streamable;
 mod tools;
 mod version;
 
 pub use config::{McpConfig, ResponseFormat};
-pub use service::{
-    MCP_PATH, MESSAGES_ALIAS_PATH, MESSAGES_PATH, McpService, ResponseFuture, SSE_PATH,
-};
+pub use service::{McpService, ResponseFuture};
 pub use version::ProtocolVersion;
+
+/// The Streamable HTTP endpoint (and the 2026-07-28 stateless endpoint).
+pub const MCP_PATH: &str = "/mcp";
+/// The legacy HTTP+SSE stream (2024-11-05), opened with `GET`.
+pub const SSE_PATH: &str = "/mcp/sse";
+/// The legacy HTTP+SSE message endpoint announced in the `endpoint` event. It lies under
+/// [`SSE_PATH`], so a proxy that lets only `/mcp/sse` and its sub-paths through passes the
+/// whole transport.
+pub const MESSAGES_PATH: &str = "/mcp/sse/messages";
+/// The message endpoint that earlier versions announced; still served, exactly like
+/// [`MESSAGES_PATH`], for clients that kept it.
+pub const MESSAGES_ALIAS_PATH: &str = "/mcp/messages";

@@ -10,54 +10,30 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use jwks_verify::Challenge;
 use tower_service::Service;
 
-use super::handler::Handler;
-use super::session::{SessionLimits, SessionTable};
-use super::{McpConfig, legacy, responses, streamable};
+use super::state::McpState;
+use super::{
+    MCP_PATH, MESSAGES_ALIAS_PATH, MESSAGES_PATH, McpConfig, SSE_PATH, legacy, responses,
+    streamable,
+};
 use crate::auth::Caller;
 use crate::http::{BoxError, ResponseBody, empty_response};
-use crate::resource::{MetadataLocation, ProtectedResource};
+use crate::resource::ProtectedResource;
 use crate::store::MemoryStore;
-
-/// The Streamable HTTP endpoint (and the 2026-07-28 stateless endpoint).
-pub const MCP_PATH: &str = "/mcp";
-/// The legacy HTTP+SSE stream (2024-11-05), opened with `GET`.
-pub const SSE_PATH: &str = "/mcp/sse";
-/// The legacy HTTP+SSE message endpoint announced in the `endpoint` event. It lies under
-/// [`SSE_PATH`], so a proxy that lets only `/mcp/sse` and its sub-paths through passes the
-/// whole transport.
-pub const MESSAGES_PATH: &str = "/mcp/sse/messages";
-/// The message endpoint that earlier versions announced; still served, exactly like
-/// [`MESSAGES_PATH`], for clients that kept it.
-pub const MESSAGES_ALIAS_PATH: &str = "/mcp/messages";
 
 /// The MCP server of the memory service, as a tower [`Service`].
 ///
 /// It must sit behind [`jwks_verify::BearerAuthLayer`] with [`AccessClaims`](crate::AccessClaims):
 /// every request needs verified claims, and the token's `sub` owns every memory touched
 /// (a request without claims gets `401`, whose challenge names the metadata copy for the
-/// path, see [`MetadataLocation::for_path`]). It answers four paths, which the caller routes
+/// path, see [`MetadataLocation::for_path`](crate::resource::MetadataLocation::for_path)). It answers four paths, which the caller routes
 /// to it unchanged: [`MCP_PATH`], [`SSE_PATH`], [`MESSAGES_PATH`] and
 /// [`MESSAGES_ALIAS_PATH`]; any other path gets `404`. See the [module documentation](super) for the protocol details.
 ///
 /// Cloning is cheap and clones share sessions.
 pub struct McpService<S> {
-    state: Arc<ServiceState<S>>,
-}
-
-/// What every request of one service shares.
-pub(crate) struct ServiceState<S> {
-    pub(crate) handler: Handler<S>,
-    pub(crate) config: McpConfig,
-    pub(crate) sessions: Arc<SessionTable>,
-    pub(crate) resource: ProtectedResource,
-    /// The `WWW-Authenticate` challenges of `resource` pointing at the well-known
-    /// metadata, built once.
-    pub(crate) challenge: Challenge,
-    /// The same, pointing at the metadata under `/mcp/sse` (the legacy transport).
-    pub(crate) sse_challenge: Challenge,
+    state: Arc<McpState<S>>,
 }
 
 impl<S: MemoryStore> McpService<S> {
@@ -90,22 +66,8 @@ impl<S: MemoryStore> McpService<S> {
     /// ```
     #[must_use]
     pub fn new(store: Arc<S>, resource: ProtectedResource, config: McpConfig) -> Self {
-        let sessions = Arc::new(SessionTable::new(SessionLimits {
-            max_sessions: config.max_sessions,
-            max_per_subject: config.max_sessions_per_subject,
-            max_streams: config.max_sse_streams,
-            max_streams_per_subject: config.max_sse_streams_per_subject,
-            idle_timeout: config.session_idle_timeout,
-        }));
         McpService {
-            state: Arc::new(ServiceState {
-                handler: Handler::new(store, &resource),
-                config,
-                sessions,
-                challenge: resource.challenge_at(MetadataLocation::WellKnown),
-                sse_challenge: resource.challenge_at(MetadataLocation::UnderSse),
-                resource,
-            }),
+            state: Arc::new(McpState::new(store, resource, config)),
         }
     }
 }
@@ -189,23 +151,21 @@ impl fmt::Debug for ResponseFuture {
     }
 }
 
-async fn serve<S, B>(state: &Arc<ServiceState<S>>, request: Request<B>) -> Response<ResponseBody>
+/// Checks the request's `Origin` and claims, then hands it to its transport.
+async fn serve<S, B>(state: &Arc<McpState<S>>, mut request: Request<B>) -> Response<ResponseBody>
 where
     S: MemoryStore,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    if !state.config.origin_allowed(request.headers()) {
+    // Checked once per request: a verdict recorded in front (by `MemoryServer`) is reused.
+    if !state.config.check_origin(&mut request) {
         return responses::forbidden_origin();
     }
     let caller = match Caller::from_request(&request) {
         Ok(caller) => caller,
         Err(error) => {
-            let challenge = match MetadataLocation::for_path(request.uri().path()) {
-                MetadataLocation::UnderSse => &state.sse_challenge,
-                _ => &state.challenge,
-            };
-            return responses::unauthorized(challenge, error);
+            return responses::unauthorized(state.challenge_for(request.uri().path()), error);
         }
     };
     match request.uri().path() {

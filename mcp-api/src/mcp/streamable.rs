@@ -6,11 +6,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 
-use super::era::{self, Route, SingleHeader};
-use super::handler::{Era, initialize_version};
+use super::era::{self, Era, Route, SingleHeader, initialize_version};
 use super::jsonrpc::{self, Message, Reply, RpcError, code};
-use super::service::ServiceState;
 use super::session::{SessionId, new_event_id};
+use super::state::McpState;
 use super::{ProtocolVersion, ResponseFormat, responses, sse};
 use crate::auth::Caller;
 use crate::http::{BoxError, ResponseBody, empty_response, is_json_content_type, read_body};
@@ -22,7 +21,7 @@ const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
 
 /// Serves one request to `/mcp`.
 pub(crate) async fn serve<S, B>(
-    state: &ServiceState<S>,
+    state: &McpState<S>,
     caller: &Caller,
     request: Request<B>,
 ) -> Response<ResponseBody>
@@ -47,7 +46,7 @@ fn allowed_methods(modern: bool) -> &'static str {
 }
 
 async fn post<S, B>(
-    state: &ServiceState<S>,
+    state: &McpState<S>,
     caller: &Caller,
     request: Request<B>,
 ) -> Response<ResponseBody>
@@ -83,99 +82,104 @@ where
     }
 }
 
+/// Settles the request's era and session, then answers it with one call to the handler.
 async fn answer<S: MemoryStore>(
-    state: &ServiceState<S>,
+    state: &McpState<S>,
     caller: &Caller,
     headers: &HeaderMap,
     request: jsonrpc::Request,
 ) -> Response<ResponseBody> {
-    let route = match era::classify_request(headers, &request) {
-        Ok(route) => route,
-        Err(error) => {
-            let reply = Reply::Error {
-                id: Some(request.id),
-                error,
-            };
-            return responses::rpc_response(StatusCode::BAD_REQUEST, &reply);
-        }
+    let exchange = match settle(state, caller, headers, &request) {
+        Ok(exchange) => exchange,
+        Err(refusal) => return refusal,
     };
-    let Some(format) = responses::response_format(headers, state.config.response_format) else {
-        return responses::not_acceptable();
-    };
-    match route {
-        Route::Modern(version) => {
-            let reply = state
-                .handler
-                .answer(
-                    request,
-                    caller,
-                    Era::Modern(version),
-                    MetadataLocation::WellKnown,
-                )
-                .await;
-            render_modern(&reply, format)
-        }
-        Route::Legacy { .. } if request.method == "initialize" => {
-            initialize(state, caller, request, format).await
-        }
-        Route::Legacy { header_version } => {
-            let Ok(session_version) = use_session(state, caller, headers) else {
-                return responses::session_not_found();
-            };
-            let version = header_version
-                .or(session_version)
-                .unwrap_or(ProtocolVersion::STREAMABLE_DEFAULT);
-            let reply = state
-                .handler
-                .answer(
-                    request,
-                    caller,
-                    Era::Legacy(version),
-                    MetadataLocation::WellKnown,
-                )
-                .await;
-            render_legacy(&reply, format, version)
+    let reply = state
+        .handler
+        .answer(request, caller, exchange.era, MetadataLocation::WellKnown)
+        .await;
+    exchange.render(&reply)
+}
+
+/// How one request is served, settled before it is answered.
+struct Exchange {
+    era: Era,
+    format: ResponseFormat,
+    /// The session `initialize` opened, announced in the response.
+    opened: Option<SessionId>,
+}
+
+impl Exchange {
+    fn render(&self, reply: &Reply) -> Response<ResponseBody> {
+        match self.era {
+            Era::Modern(_) => render_modern(reply, self.format),
+            Era::Legacy(version) => {
+                let mut response = render_legacy(reply, self.format, version);
+                if let Some(session) = &self.opened {
+                    attach_session(&mut response, session);
+                }
+                response
+            }
         }
     }
 }
 
-/// `initialize` opens a session bound to the caller's subject. Any session header on it
-/// is ignored: a client re-initializes after its session ended.
-async fn initialize<S: MemoryStore>(
-    state: &ServiceState<S>,
+/// The era of `request` (with the 2026-07-28 header checks), its answer format, and for the
+/// handshake era its session: `initialize` opens one bound to the caller's subject (any
+/// session header on it is ignored: a client re-initializes after its session ended);
+/// other requests use the one they name, if any. `Err` is the response refusing it.
+// The refusal is the finished response, returned straight to the client: boxing it would
+// only add an allocation.
+#[allow(clippy::result_large_err)]
+fn settle<S>(
+    state: &McpState<S>,
     caller: &Caller,
-    request: jsonrpc::Request,
-    format: ResponseFormat,
-) -> Response<ResponseBody> {
-    let version = match initialize_version(&request.params) {
-        Ok(version) => version,
-        Err(error) => {
-            let reply = Reply::Error {
-                id: Some(request.id),
-                error,
+    headers: &HeaderMap,
+    request: &jsonrpc::Request,
+) -> Result<Exchange, Response<ResponseBody>> {
+    let route = era::classify_request(headers, request).map_err(|error| {
+        let reply = Reply::Error {
+            id: Some(request.id.clone()),
+            error,
+        };
+        responses::rpc_response(StatusCode::BAD_REQUEST, &reply)
+    })?;
+    let format = responses::response_format(headers, state.config.response_format)
+        .ok_or_else(responses::not_acceptable)?;
+    let (era, opened) = match route {
+        Route::Modern(version) => (Era::Modern(version), None),
+        Route::Legacy { .. } if request.method == "initialize" => {
+            let version = initialize_version(&request.params).map_err(|error| {
+                let reply = Reply::Error {
+                    id: Some(request.id.clone()),
+                    error,
+                };
+                render_legacy(&reply, format, ProtocolVersion::LATEST_LEGACY)
+            })?;
+            let Ok(session) =
+                state
+                    .sessions
+                    .open_streamable(&caller.owner, version, Instant::now())
+            else {
+                tracing::warn!("session table full; refusing initialize");
+                return Err(responses::no_session_available(Some(request.id.clone())));
             };
-            return render_legacy(&reply, format, ProtocolVersion::LATEST_LEGACY);
+            (Era::Legacy(version), Some(session))
+        }
+        Route::Legacy { header_version } => {
+            let Ok(session_version) = use_session(state, caller, headers) else {
+                return Err(responses::session_not_found());
+            };
+            let version = header_version
+                .or(session_version)
+                .unwrap_or(ProtocolVersion::STREAMABLE_DEFAULT);
+            (Era::Legacy(version), None)
         }
     };
-    let Ok(session) = state
-        .sessions
-        .open_streamable(&caller.owner, version, Instant::now())
-    else {
-        tracing::warn!("session table full; refusing initialize");
-        return responses::no_session_available(Some(request.id));
-    };
-    let reply = state
-        .handler
-        .answer(
-            request,
-            caller,
-            Era::Legacy(version),
-            MetadataLocation::WellKnown,
-        )
-        .await;
-    let mut response = render_legacy(&reply, format, version);
-    attach_session(&mut response, &session);
-    response
+    Ok(Exchange {
+        era,
+        format,
+        opened,
+    })
 }
 
 fn attach_session(response: &mut Response<ResponseBody>, session: &SessionId) {
@@ -191,7 +195,7 @@ struct UnknownSession;
 
 /// The negotiated version of the caller's session named in the request, if any.
 fn use_session<S>(
-    state: &ServiceState<S>,
+    state: &McpState<S>,
     caller: &Caller,
     headers: &HeaderMap,
 ) -> Result<Option<ProtocolVersion>, UnknownSession> {
@@ -207,7 +211,7 @@ fn use_session<S>(
 }
 
 fn acknowledge_notification<S>(
-    state: &ServiceState<S>,
+    state: &McpState<S>,
     caller: &Caller,
     headers: &HeaderMap,
 ) -> Response<ResponseBody> {
@@ -222,7 +226,7 @@ fn acknowledge_notification<S>(
 }
 
 fn acknowledge_response<S>(
-    state: &ServiceState<S>,
+    state: &McpState<S>,
     caller: &Caller,
     headers: &HeaderMap,
 ) -> Response<ResponseBody> {
@@ -240,11 +244,7 @@ fn acknowledge_response<S>(
 }
 
 /// `DELETE /mcp`: ends the caller's session.
-fn delete<S>(
-    state: &ServiceState<S>,
-    caller: &Caller,
-    headers: &HeaderMap,
-) -> Response<ResponseBody> {
+fn delete<S>(state: &McpState<S>, caller: &Caller, headers: &HeaderMap) -> Response<ResponseBody> {
     match era::single_header(headers, SESSION_HEADER.as_str()) {
         SingleHeader::Present(id)
             if state

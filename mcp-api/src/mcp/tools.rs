@@ -7,18 +7,30 @@
 //! the scope a tool needs gets an `isError` result whose `_meta["mcp/www_authenticate"]`
 //! holds an RFC 6750 `insufficient_scope` challenge, as OpenAI's connector examples do, so
 //! a client can start a step-up authorization.
+//!
+//! Arguments and results are typed (`tools/model.rs`); each tool's `inputSchema` and
+//! `outputSchema` are derived from those types.
 
 use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use self::model::{
+    AddMemoriesArguments, DeleteAllMemoriesArguments, DeleteMemoriesArguments, Deleted,
+    FetchArguments, FetchedMemory, ListMemoriesArguments, MemoryHit, MemoryList, MemoryView,
+    SearchArguments, SearchMemoryArguments, SearchMemoryResults, SearchResult, SearchResults,
+    input_schema, output_schema,
+};
 use crate::auth::{Caller, SCOPE_READ, SCOPE_WRITE};
 use crate::resource::{MetadataLocation, ProtectedResource};
 use crate::store::{
-    Access, ErrorKind, ListQuery, Memory, MemoryId, MemoryStore, NewMemory, SearchQuery, StoreError,
+    Access, ErrorKind, ListQuery, MemoryId, MemoryStore, NewMemory, SearchQuery, StoreError,
 };
+use crate::timestamp::unix_seconds;
+
+mod model;
 
 /// How many results `search` returns.
 const SEARCH_RESULTS: u32 = 10;
@@ -86,87 +98,85 @@ impl Tool {
         }
     }
 
-    /// The `Tool` object of `tools/list`.
-    fn definition(self) -> Value {
-        let (title, description, input, output) = match self {
+    /// The `title` and `description` of this tool.
+    fn text(self) -> (&'static str, &'static str) {
+        match self {
             Tool::Search => (
                 "Search memories",
                 "Search the user's saved memories by keywords. Returns matching memories as \
                  {id, title, url} results; call fetch with a result's id to read the whole memory.",
-                object_schema(json!({"query": query_schema()}), &["query"]),
-                search_output_schema(),
             ),
             Tool::Fetch => (
                 "Fetch memory",
                 "Retrieve the full text and metadata of one memory by the id that search returned.",
-                object_schema(
-                    json!({"id": {"type": "string", "description": "A memory id returned by search."}}),
-                    &["id"],
-                ),
-                fetch_output_schema(),
             ),
             Tool::AddMemories => (
                 "Add memory",
                 "Save one new memory for the user: a durable fact, preference or piece of context \
                  they shared. Call it whenever the user tells you something about themselves that \
                  is worth remembering. Returns the stored memory.",
-                object_schema(
-                    json!({
-                        "text": {"type": "string", "minLength": 1, "description": "What to remember, as a self-contained sentence."},
-                        "categories": {"type": "array", "items": {"type": "string"}, "description": "Optional topics, e.g. [\"food\", \"health\"]."},
-                        "metadata": {"type": "object", "description": "Optional free-form attributes."},
-                    }),
-                    &["text"],
-                ),
-                memory_schema(),
             ),
             Tool::SearchMemory => (
                 "Search memory",
                 "Search the user's memories by keywords. Returns each match with its text, a \
                  snippet with the matched words in **bold** and its creation time. Call it before \
                  answering anything that may depend on what the user said earlier.",
-                object_schema(
-                    json!({
-                        "query": query_schema(),
-                        "limit": {"type": "integer", "minimum": 1, "maximum": 50, "description": "Most results to return (default 10)."},
-                    }),
-                    &["query"],
-                ),
-                search_memory_output_schema(),
             ),
             Tool::ListMemories => (
                 "List memories",
                 "List the user's memories, newest first, one page at a time.",
-                object_schema(
-                    json!({
-                        "page": {"type": "integer", "minimum": 1, "description": "1-based page number (default 1)."},
-                        "size": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Memories per page (default 20)."},
-                    }),
-                    &[],
-                ),
-                list_output_schema(),
             ),
             Tool::DeleteMemories => (
                 "Delete memories",
                 "Permanently delete the given memories. Deleted memories cannot be recovered.",
-                object_schema(
-                    json!({"memory_ids": {
-                        "type": "array", "minItems": 1, "maxItems": 100,
-                        "items": {"type": "string"},
-                        "description": "Ids of the memories to delete.",
-                    }}),
-                    &["memory_ids"],
-                ),
-                deleted_output_schema(),
             ),
             Tool::DeleteAllMemories => (
                 "Delete all memories",
                 "Permanently delete every memory of the user. Only call this when the user \
                  explicitly asks to forget everything.",
-                object_schema(json!({}), &[]),
-                deleted_output_schema(),
             ),
-        };
+        }
+    }
+
+    /// The `inputSchema` and `outputSchema` of this tool, derived from its argument and
+    /// result types.
+    fn schemas(self) -> (Value, Value) {
+        match self {
+            Tool::Search => (
+                input_schema::<SearchArguments>(),
+                output_schema::<SearchResults>(),
+            ),
+            Tool::Fetch => (
+                input_schema::<FetchArguments>(),
+                output_schema::<FetchedMemory>(),
+            ),
+            Tool::AddMemories => (
+                input_schema::<AddMemoriesArguments>(),
+                output_schema::<MemoryView>(),
+            ),
+            Tool::SearchMemory => (
+                input_schema::<SearchMemoryArguments>(),
+                output_schema::<SearchMemoryResults>(),
+            ),
+            Tool::ListMemories => (
+                input_schema::<ListMemoriesArguments>(),
+                output_schema::<MemoryList>(),
+            ),
+            Tool::DeleteMemories => (
+                input_schema::<DeleteMemoriesArguments>(),
+                output_schema::<Deleted>(),
+            ),
+            Tool::DeleteAllMemories => (
+                input_schema::<DeleteAllMemoriesArguments>(),
+                output_schema::<Deleted>(),
+            ),
+        }
+    }
+
+    /// The `Tool` object of `tools/list`.
+    fn definition(self) -> Value {
+        let (title, description) = self.text();
+        let (input, output) = self.schemas();
         let read_only = !self.needs_write();
         let destructive = matches!(self, Tool::DeleteMemories | Tool::DeleteAllMemories);
         json!({
@@ -184,115 +194,6 @@ impl Tool {
             },
         })
     }
-}
-
-fn object_schema(properties: Value, required: &[&str]) -> Value {
-    let mut schema = Map::new();
-    schema.insert("type".to_owned(), json!("object"));
-    schema.insert("properties".to_owned(), properties);
-    schema.insert("required".to_owned(), json!(required));
-    schema.insert("additionalProperties".to_owned(), Value::Bool(false));
-    Value::Object(schema)
-}
-
-fn query_schema() -> Value {
-    json!({"type": "string", "description": "Words to look for."})
-}
-
-fn search_output_schema() -> Value {
-    let result = object_schema(
-        json!({
-            "id": {"type": "string"},
-            "title": {"type": "string"},
-            "url": {"type": "string", "format": "uri"},
-        }),
-        &["id", "title", "url"],
-    );
-    object_schema(
-        json!({"results": {"type": "array", "items": result}}),
-        &["results"],
-    )
-}
-
-fn fetch_output_schema() -> Value {
-    object_schema(
-        json!({
-            "id": {"type": "string"},
-            "title": {"type": "string"},
-            "text": {"type": "string"},
-            "url": {"type": "string", "format": "uri"},
-            "metadata": {"type": "object"},
-        }),
-        &["id", "title", "text", "url", "metadata"],
-    )
-}
-
-fn memory_schema() -> Value {
-    object_schema(
-        json!({
-            "id": {"type": "string"},
-            "memory": {"type": "string"},
-            "categories": {"type": "array", "items": {"type": "string"}},
-            "metadata": {"type": "object"},
-            "app": {"type": "string"},
-            "state": {"type": "string", "enum": ["active", "paused", "archived"]},
-            "created_at": {"type": "integer", "description": "Unix milliseconds."},
-            "updated_at": {"type": "integer", "description": "Unix milliseconds."},
-        }),
-        &[
-            "id",
-            "memory",
-            "categories",
-            "metadata",
-            "app",
-            "state",
-            "created_at",
-            "updated_at",
-        ],
-    )
-}
-
-fn search_memory_output_schema() -> Value {
-    let hit = object_schema(
-        json!({
-            "id": {"type": "string"},
-            "memory": {"type": "string"},
-            "snippet": {"type": "string"},
-            "categories": {"type": "array", "items": {"type": "string"}},
-            "created_at": {"type": "integer", "description": "Unix milliseconds."},
-        }),
-        &["id", "memory", "snippet", "categories", "created_at"],
-    );
-    object_schema(
-        json!({
-            "results": {"type": "array", "items": hit},
-            "message": {
-                "type": "string",
-                "description": "Present when nothing matched closely enough: says so, so that no results is not taken for an error."
-            },
-        }),
-        &["results"],
-    )
-}
-
-fn list_output_schema() -> Value {
-    object_schema(
-        json!({
-            "items": {"type": "array", "items": memory_schema()},
-            "total": {"type": "integer"},
-            "page": {"type": "integer"},
-            "size": {"type": "integer"},
-            "pages": {"type": "integer"},
-        }),
-        &["items", "total", "page", "size", "pages"],
-    )
-}
-
-fn deleted_output_schema() -> Value {
-    object_schema(
-        json!({"deleted": {"type": "integer", "minimum": 0}}),
-        &["deleted"],
-    )
 }
 
 /// The outcome of a `tools/call`: a `CallToolResult`.
@@ -414,19 +315,48 @@ impl Toolbox {
             return refusal;
         }
         let arguments = arguments.unwrap_or_else(|| Value::Object(Map::new()));
-        let outcome = match tool {
-            Tool::Search => self.search(store, caller, arguments).await,
-            Tool::Fetch => self.fetch(store, caller, arguments).await,
-            Tool::AddMemories => add_memories(store, caller, arguments).await,
-            Tool::SearchMemory => search_memory(store, caller, arguments).await,
-            Tool::ListMemories => list_memories(store, caller, arguments).await,
-            Tool::DeleteMemories => delete_memories(store, caller, arguments).await,
-            Tool::DeleteAllMemories => delete_all_memories(store, caller, arguments).await,
-        };
-        match outcome {
+        match self.run(store, caller, tool, arguments).await {
             Ok(structured) => ToolResult::success(structured),
             Err(error) => error_result(tool, error),
         }
+    }
+
+    /// Reads the arguments of `tool` into their type, runs it, and writes its typed result.
+    async fn run<S: MemoryStore>(
+        &self,
+        store: &S,
+        caller: &Caller,
+        tool: Tool,
+        arguments: Value,
+    ) -> Result<Value, ToolError> {
+        Ok(match tool {
+            Tool::Search => structured(
+                &self
+                    .search(store, caller, parse_arguments(arguments)?)
+                    .await?,
+            ),
+            Tool::Fetch => structured(
+                &self
+                    .fetch(store, caller, parse_arguments(arguments)?)
+                    .await?,
+            ),
+            Tool::AddMemories => {
+                structured(&add_memories(store, caller, parse_arguments(arguments)?).await?)
+            }
+            Tool::SearchMemory => {
+                structured(&search_memory(store, caller, parse_arguments(arguments)?).await?)
+            }
+            Tool::ListMemories => {
+                structured(&list_memories(store, caller, parse_arguments(arguments)?).await?)
+            }
+            Tool::DeleteMemories => {
+                structured(&delete_memories(store, caller, parse_arguments(arguments)?).await?)
+            }
+            Tool::DeleteAllMemories => {
+                let DeleteAllMemoriesArguments {} = parse_arguments(arguments)?;
+                structured(&delete_all_memories(store, caller).await?)
+            }
+        })
     }
 
     fn check_scope(
@@ -460,30 +390,22 @@ impl Toolbox {
         &self,
         store: &S,
         caller: &Caller,
-        arguments: Value,
-    ) -> Result<Value, ToolError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Arguments {
-            query: String,
-        }
-        let Arguments { query } = parse_arguments(arguments)?;
+        SearchArguments { query }: SearchArguments,
+    ) -> Result<SearchResults, ToolError> {
         let query = SearchQuery::new(query).with_limit(SEARCH_RESULTS);
         let access = Access::new(caller.app.as_str(), Tool::Search.via());
         let hits = store
             .search_recorded(&caller.owner, &query, &access)
             .await?;
-        let results: Vec<Value> = hits
+        let results = hits
             .iter()
-            .map(|hit| {
-                json!({
-                    "id": hit.memory.id.to_string(),
-                    "title": title_of(&hit.memory.text),
-                    "url": self.memory_url(hit.memory.id),
-                })
+            .map(|hit| SearchResult {
+                id: hit.memory.id.to_string(),
+                title: title_of(&hit.memory.text),
+                url: self.memory_url(hit.memory.id),
             })
             .collect();
-        Ok(json!({ "results": results }))
+        Ok(SearchResults { results })
     }
 
     /// ChatGPT's `fetch`: `{"id", "title", "text", "url", "metadata"}`.
@@ -491,32 +413,17 @@ impl Toolbox {
         &self,
         store: &S,
         caller: &Caller,
-        arguments: Value,
-    ) -> Result<Value, ToolError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Arguments {
-            id: String,
-        }
-        let Arguments { id } = parse_arguments(arguments)?;
+        FetchArguments { id }: FetchArguments,
+    ) -> Result<FetchedMemory, ToolError> {
         let id = parse_memory_id(&id, "id")?;
         let access = Access::new(caller.app.as_str(), Tool::Fetch.via());
         let memory = store
             .get(&caller.owner, id, &access)
             .await?
             .ok_or(ToolError::NotFound)?;
-        let mut metadata = memory.metadata.clone();
-        metadata.insert("categories".to_owned(), json!(memory.categories));
-        metadata.insert("app".to_owned(), json!(memory.app));
-        metadata.insert("state".to_owned(), json!(memory.state));
-        metadata.insert("created_at".to_owned(), json!(memory.created_at));
-        Ok(json!({
-            "id": memory.id.to_string(),
-            "title": title_of(&memory.text),
-            "text": memory.text,
-            "url": self.memory_url(memory.id),
-            "metadata": metadata,
-        }))
+        let title = title_of(&memory.text);
+        let url = self.memory_url(memory.id);
+        Ok(FetchedMemory::new(memory, title, url))
     }
 
     fn memory_url(&self, id: MemoryId) -> String {
@@ -527,22 +434,13 @@ impl Toolbox {
 async fn add_memories<S: MemoryStore>(
     store: &S,
     caller: &Caller,
-    arguments: Value,
-) -> Result<Value, ToolError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Arguments {
-        text: String,
-        #[serde(default)]
-        categories: Vec<String>,
-        #[serde(default)]
-        metadata: Map<String, Value>,
-    }
-    let Arguments {
+    arguments: AddMemoriesArguments,
+) -> Result<MemoryView, ToolError> {
+    let AddMemoriesArguments {
         text,
         categories,
         metadata,
-    } = parse_arguments(arguments)?;
+    } = arguments;
     let memory = NewMemory::new(text, caller.app.as_str())
         .with_categories(categories)
         .with_metadata(metadata);
@@ -551,7 +449,7 @@ async fn add_memories<S: MemoryStore>(
         // The store returns one memory per input; anything else is a store bug.
         return Err(ToolError::Store(StoreError::from(ErrorKind::Backend)));
     };
-    Ok(memory_view(&memory))
+    Ok(MemoryView::from(&memory))
 }
 
 /// OpenMemory's `search_memory`. The raw score is left out: it only orders one result
@@ -560,83 +458,56 @@ async fn add_memories<S: MemoryStore>(
 async fn search_memory<S: MemoryStore>(
     store: &S,
     caller: &Caller,
-    arguments: Value,
-) -> Result<Value, ToolError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Arguments {
-        query: String,
-        #[serde(default)]
-        limit: Option<u32>,
-    }
-    let Arguments { query, limit } = parse_arguments(arguments)?;
+    SearchMemoryArguments { query, limit }: SearchMemoryArguments,
+) -> Result<SearchMemoryResults, ToolError> {
     let query = SearchQuery::new(query).with_limit(limit.unwrap_or(SEARCH_RESULTS));
     let access = Access::new(caller.app.as_str(), Tool::SearchMemory.via());
     let hits = store
         .search_recorded(&caller.owner, &query, &access)
         .await?;
-    let results: Vec<Value> = hits
-        .iter()
-        .map(|hit| {
-            json!({
-                "id": hit.memory.id.to_string(),
-                "memory": hit.memory.text,
-                "snippet": hit.snippet,
-                "categories": hit.memory.categories,
-                "created_at": hit.memory.created_at,
-            })
+    let results: Vec<MemoryHit> = hits
+        .into_iter()
+        .map(|hit| MemoryHit {
+            id: hit.memory.id.to_string(),
+            memory: hit.memory.text,
+            snippet: hit.snippet,
+            categories: hit.memory.categories,
+            created_at: unix_seconds(hit.memory.created_at),
         })
         .collect();
-    if results.is_empty() {
-        return Ok(json!({
-            "results": results,
-            "message": "No memory matched this query closely enough. Nothing relevant is stored, or it is worded differently: try other words.",
-        }));
-    }
-    Ok(json!({ "results": results }))
+    let message = results.is_empty().then(|| {
+        "No memory matched this query closely enough. Nothing relevant is stored, or it is \
+         worded differently: try other words."
+            .to_owned()
+    });
+    Ok(SearchMemoryResults { results, message })
 }
 
 async fn list_memories<S: MemoryStore>(
     store: &S,
     caller: &Caller,
-    arguments: Value,
-) -> Result<Value, ToolError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Arguments {
-        #[serde(default)]
-        page: Option<u32>,
-        #[serde(default)]
-        size: Option<u32>,
-    }
-    let Arguments { page, size } = parse_arguments(arguments)?;
+    ListMemoriesArguments { page, size }: ListMemoriesArguments,
+) -> Result<MemoryList, ToolError> {
     let defaults = ListQuery::new();
     let query =
         ListQuery::new().with_page(page.unwrap_or(defaults.page), size.unwrap_or(defaults.size));
     let listed = store.list(&caller.owner, &query).await?;
     let ids: Vec<MemoryId> = listed.items.iter().map(|memory| memory.id).collect();
     record_access(store, caller, &ids, Tool::ListMemories).await?;
-    let items: Vec<Value> = listed.items.iter().map(memory_view).collect();
-    Ok(json!({
-        "items": items,
-        "total": listed.total,
-        "page": listed.page,
-        "size": listed.size,
-        "pages": listed.pages,
-    }))
+    Ok(MemoryList {
+        items: listed.items.iter().map(MemoryView::from).collect(),
+        total: listed.total,
+        page: listed.page,
+        size: listed.size,
+        pages: listed.pages,
+    })
 }
 
 async fn delete_memories<S: MemoryStore>(
     store: &S,
     caller: &Caller,
-    arguments: Value,
-) -> Result<Value, ToolError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Arguments {
-        memory_ids: Vec<String>,
-    }
-    let Arguments { memory_ids } = parse_arguments(arguments)?;
+    DeleteMemoriesArguments { memory_ids }: DeleteMemoriesArguments,
+) -> Result<Deleted, ToolError> {
     if memory_ids.is_empty() {
         return Err(ToolError::InvalidArguments(
             "memory_ids must name at least one memory".to_owned(),
@@ -648,20 +519,15 @@ async fn delete_memories<S: MemoryStore>(
         .map(|(index, id)| parse_memory_id(id, &format!("memory_ids[{index}]")))
         .collect::<Result<Vec<_>, _>>()?;
     let deleted = store.delete(&caller.owner, &ids).await?;
-    Ok(json!({ "deleted": deleted }))
+    Ok(Deleted { deleted })
 }
 
 async fn delete_all_memories<S: MemoryStore>(
     store: &S,
     caller: &Caller,
-    arguments: Value,
-) -> Result<Value, ToolError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Arguments {}
-    let Arguments {} = parse_arguments(arguments)?;
+) -> Result<Deleted, ToolError> {
     let deleted = store.delete_all(&caller.owner).await?;
-    Ok(json!({ "deleted": deleted }))
+    Ok(Deleted { deleted })
 }
 
 /// Records that `tool` showed these memories to the caller.
@@ -679,18 +545,10 @@ async fn record_access<S: MemoryStore>(
     Ok(())
 }
 
-/// A memory as the OpenMemory tools show it.
-fn memory_view(memory: &Memory) -> Value {
-    json!({
-        "id": memory.id.to_string(),
-        "memory": memory.text,
-        "categories": memory.categories,
-        "metadata": memory.metadata,
-        "app": memory.app,
-        "state": memory.state,
-        "created_at": memory.created_at,
-        "updated_at": memory.updated_at,
-    })
+/// `result` as JSON. Invariant: the result types have string keys and no floats, so
+/// writing them as JSON cannot fail.
+fn structured<T: Serialize>(result: &T) -> Value {
+    serde_json::to_value(result).unwrap_or_default()
 }
 
 fn parse_arguments<T: DeserializeOwned>(arguments: Value) -> Result<T, ToolError> {
@@ -801,6 +659,43 @@ mod tests {
             let read_only = definition["annotations"]["readOnlyHint"].as_bool().unwrap();
             assert_eq!(read_only, !tool.needs_write());
         }
+    }
+
+    #[test]
+    fn derived_schemas_require_only_what_results_always_carry() {
+        for tool in Tool::ALL {
+            let definition = tool.definition();
+            for schema in [&definition["inputSchema"], &definition["outputSchema"]] {
+                assert!(schema["properties"].is_object(), "{}", tool.name());
+                for name in schema["required"].as_array().into_iter().flatten() {
+                    let name = name.as_str().unwrap();
+                    assert!(schema["properties"].get(name).is_some(), "{name}");
+                }
+            }
+        }
+        let list = Tool::ListMemories.definition();
+        let size = &list["inputSchema"]["properties"]["size"];
+        assert_eq!(size["type"], "integer");
+        assert_eq!(
+            (size["minimum"].as_u64(), size["maximum"].as_u64()),
+            (Some(1), Some(100))
+        );
+        assert!(size.get("default").is_none());
+        let search_memory = Tool::SearchMemory.definition();
+        let output = &search_memory["outputSchema"];
+        assert_eq!(
+            output["required"],
+            json!(["results"]),
+            "message is optional"
+        );
+        let created_at = &output["properties"]["results"]["items"]["properties"]["created_at"];
+        assert_eq!(created_at["type"], "integer");
+        assert!(
+            created_at["description"]
+                .as_str()
+                .unwrap()
+                .contains("Unix seconds")
+        );
     }
 
     #[test]
