@@ -1,13 +1,13 @@
 //! The export file: every memory of one person as one JSON document, and reading it back.
 //!
 //! ```json
-//! {"format": "mcp-api.memories", "version": 1, "exported_at": 1765000000000,
+//! {"format": "mcp-api.memories", "version": 1, "exported_at": 1765000000,
 //!  "memories": [{"id": "…", "text": "…", "metadata": {}, "categories": ["health"],
 //!                "app": "chatgpt", "state": "active",
-//!                "created_at": 1765000000000, "updated_at": 1765000000000}]}
+//!                "created_at": 1765000000, "updated_at": 1765000000}]}
 //! ```
 //!
-//! Times are Unix milliseconds, as everywhere in the memory API. On import, `text`,
+//! Times are Unix seconds, as in the REST API and the MCP tools. On import, `text`,
 //! `metadata`, `categories`, `app` and `state` are kept; ids and times are new (the
 //! memories are added again), and a memory whose text is already stored is skipped, so
 //! importing a file twice adds nothing the second time.
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::store::{Memory, MemoryState};
+use crate::timestamp::unix_seconds;
 
 /// The `format` of an export file.
 pub const EXPORT_FORMAT: &str = "mcp-api.memories";
@@ -43,11 +44,12 @@ struct ExportedMemory<'a> {
 }
 
 impl<'a> ExportFile<'a> {
+    /// The file of `memories`, exported at `exported_at` (Unix milliseconds).
     pub(super) fn new(memories: &'a [Memory], exported_at: i64) -> Self {
         ExportFile {
             format: EXPORT_FORMAT,
             version: EXPORT_VERSION,
-            exported_at,
+            exported_at: unix_seconds(exported_at),
             memories: memories
                 .iter()
                 .map(|memory| ExportedMemory {
@@ -57,8 +59,8 @@ impl<'a> ExportFile<'a> {
                     categories: &memory.categories,
                     app: &memory.app,
                     state: memory.state,
-                    created_at: memory.created_at,
-                    updated_at: memory.updated_at,
+                    created_at: unix_seconds(memory.created_at),
+                    updated_at: unix_seconds(memory.updated_at),
                 })
                 .collect(),
         }
