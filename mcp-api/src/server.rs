@@ -329,6 +329,8 @@ where
     response
 }
 
+// Hand-written, not tower-http's `CorsLayer`: CORS must skip `/app/` (same-origin pages) and
+// share its allow-list with the MCP `Origin` check, and preflights answer 204 from the router.
 fn preflight(allowed: bool) -> Response<ResponseBody> {
     let mut response = empty_response(StatusCode::NO_CONTENT);
     if allowed {
