@@ -153,11 +153,20 @@ impl Verifier {
                 self.shared.count(&Ok::<_, Error>(&verified));
                 Attempt::Verified(verified)
             }
-            Err(Refusal::Token(error)) => {
+            Err(refusal) => self.stopped(refusal),
+        }
+    }
+
+    /// The rarer outcomes of [`attempt`](Self::attempt), kept out of its inlined body.
+    #[cold]
+    #[inline(never)]
+    fn stopped<C>(&self, refusal: Refusal) -> Attempt<C> {
+        match refusal {
+            Refusal::Token(error) => {
                 self.shared.metrics.refused(error.kind());
                 Attempt::Refused(error)
             }
-            Err(need) => Attempt::Pending(Pending {
+            need => Attempt::Pending(Pending {
                 shared: Arc::clone(&self.shared),
                 need,
             }),
