@@ -24,7 +24,10 @@
 //! ```
 //!
 //! With the `tower` feature (on by default), [`BearerAuthLayer`] does the same for every
-//! request of a hyper or axum service and answers RFC 6750 errors.
+//! request of a hyper or axum service and answers RFC 6750 errors. Other frameworks use the
+//! seam the layer uses: [`Verifier::attempt`] answers from memory without waiting, and only
+//! an [`Attempt::Pending`] (no keys yet, an unknown `kid`, a status list never fetched) has a
+//! fetch to await, with [`Pending::verify`].
 //!
 //! # What is checked, in order
 //!
@@ -135,12 +138,16 @@ pub mod jwks;
 mod jws;
 mod metrics;
 mod policy;
+mod published;
+mod refusal;
+mod shared;
 mod standard_claims;
 mod status_claim;
 #[cfg(feature = "status-list")]
 pub mod status_list;
 mod token_cache;
 mod url;
+mod verified;
 mod verifier;
 
 #[cfg(feature = "tower")]
@@ -159,4 +166,5 @@ pub use policy::{
     Algorithm, AlgorithmSet, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Policy, TypPolicy,
 };
 pub use standard_claims::StandardClaims;
-pub use verifier::{DEFAULT_TOKEN_CACHE_ENTRIES, Verified, Verifier, VerifierBuilder};
+pub use verified::Verified;
+pub use verifier::{Attempt, DEFAULT_TOKEN_CACHE_ENTRIES, Pending, Verifier, VerifierBuilder};

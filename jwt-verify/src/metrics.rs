@@ -67,10 +67,13 @@ impl Metrics {
     pub(crate) fn record<T, E: HasKind>(&self, result: &Result<T, E>) {
         match result {
             Ok(_) => self.verified.increment(),
-            Err(e) => {
-                self.rejected[e.error_kind().index()].fetch_add(1, Ordering::Relaxed);
-            }
+            Err(e) => self.refused(e.error_kind()),
         }
+    }
+
+    /// Counts a refused token.
+    pub(crate) fn refused(&self, kind: ErrorKind) {
+        self.rejected[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn token_cache_hit(&self) {
@@ -81,6 +84,15 @@ impl Metrics {
     #[cfg_attr(not(feature = "status-list"), allow(dead_code))]
     pub(crate) fn verified_with_status(&self) {
         self.verified_with_status.increment();
+    }
+
+    /// A key set of `keys` keys, fetched at `at`, is in use.
+    pub(crate) fn keys_loaded(&self, keys: usize, at: Instant) {
+        self.keys_in_use.store(keys, Ordering::Relaxed);
+        *self
+            .key_set_loaded_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(at);
     }
 
     pub(crate) fn snapshot(&self, now: Instant) -> MetricsSnapshot {

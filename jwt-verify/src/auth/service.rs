@@ -12,7 +12,7 @@ use tower_service::Service;
 use super::challenge::Challenge;
 use super::future::ResponseFuture;
 use crate::error::ErrorKind;
-use crate::verifier::{Refusal, Verifier};
+use crate::verifier::{Attempt, Verifier};
 
 /// The service made by [`BearerAuthLayer`](super::BearerAuthLayer).
 pub struct BearerAuth<S, C> {
@@ -175,27 +175,23 @@ where
                 );
             }
         };
-        match self.verifier.attempt::<C>(token, true) {
-            Ok(verified) => {
-                let _ = self.verifier.finish(Ok(&verified));
+        // The public two-phase seam, as any framework would use it.
+        match self.verifier.attempt::<C>(token) {
+            Attempt::Verified(verified) => {
                 request.extensions_mut().insert(verified);
                 ResponseFuture::inner(self.inner.call(request))
             }
-            Err(Refusal::Token(error)) => {
-                let kind = error.kind();
-                let _ = self.verifier.finish::<()>(Err(error));
-                ResponseFuture::ready(refusal_response(&self.challenge, kind))
+            Attempt::Refused(error) => {
+                ResponseFuture::ready(refusal_response(&self.challenge, error.kind()))
             }
-            Err(pending) => {
+            Attempt::Pending(pending) => {
                 // Cold path: wait for the key (or first status list) fetch, then verify again.
                 let token = token.to_owned();
-                let verifier = self.verifier.clone();
                 let challenge = Arc::clone(&self.challenge);
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::waiting(Box::pin(async move {
-                    let result = verifier.retry_after_fetch::<C>(&token, pending).await;
-                    match verifier.finish(result) {
+                    match pending.verify::<C>(&token).await {
                         Ok(verified) => {
                             request.extensions_mut().insert(verified);
                             inner.call(request).await

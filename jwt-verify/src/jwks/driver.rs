@@ -13,8 +13,23 @@ use tokio::sync::{Notify, watch};
 
 use super::cache::{Action, Demand, DemandOutcome, FetchKind, JwksCache, Loaded, Update};
 use super::fetch::{FetchError, FetchRequest, HttpFetcher};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::url;
-use crate::verifier::{Published, Shared};
+
+/// The verifier state the driver serves. The task holds it weakly and ends once the last
+/// verifier clone is gone.
+pub(crate) trait KeyHost: Send + Sync + 'static {
+    /// The remote key source (`None`: nothing to drive).
+    fn remote(&self) -> Option<&Remote>;
+    /// The verifier's clock.
+    fn clock(&self) -> &dyn Clock;
+    /// The verifier's counters.
+    fn metrics(&self) -> &Metrics;
+    /// Makes `loaded` the key set verifications use (`changed`: other keys than before).
+    /// Called under the cache's lock, before waiters are released.
+    fn publish_keys(&self, loaded: &Loaded, changed: bool, now: Instant);
+}
 
 /// The remote half of a verifier's shared state.
 pub(crate) struct Remote {
@@ -89,29 +104,29 @@ impl Drop for Remote {
     }
 }
 
-/// Starts the driver task for `shared` on `handle`.
-pub(crate) fn spawn(
-    shared: &Arc<Shared>,
+/// Starts the driver task for `host` on `handle`.
+pub(crate) fn spawn<H: KeyHost>(
+    host: &Arc<H>,
     fetcher: Arc<dyn HttpFetcher>,
     handle: &tokio::runtime::Handle,
 ) {
-    let Some(remote) = &shared.remote else { return };
+    let Some(remote) = host.remote() else { return };
     let wake = Arc::clone(&remote.wake);
-    handle.spawn(run(Arc::downgrade(shared), wake, fetcher));
+    handle.spawn(run(Arc::downgrade(host), wake, fetcher));
 }
 
-async fn run(weak: Weak<Shared>, wake: Arc<Notify>, fetcher: Arc<dyn HttpFetcher>) {
+async fn run<H: KeyHost>(weak: Weak<H>, wake: Arc<Notify>, fetcher: Arc<dyn HttpFetcher>) {
     loop {
         let (action, now) = {
-            let Some(shared) = weak.upgrade() else { return };
-            let Some(remote) = &shared.remote else { return };
-            let now = shared.clock.now();
+            let Some(host) = weak.upgrade() else { return };
+            let Some(remote) = host.remote() else { return };
+            let now = host.clock().now();
             (remote.state().poll(now), now)
         };
         match action {
             Action::Fetch(kind, uri) => {
-                let Some(shared) = weak.upgrade() else { return };
-                fetch_once(&shared, fetcher.as_ref(), kind, uri).await;
+                let Some(host) = weak.upgrade() else { return };
+                fetch_once(&*host, fetcher.as_ref(), kind, uri).await;
             }
             Action::WaitUntil(deadline) => {
                 let sleep = tokio::time::sleep(deadline.saturating_duration_since(now));
@@ -125,18 +140,24 @@ async fn run(weak: Weak<Shared>, wake: Arc<Notify>, fetcher: Arc<dyn HttpFetcher
     }
 }
 
-async fn fetch_once(shared: &Shared, fetcher: &dyn HttpFetcher, kind: FetchKind, uri: http::Uri) {
-    let Some(remote) = &shared.remote else { return };
+async fn fetch_once<H: KeyHost>(
+    host: &H,
+    fetcher: &dyn HttpFetcher,
+    kind: FetchKind,
+    uri: http::Uri,
+) {
+    let Some(remote) = host.remote() else { return };
     let request = FetchRequest {
         uri: uri.clone(),
         max_body_bytes: remote.max_body_bytes,
         accept: super::fetch::JWKS_ACCEPT,
     };
-    shared.metrics.jwks_fetches.fetch_add(1, Ordering::Relaxed);
+    let metrics = host.metrics();
+    metrics.jwks_fetches.fetch_add(1, Ordering::Relaxed);
     let response = tokio::time::timeout(remote.fetch_timeout, fetcher.get(request))
         .await
         .unwrap_or(Err(FetchError::Timeout));
-    let now = shared.clock.now();
+    let now = host.clock().now();
     // Publish keys and counters under the state lock, before waiters are released, so no
     // caller is told "keys are ready" (by `JwksCache::request`) before it can read them.
     let (update, loaded) = {
@@ -145,30 +166,11 @@ async fn fetch_once(shared: &Shared, fetcher: &dyn HttpFetcher, kind: FetchKind,
         let loaded = state.loaded().cloned();
         match (&update, &loaded) {
             (Update::Loaded { changed }, Some(loaded)) => {
-                shared.keys.store(Some(Arc::new(Published::from_loaded(
-                    loaded,
-                    now,
-                    shared.clock.unix_time(),
-                ))));
-                if *changed && let Some(cache) = &shared.token_cache {
-                    cache.clear();
-                }
-                shared
-                    .metrics
-                    .keys_in_use
-                    .store(loaded.key_set.len(), Ordering::Relaxed);
-                *shared
-                    .metrics
-                    .key_set_loaded_at
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(loaded.fetched_at);
+                host.publish_keys(loaded, *changed, now);
                 remote.nudged.store(false, Ordering::Relaxed);
             }
             (Update::Failed(_), _) => {
-                shared
-                    .metrics
-                    .jwks_fetch_failures
-                    .fetch_add(1, Ordering::Relaxed);
+                metrics.jwks_fetch_failures.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
         }
