@@ -275,3 +275,89 @@ async fn consent_form_must_be_a_form() {
     let get = p.get("/consent").await;
     assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+/// Markup in a client's name, a login method's label, the login hint and the user's email
+/// shows as text on the chooser, the password login form and the consent page.
+#[tokio::test]
+async fn attack_html_injection_in_client_name_is_escaped() {
+    const EVIL: &str = "<script>alert(1)</script>";
+    const ESCAPED: &str = "&lt;script&gt;alert(1)&lt;/script&gt;";
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let store =
+        std::sync::Arc::new(oidc_core::store::SqliteStore::open(dir.path().join("p.db")).unwrap());
+    let mut config = base_config(ISSUER);
+    config
+        .static_clients
+        .push(oidc_core::provider::StaticClient::public(
+            oidc_core::types::ClientId::parse("evil-app").unwrap(),
+            EVIL,
+            vec![oidc_core::redirect::RedirectUri::parse(PUBLIC_REDIRECT).unwrap()],
+        ));
+    let issuer = oidc_core::types::Issuer::parse(ISSUER).unwrap();
+    let passwords = oidc_core::login::Passwords::new(vec![], &issuer, store.clone())
+        .unwrap()
+        .with_label(EVIL);
+    let test_login = TestLogin::new("test", "/login/test");
+    test_login.set_user(TestUser {
+        email: Some(format!("{EVIL}@example.com")),
+        ..TestUser::default()
+    });
+    let provider = oidc_core::provider::Provider::builder(config, store.clone())
+        .authenticator(test_login.clone())
+        .authenticator(std::sync::Arc::new(passwords))
+        .clock(|| T0)
+        .build()
+        .await
+        .unwrap();
+    let p = TestProvider {
+        provider,
+        clock: VirtualClock::at(T0),
+        store,
+        login: test_login,
+        dir,
+    };
+    let pkce = pkce();
+    let mut params = TestProvider::authorize_params("evil-app", PUBLIC_REDIRECT, &pkce);
+    params.push(("login_hint", EVIL));
+    let chooser = p.authorize(&params).await;
+    assert_eq!(chooser.status, StatusCode::OK, "{}", chooser.text());
+    let html = chooser.text();
+    assert!(!html.contains("<script"), "{html}");
+    assert!(
+        html.contains(ESCAPED),
+        "the method's label, escaped: {html}"
+    );
+    let link = |method: &str| {
+        html.split('"')
+            .find(|part| part.contains("/authorize/select?") && part.contains(method))
+            .unwrap()
+            .replace("&amp;", "&")
+    };
+
+    let login_form = p.get(&link("method=password")).await;
+    assert_eq!(login_form.status, StatusCode::OK, "{}", login_form.text());
+    let form = login_form.text();
+    assert!(!form.contains("<script"), "{form}");
+    assert!(
+        form.contains(&format!("<strong>{ESCAPED}</strong>")),
+        "the client name, escaped: {form}"
+    );
+    assert!(
+        form.contains(&format!("value=\"{ESCAPED}\"")),
+        "the login hint, escaped: {form}"
+    );
+
+    let started = p.get(&link("method=test")).await;
+    let consent = p.get(started.location()).await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.text());
+    let page = consent.text();
+    assert!(!page.contains("<script"), "{page}");
+    assert!(
+        page.contains(&format!("<h1>Allow {ESCAPED} to use your account?</h1>")),
+        "{page}"
+    );
+    assert!(page.contains(&format!("<p>{ESCAPED} will be able to:</p>")));
+    assert!(page.contains(&format!("Signed in as {ESCAPED}@example.com")));
+    let approved = p.approve(&consent).await;
+    assert!(approved.location_params().contains_key("code"));
+}

@@ -280,29 +280,26 @@ impl Passwords {
         if self.store.put(&key, value, expires_at).await.is_err() {
             return unavailable();
         }
-        let error_html = error.map_or_else(String::new, |e| {
-            format!("<p class=\"error\" role=\"alert\">{}</p>", html::escape(e))
-        });
-        let body = format!(
-            "<h1>Sign in</h1>\
-<p>to continue to <strong>{client}</strong></p>{error_html}\
-<form method=\"post\" action=\"{action}\">\
-<input type=\"hidden\" name=\"transaction\" value=\"{transaction}\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<label for=\"username\">Username</label>\
-<input type=\"text\" id=\"username\" name=\"username\" value=\"{username}\" maxlength=\"{max}\" \
-autocomplete=\"username\" autocapitalize=\"none\" autocorrect=\"off\" spellcheck=\"false\" required autofocus>\
-<label for=\"password\">Password</label>\
-<input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-<button type=\"submit\" class=\"primary\">Sign in</button>\
-</form>",
-            client = html::escape(&form.client_name),
-            action = html::escape(&self.form_action),
-            transaction = html::escape(&form.transaction),
-            csrf = html::escape(csrf.expose_secret()),
-            username = html::escape(form.username.as_deref().unwrap_or_default()),
-            max = MAX_USERNAME_CHARS,
-        );
+        let body = maud::html! {
+            h1 { "Sign in" }
+            p { "to continue to " strong { (form.client_name) } }
+            @if let Some(error) = error {
+                p.error role="alert" { (error) }
+            }
+            form method="post" action=(self.form_action) {
+                input type="hidden" name="transaction" value=(form.transaction);
+                input type="hidden" name="csrf" value=(csrf.expose_secret());
+                label for="username" { "Username" }
+                input type="text" id="username" name="username"
+                    value=(form.username.as_deref().unwrap_or_default())
+                    maxlength=(MAX_USERNAME_CHARS) autocomplete="username"
+                    autocapitalize="none" autocorrect="off" spellcheck="false" required autofocus;
+                label for="password" { "Password" }
+                input type="password" id="password" name="password"
+                    autocomplete="current-password" required;
+                button type="submit" class="primary" { "Sign in" }
+            }
+        };
         html::page(status, "Sign in", &body)
     }
 

@@ -384,24 +384,21 @@ fn chooser(
     transaction: &TransactionId,
     authenticators: &[std::sync::Arc<dyn crate::authn::Authenticator>],
 ) -> BrowserAnswer {
-    let mut links = String::new();
-    for authenticator in authenticators {
+    let select_login = &provider.paths().select_login;
+    let links = authenticators.iter().map(|authenticator| {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("tx", transaction.as_str())
             .append_pair("method", authenticator.name())
             .finish();
-        links.push_str(&format!(
-            "<p><a class=\"primary\" href=\"{}?{}\">{}</a></p>",
-            html::escape(&provider.paths().select_login),
-            html::escape(&query),
-            html::escape(authenticator.label()),
-        ));
-    }
-    BrowserAnswer::Page(html::page(
-        StatusCode::OK,
-        "Sign in",
-        &format!("<h1>Sign in</h1>{links}"),
-    ))
+        (format!("{select_login}?{query}"), authenticator.label())
+    });
+    let body = maud::html! {
+        h1 { "Sign in" }
+        @for (href, label) in links {
+            p { a.primary href=(href) { (label) } }
+        }
+    };
+    BrowserAnswer::Page(html::page(StatusCode::OK, "Sign in", &body))
 }
 
 /// A login chooser link: the transaction and the chosen method.

@@ -232,63 +232,53 @@ fn render(
     pending: &PendingAuthorization,
     user: &AuthenticatedUser,
 ) -> BrowserAnswer {
-    let client = html::escape(&pending.client_name);
+    let client = pending.client_name.as_str();
     let destination = Destination::of(&pending.redirect_uri);
-    let mut body = format!("<h1>Allow {client} to use your account?</h1>");
-    if let Some(email) = user.email.as_deref().filter(|_| user.email_verified) {
-        body.push_str(&format!(
-            "<p class=\"muted\">Signed in as {}</p>",
-            html::escape(email)
-        ));
-    }
-    body.push_str(&format!(
-        "<p>If you allow it, you will be sent to <strong>{}</strong>.</p>",
-        html::escape(&destination.label)
-    ));
-    if destination.loopback {
-        body.push_str(
-            "<p class=\"error\">That is a program on this computer. Continue only if you just started it.</p>",
-        );
-    }
-    match pending.client_kind {
-        ClientKind::Dynamic | ClientKind::MetadataDocument => body.push_str(&format!(
-            "<p class=\"error\">This application registered itself: its name is its own claim. \
-             Continue only if you trust <strong>{}</strong>.</p>",
-            html::escape(&destination.label)
-        )),
-        _ => {}
-    }
-    if pending.client_kind == ClientKind::MetadataDocument {
-        body.push_str(&format!(
-            "<p class=\"muted\">Client: <code>{}</code></p>",
-            html::escape(pending.client_id.as_str())
-        ));
-    }
-    body.push_str(&format!("<p>{client} will be able to:</p><ul>"));
-    for token in pending.scope.iter() {
-        body.push_str(&format!(
-            "<li>{}</li>",
-            html::escape(&describe_scope(provider, token))
-        ));
-    }
-    body.push_str("</ul><p>For use with:</p><ul>");
-    for resource in &pending.resources {
-        body.push_str(&format!(
-            "<li><code>{}</code></li>",
-            html::escape(resource.as_str())
-        ));
-    }
-    body.push_str(&format!(
-        "</ul><form method=\"post\" action=\"{}\">\
-         <input type=\"hidden\" name=\"tx\" value=\"{}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Allow</button>\
-         <button class=\"secondary\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
-         </form>",
-        html::escape(&provider.paths().consent),
-        html::escape(transaction.as_str()),
-        html::escape(csrf.expose_secret()),
-    ));
+    let host = destination.label.as_str();
+    let email = user.email.as_deref().filter(|_| user.email_verified);
+    let self_registered = matches!(
+        pending.client_kind,
+        ClientKind::Dynamic | ClientKind::MetadataDocument
+    );
+    let body = maud::html! {
+        h1 { "Allow " (client) " to use your account?" }
+        @if let Some(email) = email {
+            p.muted { "Signed in as " (email) }
+        }
+        p { "If you allow it, you will be sent to " strong { (host) } "." }
+        @if destination.loopback {
+            p.error {
+                "That is a program on this computer. Continue only if you just started it."
+            }
+        }
+        @if self_registered {
+            p.error {
+                "This application registered itself: its name is its own claim. \
+                 Continue only if you trust " strong { (host) } "."
+            }
+        }
+        @if pending.client_kind == ClientKind::MetadataDocument {
+            p.muted { "Client: " code { (pending.client_id.as_str()) } }
+        }
+        p { (client) " will be able to:" }
+        ul {
+            @for token in pending.scope.iter() {
+                li { (describe_scope(provider, token)) }
+            }
+        }
+        p { "For use with:" }
+        ul {
+            @for resource in &pending.resources {
+                li { code { (resource.as_str()) } }
+            }
+        }
+        form method="post" action=(provider.paths().consent) {
+            input type="hidden" name="tx" value=(transaction.as_str());
+            input type="hidden" name="csrf" value=(csrf.expose_secret());
+            button.primary type="submit" name="decision" value="approve" { "Allow" }
+            button.secondary type="submit" name="decision" value="deny" { "Deny" }
+        }
+    };
     let mut page = html::page(StatusCode::OK, "Allow access?", &body);
     let headers = page.headers_mut();
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));

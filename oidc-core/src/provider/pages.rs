@@ -119,20 +119,23 @@ pub(crate) fn untrusted_error_page(
     params.push(("iss", issuer.as_str()));
     let location = redirect_location(redirect_uri, &params);
     let destination = Destination::of(redirect_uri);
-    let host = html::escape(&destination.label);
+    let host = destination.label.as_str();
     let title = "This request cannot be completed";
-    let body = format!(
-        "<h1>{title}</h1>\
-         <p class=\"error\">The application's request was refused: {description} \
-         (<code>{code}</code>).</p>\
-         <p>The application registered itself with this server, so you are not sent back \
-         to it automatically. It asked to return you to <strong>{host}</strong>.</p>\
-         <p><a href=\"{location}\">Return to {host}</a> only if you trust it; otherwise \
-         close this page.</p>",
-        description = html::escape(error.description()),
-        code = html::escape(error.code().as_str()),
-        location = html::escape(&location),
-    );
+    let body = maud::html! {
+        h1 { (title) }
+        p.error {
+            "The application's request was refused: " (error.description())
+            " (" code { (error.code().as_str()) } ")."
+        }
+        p {
+            "The application registered itself with this server, so you are not sent back \
+             to it automatically. It asked to return you to " strong { (host) } "."
+        }
+        p {
+            a href=(location) { "Return to " (host) }
+            " only if you trust it; otherwise close this page."
+        }
+    };
     BrowserAnswer::Page(html::page(StatusCode::BAD_REQUEST, title, &body))
 }
 
