@@ -310,6 +310,24 @@ fn parse(bytes: &[u8]) -> Vec<Conversation> {
     conversations
 }
 
+/// A store clock the evaluation sets (and moves back between conversations, which a
+/// `ManualClock` cannot): Unix milliseconds. The store reads only wall time.
+struct SetClock(Arc<AtomicI64>);
+
+impl jwks_verify::Clock for SetClock {
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    fn unix_time(&self) -> u64 {
+        self.unix_time_ms() / 1000
+    }
+
+    fn unix_time_ms(&self) -> u64 {
+        u64::try_from(self.0.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+}
+
 /// Recall per (conversation index, category).
 async fn evaluate(
     conversations: &[Conversation],
@@ -325,7 +343,7 @@ async fn evaluate(
     let mut options = SqliteOptions::new().with_search_params(params);
     if sessions {
         let clock = Arc::clone(&now);
-        options = options.with_clock(move || clock.load(Ordering::Relaxed));
+        options = options.with_clock(SetClock(clock));
     }
     let store =
         SqliteStore::open_with_options(dir.path().join("memories.db"), options).expect("store");

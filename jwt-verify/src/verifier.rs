@@ -205,6 +205,27 @@ impl Verifier {
         self.shared.metrics.snapshot(self.shared.clock.now())
     }
 
+    /// The clock this verifier reads (set with [`VerifierBuilder::clock`]), to share with
+    /// the code around it so that one clock serves the whole service.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use jwks_verify::{Clock, ManualClock, Policy, Verifier};
+    ///
+    /// let manual = ManualClock::at_unix(1_700_000_000);
+    /// # let jwks = br#"{"keys":[{"kty":"RSA","kid":"k1","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB"}]}"#;
+    /// let verifier = Verifier::builder(Policy::new("https://issuer.example", "my-api"))
+    ///     .static_jwks(jwks)
+    ///     .clock(manual.clone())
+    ///     .build()?;
+    /// manual.advance(Duration::from_secs(5));
+    /// assert_eq!(verifier.clock().unix_time(), 1_700_000_005);
+    /// # Ok::<(), jwks_verify::BuildError>(())
+    /// ```
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.shared.clock)
+    }
+
     /// The policy tokens are checked against.
     pub fn policy(&self) -> &Policy {
         &self.shared.policy

@@ -21,7 +21,8 @@
 //! **Times**: every time the REST API and the MCP tools show (`created_at`, `updated_at`,
 //! `accessed_at`, a `fetch` result's `metadata.created_at`) and every date filter they read
 //! (`from_date`, `to_date`) is a JSON integer of Unix **seconds**. The store's own types
-//! ([`Memory`], [`store::Clock`]) count Unix milliseconds; the APIs convert, rounding down.
+//! ([`Memory`], read from [`store::Clock::unix_time_ms`]) count Unix milliseconds; the APIs
+//! convert, rounding down.
 //!
 //! ```
 //! # #[cfg(not(feature = "sqlite"))] fn main() {}

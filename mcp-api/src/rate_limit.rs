@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::{Either, Ready, ready};
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, Request, Response, StatusCode};
-use jwks_verify::Verified;
+use jwks_verify::{Clock, Verified};
 use serde_json::json;
 use tower_service::Service;
 
@@ -103,20 +103,27 @@ impl RateLimiter {
 
 /// Wraps a service so that each verified subject is held to the limit set in `limiter`
 /// (none set: no limit). Must run inside the bearer-auth layer, which puts the verified
-/// claims into the request.
-#[derive(Debug, Clone)]
+/// claims into the request. Allowances are counted on `clock`'s monotonic time.
+#[derive(Clone)]
 pub(crate) struct SubjectRateLimit<S> {
     inner: S,
     limiter: Arc<OnceLock<RateLimiter>>,
+    clock: Arc<dyn Clock>,
     json_rpc: bool,
 }
 
 impl<S> SubjectRateLimit<S> {
     /// `json_rpc`: answer with a JSON-RPC error body (the MCP routes).
-    pub(crate) fn new(inner: S, limiter: Arc<OnceLock<RateLimiter>>, json_rpc: bool) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        limiter: Arc<OnceLock<RateLimiter>>,
+        clock: Arc<dyn Clock>,
+        json_rpc: bool,
+    ) -> Self {
         Self {
             inner,
             limiter,
+            clock,
             json_rpc,
         }
     }
@@ -141,7 +148,7 @@ where
                 .get::<Verified<AccessClaims>>()?
                 .claims()
                 .sub;
-            limiter.check(subject, Instant::now()).err()
+            limiter.check(subject, self.clock.now()).err()
         });
         match limited {
             None => Either::Left(self.inner.call(request)),

@@ -102,6 +102,10 @@ impl<S: MemoryStore> MemoryServer<S> {
     /// Serves `store`, checking bearer tokens with `verifier` (build it with
     /// [`access_token_policy`]). `config` governs the MCP transports and the CORS and
     /// `Origin` allow-list shared by all routes.
+    ///
+    /// **One clock**: the verifier's ([`Verifier::clock`]) also ages MCP sessions and
+    /// counts per-user allowances, so a verifier built on a
+    /// [`ManualClock`](jwks_verify::ManualClock) puts the whole server on virtual time.
     pub fn new(
         store: Arc<S>,
         verifier: Verifier,
@@ -112,7 +116,14 @@ impl<S: MemoryStore> MemoryServer<S> {
             .challenge(resource.challenge_at(MetadataLocation::WellKnown));
         let sse_auth = BearerAuthLayer::<AccessClaims>::new(verifier.clone())
             .challenge(resource.challenge_at(MetadataLocation::UnderSse));
-        let mcp_service = McpService::new(Arc::clone(&store), resource.clone(), config.clone());
+        // The verifier's clock is the service's one clock: sessions and rate limits too.
+        let clock = verifier.clock();
+        let mcp_service = McpService::with_clock(
+            Arc::clone(&store),
+            resource.clone(),
+            config.clone(),
+            Arc::clone(&clock),
+        );
         let openapi = serde_json::to_vec(&openapi_document(&resource)).unwrap_or_default();
         let metadata = serde_json::to_vec(&resource.metadata()).unwrap_or_default();
         let rest = RestApi::new(Arc::clone(&store), resource);
@@ -125,16 +136,19 @@ impl<S: MemoryStore> MemoryServer<S> {
                 mcp: auth.layer(SubjectRateLimit::new(
                     mcp_service.clone(),
                     Arc::clone(&rate_limiter),
+                    Arc::clone(&clock),
                     true,
                 )),
                 mcp_sse: sse_auth.layer(SubjectRateLimit::new(
                     mcp_service.clone(),
                     Arc::clone(&rate_limiter),
+                    Arc::clone(&clock),
                     true,
                 )),
                 rest: auth.layer(SubjectRateLimit::new(
                     rest,
                     Arc::clone(&rate_limiter),
+                    clock,
                     false,
                 )),
                 rate_limiter,

@@ -27,9 +27,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
+use jwks_verify::ManualClock;
 use mcp_api::store::{
     Limits, MemoryId, MemoryStore, NewMemory, Owner, SearchQuery, SqliteOptions, SqliteStore,
 };
@@ -95,11 +95,11 @@ type Ranking = Vec<(MemoryId, f64)>;
 async fn other_owners_writing_the_same_words_never_change_a_ranking() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("memories.db");
-    let now = Arc::new(AtomicI64::new(T0));
+    let now = ManualClock::at_unix_ms(T0.try_into().unwrap());
     let store = open(&path, &now);
     let alice = Owner::new("alice").unwrap();
     for text in OWN_TEXTS {
-        now.fetch_add(4 * 60 * 1000, Ordering::Relaxed);
+        now.advance(Duration::from_secs(4 * 60));
         store
             .add(&alice, vec![NewMemory::new(*text, "notes")])
             .await
@@ -138,15 +138,14 @@ async fn other_owners_writing_the_same_words_never_change_a_ranking() {
     }
 }
 
-fn open(path: &Path, now: &Arc<AtomicI64>) -> SqliteStore {
+fn open(path: &Path, now: &ManualClock) -> SqliteStore {
     let mut limits = Limits::default();
     limits.max_batch = BATCH;
-    let clock = Arc::clone(now);
     SqliteStore::open_with_options(
         path,
         SqliteOptions::new()
             .with_limits(limits)
-            .with_clock(move || clock.load(Ordering::Relaxed)),
+            .with_clock(now.clone()),
     )
     .unwrap()
 }
@@ -165,13 +164,13 @@ async fn rankings(store: &SqliteStore, owner: &Owner) -> Vec<Ranking> {
 
 /// Adds [`OTHER_MEMORIES`] memories over [`OTHER_OWNERS`] owners, a few
 /// batches at a time so the writer groups them as it does under load.
-async fn add_other_owners(store: &SqliteStore, now: &AtomicI64) {
+async fn add_other_owners(store: &SqliteStore, now: &ManualClock) {
     let per_owner = OTHER_MEMORIES / OTHER_OWNERS;
     let mut tasks = tokio::task::JoinSet::new();
     for owner in 0..OTHER_OWNERS {
         let store = store.clone();
         let texts: Vec<String> = (0..per_owner).map(|n| other_text(owner, n)).collect();
-        now.fetch_add(1, Ordering::Relaxed);
+        now.advance(Duration::from_millis(1));
         tasks.spawn(async move {
             let owner = Owner::new(format!("other-{owner:03}")).unwrap();
             let mut texts = texts.into_iter().peekable();

@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
+use jwks_verify::ManualClock;
 use mcp_api::store::{
     Access, ErrorKind, Limits, ListQuery, Memory, MemoryId, MemoryState, MemoryStore, NewMemory,
     Owner, SearchQuery, SortColumn, SortDirection, SqliteOptions, SqliteStore, StoreError,
@@ -28,13 +29,13 @@ fn day_of(t: i64) -> i64 {
 struct Fixture {
     dir: TempDir,
     store: SqliteStore,
-    now: Arc<AtomicI64>,
+    now: ManualClock,
 }
 
 impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let now = Arc::new(AtomicI64::new(T0));
+        let now = ManualClock::at_unix_ms(T0.try_into().unwrap());
         let store = open(&dir.path().join("memories.db"), &now);
         Self { dir, store, now }
     }
@@ -44,7 +45,8 @@ impl Fixture {
     }
 
     fn advance(&self, millis: i64) {
-        self.now.fetch_add(millis, Ordering::SeqCst);
+        self.now
+            .advance(Duration::from_millis(millis.try_into().unwrap()));
     }
 
     /// How many access-log entries the owner's memory `id` has.
@@ -124,10 +126,9 @@ impl Fixture {
     }
 }
 
-fn open(path: &Path, now: &Arc<AtomicI64>) -> SqliteStore {
-    let now = Arc::clone(now);
+fn open(path: &Path, now: &ManualClock) -> SqliteStore {
     let options = SqliteOptions::new()
-        .with_clock(move || now.load(Ordering::SeqCst))
+        .with_clock(now.clone())
         .with_read_connections(2);
     SqliteStore::open_with_options(path, options).unwrap()
 }

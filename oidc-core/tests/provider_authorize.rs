@@ -546,7 +546,7 @@ async fn several_login_methods_get_a_chooser() {
     let provider = oidc_core::provider::Provider::builder(base_config(ISSUER), store.clone())
         .authenticator(first.clone())
         .authenticator(second.clone())
-        .clock(|| T0)
+        .clock(jwks_verify::ManualClock::at_unix(T0))
         .build()
         .await
         .unwrap();

@@ -109,7 +109,7 @@ async fn issuer_with_a_path_serves_every_well_known_variant() {
     let issuer = "https://auth.example.com/tenant1";
     let provider = Provider::builder(base_config(issuer), store.clone())
         .authenticator(TestLogin::new("test", "/login/test"))
-        .clock(|| T0)
+        .clock(jwks_verify::ManualClock::at_unix(T0))
         .build()
         .await
         .unwrap();
@@ -443,11 +443,10 @@ async fn start_with_resolver() -> TestProvider {
     client.kind = ClientKind::MetadataDocument;
     let login = TestLogin::new("test", "/login/test");
     let clock = VirtualClock::at(T0);
-    let time = clock.clone();
     let provider = Provider::builder(base_config(ISSUER), store.clone())
         .authenticator(login.clone())
         .metadata_resolver(Arc::new(StubResolver { client }))
-        .clock(move || time.now())
+        .clock(clock.manual())
         .build()
         .await
         .unwrap();

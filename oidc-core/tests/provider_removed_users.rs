@@ -116,10 +116,9 @@ async fn restart(p: TestProvider, methods: Vec<Arc<dyn Authenticator>>) -> TestP
     for method in methods {
         builder = builder.authenticator(method);
     }
-    let time = clock.clone();
     let provider = builder
         .authenticator(login.clone())
-        .clock(move || time.now())
+        .clock(clock.manual())
         .build()
         .await
         .unwrap();

@@ -76,11 +76,10 @@ impl MetadataDocumentResolver for EvilDocuments {
 /// A provider like [`start`] that also resolves [`EVIL_DOCUMENT`].
 async fn start_with_documents() -> TestProvider {
     let p = start().await;
-    let time = p.clock.clone();
     let provider = Provider::builder(base_config(ISSUER), p.store.clone())
         .authenticator(p.login.clone())
         .metadata_resolver(Arc::new(EvilDocuments))
-        .clock(move || time.now())
+        .clock(p.clock.manual())
         .build()
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::chart::{self, AppSeries};
 use super::form::Fields;
-use super::oauth::{GrantedApp, unix_now};
+use super::oauth::GrantedApp;
 use super::pages::{Answer, Current, Pages, redirect};
 use super::session::Session;
 use super::time::{self, DAY_MS};
@@ -26,7 +26,7 @@ impl<S: MemoryStore> Pages<S> {
     ) -> Result<Answer, StoreError> {
         let owner = current.owner();
         let stats = self.store.stats(owner).await?;
-        let now_ms = i64::try_from(unix_now()).unwrap_or(0) * 1000;
+        let now_ms = i64::try_from(self.unix_now()).unwrap_or(0) * 1000;
         let first_day = (now_ms.div_euclid(DAY_MS) - (CHART_DAYS - 1)) * DAY_MS;
         let activity = self.store.activity(owner, first_day).await?;
         let granted = self.provider.granted_apps(&current.access_token).await;
@@ -158,7 +158,9 @@ impl<S: MemoryStore> Pages<S> {
             apps.clone().any(|app| !known.contains_key(app))
         };
         if unknown
-            && current.session.may_refresh_names(NAMES_REFRESH)
+            && current
+                .session
+                .may_refresh_names(NAMES_REFRESH, self.clock.now())
             && let Ok(granted) = self.provider.granted_apps(&current.access_token).await
         {
             Self::remember_names(&current.session, &granted);

@@ -9,7 +9,6 @@ use http::{HeaderValue, Request, Response, StatusCode};
 
 use super::apps::name_of;
 use super::form::{self, Fields};
-use super::oauth::unix_now;
 use super::pages::{Answer, Current, Pages, redirect, views_text};
 use super::time::{self, DAY_MS};
 use super::transfer::{self, ExportFile};
@@ -336,7 +335,7 @@ impl<S: MemoryStore> Pages<S> {
 
     pub(super) async fn export(&self, current: &Current) -> Result<Answer, StoreError> {
         let memories = self.all_memories(current.owner()).await?;
-        let now = i64::try_from(unix_now()).unwrap_or(0) * 1000;
+        let now = i64::try_from(self.unix_now()).unwrap_or(0) * 1000;
         let body = serde_json::to_vec_pretty(&ExportFile::new(&memories, now))
             .unwrap_or_else(|_| b"{}".to_vec());
         let mut response = Response::new(full(body));

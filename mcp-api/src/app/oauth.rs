@@ -4,8 +4,6 @@
 //! Every response is read within a size limit and parsed into a typed value; an answer
 //! that is not what the protocol says is an error, never a guess.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
@@ -340,13 +338,6 @@ fn json<T: serde::de::DeserializeOwned>(response: &Response<Bytes>) -> Result<T,
 
 fn form_component(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-/// Now, in Unix seconds.
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 #[cfg(test)]

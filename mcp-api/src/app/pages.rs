@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::LOCATION;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use jwks_verify::Verifier;
+use jwks_verify::{Clock, Verifier};
 use maud::Markup;
 
 use super::form::{self, Fields, Forgery, MAX_FORM_BYTES};
@@ -24,6 +24,8 @@ pub(super) struct Pages<S> {
     pub(super) verifier: Verifier,
     pub(super) provider: Provider,
     pub(super) sessions: Sessions,
+    /// The verifier's clock, the service's one clock.
+    pub(super) clock: Arc<dyn Clock>,
     pub(super) origin: String,
     pub(super) session_cookie: &'static str,
     pub(super) login_cookie: &'static str,
@@ -67,10 +69,16 @@ impl<S: MemoryStore> Pages<S> {
         } else {
             ("memory_session", "memory_login")
         };
+        let clock = verifier.clock();
         Pages {
             origin: form::origin_of(&config.base_url),
             provider: Provider::new(&config, http),
-            sessions: Sessions::new(config.session_lifetime, config.max_sessions),
+            sessions: Sessions::new(
+                config.session_lifetime,
+                config.max_sessions,
+                Arc::clone(&clock),
+            ),
+            clock,
             csp: Csp {
                 provider_origin: Some(form::origin_of(&config.issuer)),
             },
@@ -81,6 +89,11 @@ impl<S: MemoryStore> Pages<S> {
             login_cookie,
             secure,
         }
+    }
+
+    /// Now, in Unix seconds, on the service's clock.
+    pub(super) fn unix_now(&self) -> u64 {
+        self.clock.unix_time()
     }
 
     pub(super) async fn handle<B>(&self, request: Request<B>) -> Answer

@@ -2,7 +2,7 @@
 //!
 //! A cookie holds only a random 256-bit value; the server keeps its SHA-256, so a leaked
 //! session table names no usable cookie. Both tables are bounded: the oldest entries go
-//! first when one is full.
+//! first when one is full. Ages are measured on the service's [`Clock`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderMap;
 use http::header::COOKIE;
+use jwks_verify::Clock;
 
 use crate::store::Owner;
 
@@ -86,20 +87,22 @@ pub(super) struct Session {
     pub(super) app_names: Mutex<HashMap<String, String>>,
     /// When names were last asked for because an app was unknown.
     names_asked: Mutex<Option<Instant>>,
+    /// When it started (the clock's monotonic time).
     created: Instant,
 }
 
 impl Session {
-    /// Whether names may be asked for again (at most once per `interval`); records the ask.
-    pub(super) fn may_refresh_names(&self, interval: Duration) -> bool {
+    /// Whether names may be asked for again at `now` (at most once per `interval`);
+    /// records the ask.
+    pub(super) fn may_refresh_names(&self, interval: Duration, now: Instant) -> bool {
         let mut asked = self
             .names_asked
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if asked.is_some_and(|at| at.elapsed() < interval) {
+        if asked.is_some_and(|at| now.saturating_duration_since(at) < interval) {
             return false;
         }
-        *asked = Some(Instant::now());
+        *asked = Some(now);
         true
     }
 }
@@ -112,7 +115,6 @@ pub(super) struct Login {
     pub(super) nonce: String,
     /// Where to go afterwards (a path under `/app/`).
     pub(super) next: String,
-    created: Instant,
 }
 
 impl Login {
@@ -122,7 +124,6 @@ impl Login {
             verifier,
             nonce,
             next,
-            created: Instant::now(),
         }
     }
 }
@@ -132,16 +133,19 @@ pub(super) struct Sessions {
     lifetime: Duration,
     max_sessions: usize,
     sessions: Mutex<HashMap<[u8; 32], Arc<Session>>>,
-    logins: Mutex<HashMap<[u8; 32], Login>>,
+    /// Sign-ins in flight, with when each started.
+    logins: Mutex<HashMap<[u8; 32], (Instant, Login)>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Sessions {
-    pub(super) fn new(lifetime: Duration, max_sessions: usize) -> Sessions {
+    pub(super) fn new(lifetime: Duration, max_sessions: usize, clock: Arc<dyn Clock>) -> Sessions {
         Sessions {
             lifetime,
             max_sessions: max_sessions.max(1),
             sessions: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
+            clock,
         }
     }
 
@@ -152,6 +156,7 @@ impl Sessions {
     /// Starts a session; returns the cookie value.
     pub(super) fn create(&self, owner: Owner, display_name: String, tokens: Tokens) -> String {
         let cookie = random_token();
+        let now = self.clock.now();
         let session = Arc::new(Session {
             owner,
             display_name,
@@ -159,11 +164,11 @@ impl Sessions {
             tokens: tokio::sync::Mutex::new(tokens),
             app_names: Mutex::new(HashMap::new()),
             names_asked: Mutex::new(None),
-            created: Instant::now(),
+            created: now,
         });
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         let lifetime = self.lifetime;
-        sessions.retain(|_, session| session.created.elapsed() < lifetime);
+        sessions.retain(|_, session| now.saturating_duration_since(session.created) < lifetime);
         if sessions.len() >= self.max_sessions {
             let oldest = sessions
                 .iter()
@@ -182,7 +187,7 @@ impl Sessions {
         let key = sha256(cookie);
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         let session = sessions.get(&key)?;
-        if session.created.elapsed() >= self.lifetime {
+        if self.clock.elapsed(session.created) >= self.lifetime {
             sessions.remove(&key);
             return None;
         }
@@ -199,34 +204,43 @@ impl Sessions {
 
     /// Records a sign-in in flight under its `state`.
     pub(super) fn start_login(&self, state: &str, login: Login) {
+        let now = self.clock.now();
         let mut logins = self.logins.lock().unwrap_or_else(PoisonError::into_inner);
-        logins.retain(|_, login| login.created.elapsed() < LOGIN_LIFETIME);
+        logins.retain(|_, (created, _)| now.saturating_duration_since(*created) < LOGIN_LIFETIME);
         if logins.len() >= MAX_LOGINS {
             let oldest = logins
                 .iter()
-                .min_by_key(|(_, login)| login.created)
+                .min_by_key(|(_, (created, _))| *created)
                 .map(|(key, _)| *key);
             if let Some(key) = oldest {
                 logins.remove(&key);
             }
         }
-        logins.insert(sha256(state), login);
+        logins.insert(sha256(state), (now, login));
     }
 
     /// Takes the sign-in with this `state` (once), if it has not expired.
     pub(super) fn take_login(&self, state: &str) -> Option<Login> {
-        let login = self
+        let (created, login) = self
             .logins
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&sha256(state))?;
-        (login.created.elapsed() < LOGIN_LIFETIME).then_some(login)
+        (self.clock.elapsed(created) < LOGIN_LIFETIME).then_some(login)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use jwks_verify::ManualClock;
+
     use super::*;
+
+    fn table(lifetime: Duration, max_sessions: usize) -> (Sessions, ManualClock) {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let sessions = Sessions::new(lifetime, max_sessions, Arc::new(clock.clone()));
+        (sessions, clock)
+    }
 
     fn tokens() -> Tokens {
         Tokens {
@@ -238,7 +252,7 @@ mod tests {
 
     #[test]
     fn a_cookie_names_its_session_only() {
-        let sessions = Sessions::new(Duration::from_secs(60), 10);
+        let (sessions, _) = table(Duration::from_secs(60), 10);
         let alice = sessions.create(Owner::new("alice").unwrap(), "Alice".into(), tokens());
         let bob = sessions.create(Owner::new("bob").unwrap(), "Bob".into(), tokens());
         assert_eq!(sessions.get(&alice).unwrap().owner.as_str(), "alice");
@@ -251,9 +265,11 @@ mod tests {
 
     #[test]
     fn the_table_is_bounded_and_drops_the_oldest() {
-        let sessions = Sessions::new(Duration::from_secs(60), 2);
+        let (sessions, clock) = table(Duration::from_secs(60), 2);
         let first = sessions.create(Owner::new("a").unwrap(), String::new(), tokens());
+        clock.advance(Duration::from_millis(1));
         let second = sessions.create(Owner::new("b").unwrap(), String::new(), tokens());
+        clock.advance(Duration::from_millis(1));
         let third = sessions.create(Owner::new("c").unwrap(), String::new(), tokens());
         assert!(sessions.get(&first).is_none());
         assert!(sessions.get(&second).is_some() && sessions.get(&third).is_some());
@@ -261,14 +277,52 @@ mod tests {
 
     #[test]
     fn expired_sessions_are_gone() {
-        let sessions = Sessions::new(Duration::ZERO, 2);
+        let (sessions, _) = table(Duration::ZERO, 2);
         let cookie = sessions.create(Owner::new("a").unwrap(), String::new(), tokens());
         assert!(sessions.get(&cookie).is_none());
     }
 
     #[test]
+    fn a_session_expires_after_its_lifetime_on_the_clock() {
+        let (sessions, clock) = table(Duration::from_secs(12 * 3600), 2);
+        let cookie = sessions.create(Owner::new("a").unwrap(), String::new(), tokens());
+        clock.advance(Duration::from_secs(12 * 3600 - 1));
+        assert!(sessions.get(&cookie).is_some(), "one second before the end");
+        clock.advance(Duration::from_secs(1));
+        assert!(
+            sessions.get(&cookie).is_none(),
+            "at the end of its lifetime"
+        );
+    }
+
+    #[test]
+    fn a_login_expires_after_its_lifetime_on_the_clock() {
+        let (sessions, clock) = table(Duration::from_secs(60), 2);
+        let login = || Login::new("b".into(), "v".into(), "n".into(), "/app/".into());
+        sessions.start_login("early", login());
+        sessions.start_login("late", login());
+        clock.advance(LOGIN_LIFETIME - Duration::from_secs(1));
+        assert!(sessions.take_login("early").is_some());
+        clock.advance(Duration::from_secs(1));
+        assert!(sessions.take_login("late").is_none());
+    }
+
+    #[test]
+    fn app_names_wait_for_the_interval_on_the_clock() {
+        let (sessions, clock) = table(Duration::from_secs(3600), 2);
+        let cookie = sessions.create(Owner::new("a").unwrap(), String::new(), tokens());
+        let session = sessions.get(&cookie).unwrap();
+        let interval = Duration::from_secs(30);
+        assert!(session.may_refresh_names(interval, clock.now()));
+        clock.advance(Duration::from_secs(29));
+        assert!(!session.may_refresh_names(interval, clock.now()));
+        clock.advance(Duration::from_secs(1));
+        assert!(session.may_refresh_names(interval, clock.now()));
+    }
+
+    #[test]
     fn a_login_state_is_taken_once() {
-        let sessions = Sessions::new(Duration::from_secs(60), 2);
+        let (sessions, _) = table(Duration::from_secs(60), 2);
         sessions.start_login(
             "state",
             Login::new("b".into(), "v".into(), "n".into(), "/app/".into()),
@@ -280,12 +334,13 @@ mod tests {
 
     #[test]
     fn app_names_are_asked_for_at_most_once_per_interval() {
-        let sessions = Sessions::new(Duration::from_secs(60), 2);
+        let (sessions, _) = table(Duration::from_secs(60), 2);
         let cookie = sessions.create(Owner::new("a").unwrap(), String::new(), tokens());
         let session = sessions.get(&cookie).unwrap();
-        assert!(session.may_refresh_names(Duration::from_secs(30)));
-        assert!(!session.may_refresh_names(Duration::from_secs(30)));
-        assert!(session.may_refresh_names(Duration::ZERO));
+        let now = Instant::now();
+        assert!(session.may_refresh_names(Duration::from_secs(30), now));
+        assert!(!session.may_refresh_names(Duration::from_secs(30), now));
+        assert!(session.may_refresh_names(Duration::ZERO, now));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use http::HeaderValue;
 use http::header::SET_COOKIE;
 
 use super::form::{self, Fields};
-use super::oauth::{IdClaims, TokenResponse, unix_now};
+use super::oauth::{IdClaims, TokenResponse};
 use super::pages::{Answer, Current, Pages, redirect};
 use super::session::{self, Login, Tokens};
 use crate::auth::AccessClaims;
@@ -102,9 +102,11 @@ impl<S: MemoryStore> Pages<S> {
             .granted_apps(&tokens.access_token)
             .await
             .unwrap_or_default();
-        let cookie = self
-            .sessions
-            .create(owner, display_name, tokens_of(tokens, expires_at, None));
+        let cookie = self.sessions.create(
+            owner,
+            display_name,
+            tokens_of(tokens, expires_at, None, self.unix_now()),
+        );
         if let Some(session) = self.sessions.get(&cookie) {
             Self::remember_names(&session, &granted);
         }
@@ -133,7 +135,7 @@ impl<S: MemoryStore> Pages<S> {
         let session = self.sessions.get(cookie)?;
         let access_token = {
             let mut tokens = session.tokens.lock().await;
-            if tokens.access_expires_at <= unix_now() + RENEW_BEFORE_SECS {
+            if tokens.access_expires_at <= self.unix_now() + RENEW_BEFORE_SECS {
                 let renewed = match &tokens.refresh_token {
                     Some(refresh) => self.provider.refresh(refresh).await.ok(),
                     None => None,
@@ -148,7 +150,7 @@ impl<S: MemoryStore> Pages<S> {
                     return None;
                 }
                 let previous = tokens.refresh_token.take();
-                *tokens = tokens_of(renewed, expires_at, previous);
+                *tokens = tokens_of(renewed, expires_at, previous, self.unix_now());
             }
             tokens.access_token.clone()
         };
@@ -183,13 +185,19 @@ impl<S: MemoryStore> Pages<S> {
     }
 }
 
-fn tokens_of(tokens: TokenResponse, expires_at: u64, previous_refresh: Option<String>) -> Tokens {
+/// `now`: the current Unix second.
+fn tokens_of(
+    tokens: TokenResponse,
+    expires_at: u64,
+    previous_refresh: Option<String>,
+    now: u64,
+) -> Tokens {
     Tokens {
         access_token: tokens.access_token,
         // A provider that does not rotate refresh tokens sends none back.
         refresh_token: tokens.refresh_token.or(previous_refresh),
         access_expires_at: tokens
             .expires_in
-            .map_or(expires_at, |seconds| (unix_now() + seconds).min(expires_at)),
+            .map_or(expires_at, |seconds| (now + seconds).min(expires_at)),
     }
 }

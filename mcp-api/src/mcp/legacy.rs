@@ -3,7 +3,6 @@
 //! old `/mcp/messages`) is acknowledged with `202` and answered on the stream.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -40,7 +39,7 @@ pub(crate) fn open_stream<S, B>(
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     let id = match state
         .sessions
-        .open_legacy(&caller.owner, sender, Instant::now())
+        .open_legacy(&caller.owner, sender, state.clock.now())
     {
         Ok(id) => id,
         Err(OpenError::Full) => {
@@ -98,7 +97,7 @@ where
     };
     let Some(stream) = state
         .sessions
-        .use_legacy(&session_id, &caller.owner, Instant::now())
+        .use_legacy(&session_id, &caller.owner, state.clock.now())
     else {
         return responses::session_not_found();
     };

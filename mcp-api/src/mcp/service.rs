@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use jwks_verify::{Clock, SystemClock};
 use tower_service::Service;
 
 use super::state::McpState;
@@ -66,8 +67,42 @@ impl<S: MemoryStore> McpService<S> {
     /// ```
     #[must_use]
     pub fn new(store: Arc<S>, resource: ProtectedResource, config: McpConfig) -> Self {
+        McpService::with_clock(store, resource, config, SystemClock)
+    }
+
+    /// The same, on `clock`: Streamable HTTP sessions expire after
+    /// [`McpConfig::session_idle_timeout`] of its time, so a
+    /// [`ManualClock`](jwks_verify::ManualClock) moves them without sleeping. Share the
+    /// verifier's clock ([`Verifier::clock`](jwks_verify::Verifier::clock)) so that one
+    /// clock serves the whole service; [`MemoryServer`](crate::MemoryServer) does.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "sqlite"))] fn main() {}
+    /// # #[cfg(feature = "sqlite")]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use jwks_verify::ManualClock;
+    /// use mcp_api::mcp::{McpConfig, McpService};
+    /// use mcp_api::{Limits, ProtectedResource, SqliteStore};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(SqliteStore::open(dir.path().join("memories.db"), Limits::default())?);
+    /// let resource = ProtectedResource::new("https://mcp.example.com", "https://auth.example.com");
+    /// let clock = ManualClock::at_unix(1_700_000_000);
+    /// let service = McpService::with_clock(store, resource, McpConfig::default(), clock);
+    /// assert_eq!(service.open_sessions(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_clock(
+        store: Arc<S>,
+        resource: ProtectedResource,
+        config: McpConfig,
+        clock: impl Clock,
+    ) -> Self {
         McpService {
-            state: Arc::new(McpState::new(store, resource, config)),
+            state: Arc::new(McpState::new(store, resource, config, Arc::new(clock))),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use jwks_verify::Challenge;
+use jwks_verify::{Challenge, Clock};
 
 use super::McpConfig;
 use super::handler::Handler;
@@ -19,6 +19,8 @@ pub(crate) struct McpState<S> {
     pub(crate) config: McpConfig,
     pub(crate) sessions: Arc<SessionTable>,
     pub(crate) resource: ProtectedResource,
+    /// The one clock: session idle times are measured on its monotonic reading.
+    pub(crate) clock: Arc<dyn Clock>,
     /// The `WWW-Authenticate` challenges of `resource` pointing at the well-known
     /// metadata, built once.
     challenge: Challenge,
@@ -27,7 +29,12 @@ pub(crate) struct McpState<S> {
 }
 
 impl<S: MemoryStore> McpState<S> {
-    pub(crate) fn new(store: Arc<S>, resource: ProtectedResource, config: McpConfig) -> Self {
+    pub(crate) fn new(
+        store: Arc<S>,
+        resource: ProtectedResource,
+        config: McpConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let sessions = Arc::new(SessionTable::new(SessionLimits {
             max_sessions: config.max_sessions,
             max_per_subject: config.max_sessions_per_subject,
@@ -42,6 +49,7 @@ impl<S: MemoryStore> McpState<S> {
             challenge: resource.challenge_at(MetadataLocation::WellKnown),
             sse_challenge: resource.challenge_at(MetadataLocation::UnderSse),
             resource,
+            clock,
         }
     }
 }

@@ -1,8 +1,6 @@
 //! `/mcp`: Streamable HTTP (2025-03-26 to 2025-11-25) and the 2026-07-28 stateless
 //! transport on the same endpoint.
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 
@@ -158,7 +156,7 @@ fn settle<S>(
             let Ok(session) =
                 state
                     .sessions
-                    .open_streamable(&caller.owner, version, Instant::now())
+                    .open_streamable(&caller.owner, version, state.clock.now())
             else {
                 tracing::warn!("session table full; refusing initialize");
                 return Err(responses::no_session_available(Some(request.id.clone())));
@@ -203,7 +201,7 @@ fn use_session<S>(
         SingleHeader::Absent => Ok(None),
         SingleHeader::Present(id) => state
             .sessions
-            .use_streamable(id, &caller.owner, Instant::now())
+            .use_streamable(id, &caller.owner, state.clock.now())
             .map(Some)
             .ok_or(UnknownSession),
         SingleHeader::Malformed => Err(UnknownSession),
@@ -249,7 +247,7 @@ fn delete<S>(state: &McpState<S>, caller: &Caller, headers: &HeaderMap) -> Respo
         SingleHeader::Present(id)
             if state
                 .sessions
-                .close_streamable(id, &caller.owner, Instant::now()) =>
+                .close_streamable(id, &caller.owner, state.clock.now()) =>
         {
             empty_response(StatusCode::NO_CONTENT)
         }

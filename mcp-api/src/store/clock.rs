@@ -1,52 +1,37 @@
-//! [`Clock`]: where a store gets the time, so tests can fix it.
+//! Where a store gets the time: [`jwks_verify::Clock`], the one clock of the whole
+//! service (re-exported here as [`Clock`] and [`SystemClock`]), so tests can fix it with
+//! [`jwks_verify::ManualClock`].
+//!
+//! ```
+//! use mcp_api::store::Clock;
+//! use jwks_verify::ManualClock;
+//!
+//! let fixed = ManualClock::at_unix_ms(1_700_000_000_000);
+//! assert_eq!(fixed.unix_time_ms(), 1_700_000_000_000);
+//! ```
 
-use std::time::{SystemTime, UNIX_EPOCH};
+pub use jwks_verify::{Clock, SystemClock};
 
-/// A source of the current time in Unix milliseconds.
-///
-/// Any `Fn() -> i64 + Send + Sync + 'static` is a clock:
-///
-/// ```
-/// use mcp_api::store::Clock;
-///
-/// let fixed = || 1_700_000_000_000_i64;
-/// assert_eq!(fixed.now_unix_ms(), 1_700_000_000_000);
-/// ```
-pub trait Clock: Send + Sync + 'static {
-    /// Milliseconds since the Unix epoch.
-    fn now_unix_ms(&self) -> i64;
-}
-
-/// The system's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_unix_ms(&self) -> i64 {
-        // A clock set before 1970 reads as the epoch, one past year 292 million as i64::MAX.
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-            })
-    }
-}
-
-impl<F> Clock for F
-where
-    F: Fn() -> i64 + Send + Sync + 'static,
-{
-    fn now_unix_ms(&self) -> i64 {
-        self()
-    }
+/// `clock`'s Unix milliseconds as the store counts them (`i64`; one past year 292 million
+/// reads as `i64::MAX`).
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) fn now_unix_ms(clock: &dyn Clock) -> i64 {
+    i64::try_from(clock.unix_time_ms()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
+    use jwks_verify::ManualClock;
+
     use super::*;
 
     #[test]
     fn system_clock_is_after_2020() {
-        assert!(SystemClock.now_unix_ms() > 1_577_836_800_000);
+        assert!(now_unix_ms(&SystemClock) > 1_577_836_800_000);
+    }
+
+    #[test]
+    fn milliseconds_past_i64_saturate() {
+        assert_eq!(now_unix_ms(&ManualClock::at_unix_ms(u64::MAX)), i64::MAX);
     }
 }

@@ -37,6 +37,7 @@ use std::future::Future;
 use serde_json::{Map, Value};
 
 pub use self::access::{Access, AccessLogEntry};
+pub(crate) use self::clock::now_unix_ms;
 pub use self::clock::{Clock, SystemClock};
 pub use self::error::{ErrorKind, StoreError};
 pub use self::limits::{Limits, MAX_APP_BYTES, MAX_VIA_BYTES};

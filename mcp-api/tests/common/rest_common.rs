@@ -9,8 +9,8 @@
     clippy::expect_used
 )]
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
@@ -21,7 +21,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use jwks_verify::{BearerAuth, BearerAuthLayer, ManualClock, Policy, TypPolicy, Verifier};
+use jwks_verify::{BearerAuth, BearerAuthLayer, Clock, ManualClock, Policy, TypPolicy, Verifier};
 use mcp_api::rest::RestApi;
 use mcp_api::store::{ListQuery, Memory, MemoryState, SortColumn, SortDirection, SqliteOptions};
 use mcp_api::{AccessClaims, Owner, ProtectedResource, SqliteStore};
@@ -177,7 +177,7 @@ pub fn request(
 pub struct Api {
     _dir: TempDir,
     pub store: Arc<SqliteStore>,
-    now_ms: Arc<AtomicI64>,
+    clock: ManualClock,
     pub service: Service,
 }
 
@@ -189,10 +189,9 @@ impl Api {
     /// A fixture whose `RestApi` is adjusted by `configure` (e.g. a body limit).
     pub fn with(configure: impl FnOnce(RestApi<SqliteStore>) -> RestApi<SqliteStore>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let now_ms = Arc::new(AtomicI64::new(T0 * 1000));
-        let clock = Arc::clone(&now_ms);
+        let clock = ManualClock::at_unix(T0.try_into().unwrap());
         let options = SqliteOptions::new()
-            .with_clock(move || clock.load(Ordering::SeqCst))
+            .with_clock(clock.clone())
             .with_read_connections(2);
         let store = Arc::new(
             SqliteStore::open_with_options(dir.path().join("memories.db"), options).unwrap(),
@@ -201,19 +200,20 @@ impl Api {
         Self {
             _dir: dir,
             store,
-            now_ms,
+            clock,
             service: auth_layer().layer(api),
         }
     }
 
     /// Moves the store clock forward.
     pub fn advance_seconds(&self, seconds: i64) {
-        self.now_ms.fetch_add(seconds * 1000, Ordering::SeqCst);
+        self.clock
+            .advance(Duration::from_secs(seconds.try_into().unwrap()));
     }
 
     /// The current store time in Unix seconds.
     pub fn now(&self) -> i64 {
-        self.now_ms.load(Ordering::SeqCst) / 1000
+        i64::try_from(self.clock.unix_time()).unwrap()
     }
 
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Reply {

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use jwks_verify::{BearerAuth, BearerAuthLayer, Verifier};
+use jwks_verify::{BearerAuth, BearerAuthLayer, Clock, ManualClock, Verifier};
 use mcp_api::http::ResponseBody;
 use mcp_api::mcp::{McpConfig, McpService};
 use mcp_api::{AccessClaims, Limits, ProtectedResource, SqliteStore};
@@ -70,7 +70,11 @@ fn unix_now() -> u64 {
 
 /// An RFC 9068 access token for `sub` with `scope`, issued to client `chatgpt`.
 pub fn token(sub: &str, scope: &str) -> String {
-    let now = unix_now();
+    token_at(sub, scope, unix_now())
+}
+
+/// The same, issued at `now` (Unix seconds) and valid for ten minutes.
+pub fn token_at(sub: &str, scope: &str, now: u64) -> String {
     let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": "k1"});
     let claims = json!({
         "iss": ISSUER,
@@ -100,10 +104,21 @@ pub fn token(sub: &str, scope: &str) -> String {
 
 /// A verifier for the test key with the production access-token policy.
 pub fn verifier() -> Verifier {
+    verifier_on(jwks_verify::SystemClock)
+}
+
+/// The same verifier on `clock`.
+pub fn verifier_on(clock: impl Clock) -> Verifier {
     Verifier::builder(mcp_api::server::access_token_policy(&resource()))
         .static_jwks(jwks())
+        .clock(clock)
         .build()
         .unwrap()
+}
+
+/// A virtual clock starting now (so that tokens from [`token`] are valid on it).
+pub fn manual_clock() -> ManualClock {
+    ManualClock::at_unix(unix_now())
 }
 
 pub type App = BearerAuth<McpService<SqliteStore>, AccessClaims>;
@@ -126,6 +141,20 @@ impl Harness {
         let store =
             Arc::new(SqliteStore::open(dir.path().join("memories.db"), Limits::default()).unwrap());
         let service = McpService::new(Arc::clone(&store), resource(), config);
+        Self::around(dir, store, service)
+    }
+
+    /// The service on `clock` (sessions age on it; tokens are still checked on the
+    /// system clock).
+    pub fn with_clock(config: McpConfig, clock: ManualClock) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Arc::new(SqliteStore::open(dir.path().join("memories.db"), Limits::default()).unwrap());
+        let service = McpService::with_clock(Arc::clone(&store), resource(), config, clock);
+        Self::around(dir, store, service)
+    }
+
+    fn around(dir: TempDir, store: Arc<SqliteStore>, service: McpService<SqliteStore>) -> Self {
         let app = BearerAuthLayer::<AccessClaims>::new(verifier())
             .challenge(resource().challenge())
             .layer(service.clone());

@@ -3,12 +3,10 @@
 //! and the verifier for our own access tokens, rebuilt whenever the published keys change.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Instant;
 
 use bytes::Bytes;
-use jwks_verify::{Policy, TypPolicy, Verifier};
+use jwks_verify::{Clock, Policy, TypPolicy, Verifier};
 
-use super::UnixClock;
 use super::config::ProviderConfig;
 use super::errors::{OAuthError, ProviderError};
 use crate::audit::{self, AuditEvent};
@@ -38,7 +36,8 @@ pub(crate) struct KeyManager {
     policy: RotationPolicy,
     generator: Arc<dyn KeyGenerator + Send + Sync>,
     verifier_policy: Policy,
-    clock: UnixClock,
+    /// The provider's clock, which the verifier of our own tokens reads too.
+    clock: Arc<dyn Clock>,
 }
 
 /// What the health endpoint reports about the keys.
@@ -54,7 +53,7 @@ impl KeyManager {
     pub(crate) async fn load(
         store: &dyn ProviderStore,
         config: &ProviderConfig,
-        clock: UnixClock,
+        clock: Arc<dyn Clock>,
     ) -> Result<KeyManager, ProviderError> {
         let mut verifier_policy =
             Policy::new(config.issuer.as_str(), config.default_audience.as_str())
@@ -68,7 +67,7 @@ impl KeyManager {
             let stored = store.load_keys().await?;
             let mut version = stored.version;
             let mut ring = KeyRing::from_records(policy, stored.records)?;
-            let now = clock();
+            let now = clock.unix_time();
             if needs_advance(&ring, now) {
                 let (advanced, events) = advance(ring, now, Arc::clone(&generator)).await?;
                 if events.iter().any(KeyEvent::changes_records) {
@@ -108,7 +107,7 @@ impl KeyManager {
     /// records key events.
     pub(crate) async fn maintain(&self, store: &dyn ProviderStore) -> Result<(), ProviderError> {
         let _running = self.rotation.lock().await;
-        let now = (self.clock)();
+        let now = self.clock.unix_time();
         let stored = store.load_keys().await?;
         let current = self.snapshot();
         let mut changed = stored.version != current.version;
@@ -298,12 +297,12 @@ fn snapshot(
     ring: KeyRing,
     version: u64,
     policy: &Policy,
-    clock: &UnixClock,
+    clock: &Arc<dyn Clock>,
 ) -> Result<KeySnapshot, ProviderError> {
     let jwks = ring.jwks();
     let verifier = Verifier::builder(policy.clone())
         .static_jwks(&jwks)
-        .clock(ClockAdapter(Arc::clone(clock)))
+        .clock(Arc::clone(clock))
         .token_cache_entries(0)
         .build()
         .map_err(|_| ProviderError::KeySet)?;
@@ -313,17 +312,4 @@ fn snapshot(
         jwks: Bytes::from(jwks),
         verifier,
     })
-}
-
-/// The provider's clock as `jwks_verify` wants it.
-struct ClockAdapter(UnixClock);
-
-impl jwks_verify::Clock for ClockAdapter {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn unix_time(&self) -> u64 {
-        (self.0)()
-    }
 }

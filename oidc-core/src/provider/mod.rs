@@ -134,9 +134,6 @@ mod state;
 mod static_client;
 mod status_list_cache;
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 pub use config::{
     Lifetimes, Maintenance, ProviderConfig, RateLimits, RegistrationPolicy, ResourceScopes,
     STANDARD_SCOPES, ScopeDefinition, StatusListPolicy,
@@ -150,20 +147,3 @@ pub use static_client::StaticClient;
 
 #[cfg(doc)]
 use tower_service::Service;
-
-/// The provider's clock: Unix seconds. Inject a virtual one in tests.
-pub type UnixClock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-/// The operating system's clock.
-///
-/// ```
-/// let now = (oidc_core::provider::system_clock())();
-/// assert!(now > 1_600_000_000);
-/// ```
-pub fn system_clock() -> UnixClock {
-    Arc::new(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    })
-}

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Full;
+use jwks_verify::Clock;
 
-use super::UnixClock;
 use super::config::ProviderConfig;
 use super::errors::ProviderError;
 use super::response::HttpResponse;
@@ -65,7 +65,7 @@ pub struct ProviderBuilder {
     store: Arc<dyn ProviderStore>,
     authenticators: Vec<Arc<dyn Authenticator>>,
     resolver: Option<Arc<dyn MetadataDocumentResolver>>,
-    clock: Option<UnixClock>,
+    clock: Option<Arc<dyn Clock>>,
     rng: Option<Arc<dyn SecureRandom + Send + Sync>>,
 }
 
@@ -134,9 +134,13 @@ impl ProviderBuilder {
         self
     }
 
-    /// Sets the clock (Unix seconds); the system clock by default.
+    /// Sets the clock, [`SystemClock`](jwks_verify::SystemClock) by default. Every time the
+    /// provider reads comes from it: token lifetimes, codes, lockouts, rate limits, key
+    /// rotation, and the verifier of its own access tokens. A
+    /// [`ManualClock`](jwks_verify::ManualClock) puts it all on virtual time; an
+    /// `Arc<dyn Clock>` shares one clock with other services.
     #[must_use]
-    pub fn clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+    pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
         self
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use bytes::Bytes;
 use http::HeaderValue;
+use jwks_verify::{Clock, SystemClock};
 use tokio::task::JoinHandle;
 
 use super::config::ProviderConfig;
@@ -19,7 +20,6 @@ use super::rate_limit::RateLimiter;
 use super::response::public_cache_control;
 use super::routes::Paths;
 use super::status_list_cache::StatusListCache;
-use super::{UnixClock, system_clock};
 use crate::authn::Authenticator;
 use crate::client::{Client, MetadataDocumentError, MetadataDocumentResolver};
 use crate::discovery::{self, ProviderMetadata};
@@ -42,7 +42,7 @@ pub(crate) struct ProviderState {
     store: Arc<dyn ProviderStore>,
     authenticators: Vec<Arc<dyn Authenticator>>,
     resolver: Option<Arc<dyn MetadataDocumentResolver>>,
-    clock: UnixClock,
+    clock: Arc<dyn Clock>,
     rng: Arc<dyn SecureRandom + Send + Sync>,
     keys: KeyManager,
     limiter: RateLimiter,
@@ -79,7 +79,7 @@ impl ProviderState {
         store: Arc<dyn ProviderStore>,
         authenticators: Vec<Arc<dyn Authenticator>>,
         resolver: Option<Arc<dyn MetadataDocumentResolver>>,
-        clock: Option<UnixClock>,
+        clock: Option<Arc<dyn Clock>>,
         rng: Option<Arc<dyn SecureRandom + Send + Sync>>,
     ) -> Result<Arc<ProviderState>, ProviderError> {
         config.validate()?;
@@ -88,7 +88,7 @@ impl ProviderState {
                 "at least one login method is required",
             ));
         }
-        let clock = clock.unwrap_or_else(system_clock);
+        let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
         let rng = rng.unwrap_or_else(|| Arc::new(SystemRandom::new()));
         let resolver = if config.metadata_documents {
             if resolver.is_none() {
@@ -112,7 +112,7 @@ impl ProviderState {
             .map(|u| u.origin().ascii_serialization())
             .map_err(|_| ProviderError::InvalidConfig("the issuer has no origin"))?;
         let keys = KeyManager::load(store.as_ref(), &config, Arc::clone(&clock)).await?;
-        revoke_grants_of_removed_users(store.as_ref(), &authenticators, clock()).await?;
+        revoke_grants_of_removed_users(store.as_ref(), &authenticators, clock.unix_time()).await?;
         let jwks_cache_control = public_cache_control(keys.jwks_max_age());
         let static_clients = config
             .static_clients
@@ -174,7 +174,7 @@ impl ProviderState {
 
     /// The current time (Unix seconds).
     pub(crate) fn now(&self) -> u64 {
-        (self.clock)()
+        self.clock.unix_time()
     }
 
     /// The random source.
@@ -232,7 +232,7 @@ impl ProviderState {
 
     pub(crate) async fn run_maintenance(&self) -> Result<MaintenanceReport, ProviderError> {
         self.keys.maintain(self.store.as_ref()).await?;
-        let now = (self.clock)();
+        let now = self.clock.unix_time();
         let mut purged = self.store.purge_expired(now).await?;
         if let Some(ttl) = self.config.registration.unused_client_ttl {
             purged.clients = self
@@ -383,7 +383,7 @@ fn spawn_maintenance(state: &Arc<ProviderState>) -> JoinHandle<()> {
                 let Some(inner) = weak.upgrade() else {
                     return;
                 };
-                let now = (inner.clock)();
+                let now = inner.clock.unix_time();
                 inner
                     .keys
                     .next_due(now)

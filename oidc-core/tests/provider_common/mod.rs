@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
@@ -57,21 +57,26 @@ pub const SUBJECT: &str = "user-1";
 // ---------------------------------------------------------------------------------------
 // Clock and keys
 
-/// A clock that only moves when told to.
+/// A clock that only moves when told to: a `ManualClock` read in whole seconds.
 #[derive(Clone)]
-pub struct VirtualClock(Arc<AtomicU64>);
+pub struct VirtualClock(jwks_verify::ManualClock);
 
 impl VirtualClock {
     pub fn at(now: u64) -> Self {
-        VirtualClock(Arc::new(AtomicU64::new(now)))
+        VirtualClock(jwks_verify::ManualClock::at_unix(now))
     }
 
     pub fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        jwks_verify::Clock::unix_time(&self.0)
     }
 
     pub fn advance(&self, seconds: u64) {
-        self.0.fetch_add(seconds, Ordering::SeqCst);
+        self.0.advance(std::time::Duration::from_secs(seconds));
+    }
+
+    /// The clock itself, to give to a provider.
+    pub fn manual(&self) -> jwks_verify::ManualClock {
+        self.0.clone()
     }
 }
 
@@ -288,10 +293,9 @@ pub async fn start_in(
     let mut config = base_config(ISSUER);
     configure(&mut config);
     let login = TestLogin::new("test", "/login/test");
-    let time = clock.clone();
     let provider = Provider::builder(config, store.clone())
         .authenticator(login.clone())
-        .clock(move || time.now())
+        .clock(clock.manual())
         .build()
         .await
         .unwrap();

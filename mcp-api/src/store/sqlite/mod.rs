@@ -24,7 +24,7 @@ use super::search::{SearchEngine, SearchParams};
 use super::{
     Access, AccessLogEntry, ActivityDay, Clock, ErrorKind, Limits, ListQuery, Memory, MemoryId,
     MemoryState, MemoryStore, NewMemory, Owner, Page, SearchHit, SearchQuery, Stats, StoreError,
-    SystemClock,
+    SystemClock, now_unix_ms,
 };
 
 /// How many prepared statements each connection keeps.
@@ -39,7 +39,7 @@ const STATEMENT_CACHE_CAPACITY: usize = 64;
 ///
 /// let options = SqliteOptions::new()
 ///     .with_limits(Limits::default())
-///     .with_clock(|| 1_700_000_000_000)
+///     .with_clock(jwks_verify::ManualClock::at_unix_ms(1_700_000_000_000))
 ///     .with_read_connections(2)
 ///     .with_busy_timeout(Duration::from_secs(2));
 /// assert_eq!(options.read_connections(), 2);
@@ -325,7 +325,7 @@ impl SqliteStore {
     /// Queues access-log entries behind the read that made them.
     fn record_behind(&self, owner: &Owner, ids: Vec<MemoryId>, access: Access) {
         // The time of the read, not of the later write.
-        let (owner, now) = (owner.clone(), self.shared.clock.now_unix_ms());
+        let (owner, now) = (owner.clone(), now_unix_ms(&*self.shared.clock));
         self.shared.writes.run_behind(move |connection, _| {
             write::record_access(connection, now, &owner, &ids, &access)
                 .map(|_| Written::unindexed(()))
@@ -399,7 +399,7 @@ impl MemoryStore for SqliteStore {
                 write::add(
                     connection,
                     context,
-                    clock.now_unix_ms(),
+                    now_unix_ms(&*clock),
                     &owner,
                     analysed,
                     quota,
@@ -457,7 +457,7 @@ impl MemoryStore for SqliteStore {
             .run(move |connection, _| {
                 write::update_text(
                     connection,
-                    clock.now_unix_ms(),
+                    now_unix_ms(&*clock),
                     &owner,
                     id,
                     &text,
@@ -490,7 +490,7 @@ impl MemoryStore for SqliteStore {
             .shared
             .writes
             .run(move |connection, _| {
-                write::set_state(connection, clock.now_unix_ms(), &owner, &ids, state)
+                write::set_state(connection, now_unix_ms(&*clock), &owner, &ids, state)
             })
             .await?;
         tracing::debug!(count = changed, %state, "changed memory states");
@@ -506,7 +506,7 @@ impl MemoryStore for SqliteStore {
         let deleted = self
             .shared
             .writes
-            .run(move |connection, _| write::delete(connection, clock.now_unix_ms(), &owner, &ids))
+            .run(move |connection, _| write::delete(connection, now_unix_ms(&*clock), &owner, &ids))
             .await?;
         tracing::debug!(count = deleted, "deleted memories");
         Ok(deleted)
@@ -517,7 +517,7 @@ impl MemoryStore for SqliteStore {
         let deleted = self
             .shared
             .writes
-            .run(move |connection, _| write::delete_all(connection, clock.now_unix_ms(), &owner))
+            .run(move |connection, _| write::delete_all(connection, now_unix_ms(&*clock), &owner))
             .await?;
         tracing::debug!(count = deleted, "deleted all memories of an owner");
         Ok(deleted)
@@ -637,7 +637,7 @@ impl MemoryStore for SqliteStore {
 
     async fn activity(&self, owner: &Owner, since: i64) -> Result<Vec<ActivityDay>, StoreError> {
         self.flush().await?;
-        let (owner, now) = (owner.clone(), self.shared.clock.now_unix_ms());
+        let (owner, now) = (owner.clone(), now_unix_ms(&*self.shared.clock));
         self.shared
             .reads
             .run(move |transaction| read::activity(transaction, &owner, since, now))

@@ -49,7 +49,7 @@ impl Retention {
             return;
         };
         let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
-        let cutoff = self.clock.now_unix_ms().saturating_sub(keep_ms);
+        let cutoff = crate::store::now_unix_ms(&*self.clock).saturating_sub(keep_ms);
         match connection.execute("DELETE FROM access_log WHERE accessed_at < ?1", [cutoff]) {
             Ok(0) => {}
             Ok(deleted) => tracing::debug!(deleted, "pruned the access log"),
