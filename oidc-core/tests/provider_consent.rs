@@ -305,7 +305,7 @@ async fn attack_html_injection_in_client_name_is_escaped() {
     let provider = oidc_core::provider::Provider::builder(config, store.clone())
         .authenticator(test_login.clone())
         .authenticator(std::sync::Arc::new(passwords))
-        .clock(|| T0)
+        .clock(jwks_verify::ManualClock::at_unix(T0))
         .build()
         .await
         .unwrap();
