@@ -10,8 +10,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,11 +17,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use oidc_core::authn::LoginStateStore;
 use oidc_core::login::{LocalUser, PasswordHashString, Passwords};
 use oidc_core::provider::{Provider, ProviderConfig, RateLimits, ResourceScopes, ScopeDefinition};
@@ -31,7 +27,6 @@ use oidc_core::store::{ProviderStore, SqliteStore};
 use oidc_core::types::{Issuer, ResourceIndicator, Scope};
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tower::ServiceExt as _;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -65,7 +60,7 @@ async fn run(window: Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("port");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    serve(listener, provider(&base, dir.path()).await);
+    benches::server::serve_on(listener, provider(&base, dir.path()).await);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
 
     let client_id = register(&client, &base).await;
@@ -150,29 +145,6 @@ async fn provider(base: &str, dir: &Path) -> Provider {
         .build()
         .await
         .expect("provider")
-}
-
-/// Serves `provider` on `listener` with hyper (HTTP/1.1), each request carrying its peer's
-/// address as `oidc-server`'s accept loop puts it there.
-fn serve(listener: TcpListener, provider: Provider) {
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                return;
-            };
-            let provider = provider.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |mut request: Request<Incoming>| {
-                    request.extensions_mut().insert::<SocketAddr>(peer);
-                    let provider = provider.clone();
-                    async move { Ok::<_, Infallible>(provider.oneshot(request).await.unwrap()) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
 }
 
 async fn register(client: &HttpClient, base: &str) -> String {
