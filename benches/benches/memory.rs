@@ -60,7 +60,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use benches::fixture::{AUDIENCE, Fixture, ISSUER};
 use benches::latency::Latencies;
-use benches::server::serve;
+use benches::server::{loopback, serve};
 
 const BASE_URL: &str = "https://mcp.example.com";
 /// Memories per `MemoryStore::add` call while loading.
@@ -328,13 +328,15 @@ impl World {
             .static_jwks(fixture.jwks())
             .build()
             .expect("verifier");
-        let server = serve(MemoryServer::new(
-            Arc::clone(&store),
-            verifier.clone(),
-            resource.clone(),
-            McpConfig::default(),
-        ))
-        .await;
+        let server = serve(
+            loopback().await,
+            MemoryServer::new(
+                Arc::clone(&store),
+                verifier.clone(),
+                resource.clone(),
+                McpConfig::default(),
+            ),
+        );
         World {
             dir,
             store,
@@ -1153,22 +1155,26 @@ async fn auth_overhead(world: &World, scale: Scale) {
     let rest = RestApi::new(Arc::clone(&world.store), world.resource.clone());
     let auth = BearerAuthLayer::<AccessClaims>::new(world.verifier.clone())
         .challenge(world.resource.challenge());
-    let with_auth = serve(Routes {
-        mcp: auth.layer(mcp.clone()),
-        rest: auth.layer(rest.clone()),
-    })
-    .await;
-    let without_auth = serve(Routes {
-        mcp: InsertClaims {
-            inner: mcp,
-            claims: claims.clone(),
+    let with_auth = serve(
+        loopback().await,
+        Routes {
+            mcp: auth.layer(mcp.clone()),
+            rest: auth.layer(rest.clone()),
         },
-        rest: InsertClaims {
-            inner: rest,
-            claims,
+    );
+    let without_auth = serve(
+        loopback().await,
+        Routes {
+            mcp: InsertClaims {
+                inner: mcp,
+                claims: claims.clone(),
+            },
+            rest: InsertClaims {
+                inner: rest,
+                claims,
+            },
         },
-    })
-    .await;
+    );
 
     let bearer = format!("Bearer {token}");
     let rest_request: MakeRequest = {

@@ -26,7 +26,8 @@ use oidc_core::provider::{Provider, ProviderConfig, RateLimits, ResourceScopes, 
 use oidc_core::store::{ProviderStore, SqliteStore};
 use oidc_core::types::{Issuer, ResourceIndicator, Scope};
 use serde_json::Value;
-use tokio::net::TcpListener;
+
+use benches::server::{loopback, serve};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -58,9 +59,9 @@ fn main() {
 
 async fn run(window: Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("port");
+    let listener = loopback().await;
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    benches::server::serve_on(listener, provider(&base, dir.path()).await);
+    serve(listener, provider(&base, dir.path()).await);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
 
     let client_id = register(&client, &base).await;
