@@ -44,7 +44,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use jwks_verify::{BearerAuthLayer, Verified, Verifier};
 use mcp_api::http::ResponseBody;
 use mcp_api::mcp::{McpConfig, McpService};
@@ -60,6 +60,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use benches::fixture::{AUDIENCE, Fixture, ISSUER};
 use benches::latency::Latencies;
+use benches::server::{loopback, serve};
 
 const BASE_URL: &str = "https://mcp.example.com";
 /// Memories per `MemoryStore::add` call while loading.
@@ -327,13 +328,15 @@ impl World {
             .static_jwks(fixture.jwks())
             .build()
             .expect("verifier");
-        let server = serve(MemoryServer::new(
-            Arc::clone(&store),
-            verifier.clone(),
-            resource.clone(),
-            McpConfig::default(),
-        ))
-        .await;
+        let server = serve(
+            loopback().await,
+            MemoryServer::new(
+                Arc::clone(&store),
+                verifier.clone(),
+                resource.clone(),
+                McpConfig::default(),
+            ),
+        );
         World {
             dir,
             store,
@@ -1132,34 +1135,6 @@ where
     }
 }
 
-async fn serve<S>(service: S) -> SocketAddr
-where
-    S: Service<
-            Request<hyper::body::Incoming>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = hyper_util::service::TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
 /// Authenticated requests per second (4 clients) against the same routes without the auth
 /// layer, interleaved, at the small user's memories.
 async fn auth_overhead(world: &World, scale: Scale) {
@@ -1180,22 +1155,26 @@ async fn auth_overhead(world: &World, scale: Scale) {
     let rest = RestApi::new(Arc::clone(&world.store), world.resource.clone());
     let auth = BearerAuthLayer::<AccessClaims>::new(world.verifier.clone())
         .challenge(world.resource.challenge());
-    let with_auth = serve(Routes {
-        mcp: auth.layer(mcp.clone()),
-        rest: auth.layer(rest.clone()),
-    })
-    .await;
-    let without_auth = serve(Routes {
-        mcp: InsertClaims {
-            inner: mcp,
-            claims: claims.clone(),
+    let with_auth = serve(
+        loopback().await,
+        Routes {
+            mcp: auth.layer(mcp.clone()),
+            rest: auth.layer(rest.clone()),
         },
-        rest: InsertClaims {
-            inner: rest,
-            claims,
+    );
+    let without_auth = serve(
+        loopback().await,
+        Routes {
+            mcp: InsertClaims {
+                inner: mcp,
+                claims: claims.clone(),
+            },
+            rest: InsertClaims {
+                inner: rest,
+                claims,
+            },
         },
-    })
-    .await;
+    );
 
     let bearer = format!("Bearer {token}");
     let rest_request: MakeRequest = {

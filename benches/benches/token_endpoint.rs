@@ -1,6 +1,8 @@
-//! The token endpoint over loopback: `oidc-server`'s provider with its SQLite store, serving
-//! refresh-token grants (each rotates the refresh token in one durable transaction and signs a
-//! new access token) to 4 concurrent clients, against raw RSA signing in the same run.
+//! The token endpoint over loopback: the provider configured as `oidc-server` configures it
+//! by default (its SQLite store, password login, the memory server's scopes; rate limits
+//! off), built from `oidc-core` and served with hyper here, serving refresh-token grants
+//! (each rotates the refresh token in one durable transaction and signs a new access token)
+//! to 4 concurrent clients, against raw RSA signing in the same run.
 //!
 //! Run with: `cargo bench -p benches --bench token_endpoint`
 
@@ -8,17 +10,24 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bins::oidc::{OidcArgs, OidcServer};
 use bytes::Bytes;
-use clap::Parser;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use oidc_core::authn::LoginStateStore;
+use oidc_core::login::{LocalUser, PasswordHashString, Passwords};
+use oidc_core::provider::{Provider, ProviderConfig, RateLimits, ResourceScopes, ScopeDefinition};
+use oidc_core::store::{ProviderStore, SqliteStore};
+use oidc_core::types::{Issuer, ResourceIndicator, Scope};
 use serde_json::Value;
+
+use benches::server::{loopback, serve};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -26,6 +35,13 @@ const PASSWORD: &str = "bench-password-1";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
+/// `oidc-server`'s default `OIDC_DEFAULT_AUDIENCE`.
+const AUDIENCE: &str = "http://127.0.0.1:8765/mcp";
+/// The memory server's scopes, as `oidc-server` configures them.
+const MEMORY_SCOPES: [(&str, &str); 2] = [
+    ("memories:read", "Read your memories"),
+    ("memories:write", "Add, change and delete your memories"),
+];
 
 fn main() {
     let quick = !benches::report::measuring();
@@ -43,28 +59,9 @@ fn main() {
 
 async fn run(window: Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let users = dir.path().join("users.toml");
-    let hash = oidc_core::login::hash_password(PASSWORD).expect("hash");
-    std::fs::write(
-        &users,
-        format!("[[users]]\nusername = \"bench\"\npassword_hash = \"{hash}\"\n"),
-    )
-    .expect("users");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
-    let base = format!("http://{addr}");
-    let args = OidcArgs::parse_from([
-        "oidc-server".to_owned(),
-        format!("--base-url={base}"),
-        format!("--listen={addr}"),
-        format!("--data-dir={}", dir.path().join("data").display()),
-        format!("--users-file={}", users.display()),
-        // Measure the endpoint, not the per-address limiter in front of it.
-        "--rate-limits=off".to_owned(),
-    ]);
-    let server = OidcServer::bind(&args).await.expect("provider");
-    tokio::spawn(server.run(std::future::pending()));
+    let listener = loopback().await;
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    serve(listener, provider(&base, dir.path()).await);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
 
     let client_id = register(&client, &base).await;
@@ -124,6 +121,31 @@ async fn run(window: Duration) {
         "grants / single-thread signatures      {:>8.2}x",
         rate / sign_rate
     );
+}
+
+/// The provider with `oidc-server`'s default settings and a SQLite store in `dir`, one
+/// password user, and per-address rate limits off (the endpoint is measured, not the
+/// limiter in front of it).
+async fn provider(base: &str, dir: &Path) -> Provider {
+    let issuer = Issuer::parse(base).expect("issuer");
+    let audience = ResourceIndicator::parse(AUDIENCE).expect("audience");
+    let mut config = ProviderConfig::new(issuer.clone(), audience.clone());
+    for (name, description) in MEMORY_SCOPES {
+        config = config.with_scope(ScopeDefinition::new(name, description).expect("scope"));
+    }
+    let memories = Scope::from_tokens(MEMORY_SCOPES.iter().map(|(name, _)| *name)).expect("scope");
+    config = config.with_resource_scopes(ResourceScopes::new(audience, Some(memories)));
+    config.rate_limits = RateLimits::unlimited();
+    let store = Arc::new(SqliteStore::open(dir.join("oidc.db")).expect("store"));
+    let hash = oidc_core::login::hash_password(PASSWORD).expect("hash");
+    let user = LocalUser::new("bench", PasswordHashString::parse(&hash).expect("hash"));
+    let login_store: Arc<dyn LoginStateStore> = store.clone();
+    let passwords = Passwords::new(vec![user], &issuer, login_store).expect("passwords");
+    Provider::builder(config, store as Arc<dyn ProviderStore>)
+        .authenticator(Arc::new(passwords))
+        .build()
+        .await
+        .expect("provider")
 }
 
 async fn register(client: &HttpClient, base: &str) -> String {

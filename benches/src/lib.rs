@@ -9,3 +9,4 @@ pub mod fixture;
 pub mod latency;
 pub mod paired;
 pub mod report;
+pub mod server;

@@ -1,3 +1,4 @@
+// Hand-written: the writer's group commit (one transaction and fsync per batch, a savepoint per job) and write-behind are not in deadpool-sqlite/r2d2_sqlite, whose 0.14/0.35 also require rusqlite 0.40 (this crate uses 0.43; libsqlite3-sys links once).
 //! Running blocking SQLite work off the async runtime: one writer thread with
 //! group commit, a few readers on Tokio's blocking pool.
 
@@ -20,15 +21,24 @@ where
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
     T: Send + 'static,
 {
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|error| StoreError::with_source(ErrorKind::Unavailable, error))?;
-    match runtime.spawn_blocking(work).await {
+    match current_runtime()?.spawn_blocking(work).await {
         Ok(result) => result,
         Err(error) => {
             tracing::error!(panicked = error.is_panic(), "a memory store task failed");
             Err(ErrorKind::Unavailable.into())
         }
     }
+}
+
+/// The Tokio runtime this is called on; [`ErrorKind::Unavailable`] outside one.
+fn current_runtime() -> Result<tokio::runtime::Handle, StoreError> {
+    tokio::runtime::Handle::try_current()
+        .map_err(|error| StoreError::with_source(ErrorKind::Unavailable, error))
+}
+
+/// The writer is gone (its queue closed, or a job dropped unanswered).
+fn writer_gone() -> StoreError {
+    StoreError::from(ErrorKind::Unavailable)
 }
 
 /// How often the writer deletes access-log entries past their retention.
@@ -146,20 +156,12 @@ impl WriteQueue {
             + 'static,
         T: Send + 'static,
     {
-        tokio::runtime::Handle::try_current()
-            .map_err(|error| StoreError::with_source(ErrorKind::Unavailable, error))?;
         let (reply, answer) = oneshot::channel();
         let job = Job::Write {
             work: wrap(work, reply),
             durable: true,
         };
-        self.sender()?
-            .send(job)
-            .await
-            .map_err(|_| StoreError::from(ErrorKind::Unavailable))?;
-        answer
-            .await
-            .map_err(|_| StoreError::from(ErrorKind::Unavailable))?
+        self.queue_and_wait(job, answer).await?
     }
 
     /// Queues `work` without waiting for it (write-behind). It is committed
@@ -192,22 +194,24 @@ impl WriteQueue {
 
     /// Waits until everything queued so far is committed.
     pub(super) async fn flush(&self) -> Result<(), StoreError> {
-        tokio::runtime::Handle::try_current()
-            .map_err(|error| StoreError::with_source(ErrorKind::Unavailable, error))?;
         let (reply, answer) = oneshot::channel();
-        self.sender()?
-            .send(Job::Flush(reply))
-            .await
-            .map_err(|_| StoreError::from(ErrorKind::Unavailable))?;
-        answer
-            .await
-            .map_err(|_| StoreError::from(ErrorKind::Unavailable))
+        self.queue_and_wait(Job::Flush(reply), answer).await
+    }
+
+    /// Queues `job` (waiting for room), then waits for the `answer` the writer sends once
+    /// the job's group is committed.
+    async fn queue_and_wait<T>(
+        &self,
+        job: Job,
+        answer: oneshot::Receiver<T>,
+    ) -> Result<T, StoreError> {
+        current_runtime()?;
+        self.sender()?.send(job).await.map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())
     }
 
     fn sender(&self) -> Result<&mpsc::Sender<Job>, StoreError> {
-        self.sender
-            .as_ref()
-            .ok_or_else(|| StoreError::from(ErrorKind::Unavailable))
+        self.sender.as_ref().ok_or_else(writer_gone)
     }
 }
 

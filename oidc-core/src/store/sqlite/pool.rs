@@ -1,3 +1,4 @@
+// Hand-written, not deadpool-sqlite 0.14 / r2d2_sqlite 0.35: both require rusqlite 0.40, this crate uses 0.43, and only one libsqlite3-sys (`links = "sqlite3"`) may be in a build.
 //! Running blocking SQLite work off the async runtime: one writer, a few readers.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -64,15 +65,8 @@ impl WriteQueue {
         T: Send + 'static,
     {
         let mut connection = Arc::clone(&self.writer).lock_owned().await;
-        run_blocking(move || {
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .db()?;
-            let output = work(&transaction)?;
-            transaction.commit().db()?;
-            Ok(output)
-        })
-        .await
+        run_blocking(move || in_transaction(&mut connection, TransactionBehavior::Immediate, work))
+            .await
     }
 }
 
@@ -107,13 +101,23 @@ impl ReadPool {
             let Some(connection) = lease.connection.as_mut() else {
                 return Err(StoreErrorKind::Unavailable.into());
             };
-            let transaction = connection.transaction().db()?;
-            let output = work(&transaction)?;
-            transaction.commit().db()?;
-            Ok(output)
+            in_transaction(connection, TransactionBehavior::Deferred, work)
         })
         .await
     }
+}
+
+/// Runs `work` in a transaction that begins with `behavior`, committed only if `work`
+/// succeeds (dropping an uncommitted transaction rolls it back).
+fn in_transaction<T>(
+    connection: &mut Connection,
+    behavior: TransactionBehavior,
+    work: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let transaction = connection.transaction_with_behavior(behavior).db()?;
+    let output = work(&transaction)?;
+    transaction.commit().db()?;
+    Ok(output)
 }
 
 /// A connection taken from the pool; returned to it on drop, before the permit is released.
