@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::common::free_port;
 
-/// How long one peer script may run.
+/// How long one peer script may run, unless its test says otherwise ([`run_peer_within`]).
 pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long an installation step (`npm ci`, `pip install`) may run.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
@@ -34,6 +34,12 @@ pub(crate) const USERNAME: &str = "alice";
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 /// Her verified email.
 pub(crate) const EMAIL: &str = "alice@example.com";
+/// A second local user, for the checks that one user never sees another's data.
+pub(crate) const OTHER_USERNAME: &str = "bob";
+/// His password.
+pub(crate) const OTHER_PASSWORD: &str = "purple monkey dishwasher tonic";
+/// His verified email.
+pub(crate) const OTHER_EMAIL: &str = "bob@example.com";
 
 /// `bins/tests/e2e`: the peer projects.
 pub(crate) fn peers_dir() -> PathBuf {
@@ -509,7 +515,7 @@ impl Stack {
             .env("RUST_LOG", "info");
         if options.password_login {
             let users = dir.path().join("users.toml");
-            write_users_file(&users);
+            write_users_file(&users, &[LocalUser::FIRST]);
             oidc.env("OIDC_USERS_FILE", users);
         }
         if let Some(upstream) = &options.upstream {
@@ -546,13 +552,7 @@ impl Stack {
 
     /// The environment every peer script gets.
     pub(crate) fn peer_env(&self, command: &mut Command) {
-        command
-            .env("E2E_ISSUER", &self.issuer)
-            .env("E2E_MCP_URL", &self.mcp_url)
-            .env("E2E_RESOURCE", &self.mcp_url)
-            .env("E2E_USERNAME", USERNAME)
-            .env("E2E_PASSWORD", PASSWORD)
-            .env("E2E_EMAIL", EMAIL);
+        peer_env(command, &self.issuer, &self.mcp_url);
     }
 
     /// The provider's current signing key from its store: `(kid, PKCS#8 PEM)`.
@@ -591,8 +591,125 @@ impl Stack {
     }
 }
 
-/// A users file with [`USERNAME`], hashed by `oidc-server hash-password`.
-fn write_users_file(path: &Path) {
+/// The environment every peer script gets: the servers' URLs and the first local user.
+fn peer_env(command: &mut Command, issuer: &str, mcp_url: &str) {
+    command
+        .env("E2E_ISSUER", issuer)
+        .env("E2E_MCP_URL", mcp_url)
+        .env("E2E_RESOURCE", mcp_url)
+        .env("E2E_USERNAME", USERNAME)
+        .env("E2E_PASSWORD", PASSWORD)
+        .env("E2E_EMAIL", EMAIL);
+}
+
+/// The `stack` binary, started as a person starts it (`cargo run --bin stack`): one process
+/// running oidc-server and mcp-server on loopback, configured for each other, its data in a
+/// temp dir. Its users file is written before the start with [`LocalUser::FIRST`] and
+/// [`LocalUser::SECOND`] (so the stack creates no `admin`), as a person adds users to it.
+pub(crate) struct OneCommandStack {
+    /// The issuer, `http://127.0.0.1:<port>`.
+    pub(crate) issuer: String,
+    /// The MCP endpoint, `http://127.0.0.1:<port>/mcp`.
+    pub(crate) mcp_url: String,
+    process: Process,
+    _dir: tempfile::TempDir,
+}
+
+impl OneCommandStack {
+    /// Starts the stack and waits until both servers serve.
+    pub(crate) fn start() -> OneCommandStack {
+        let dir = tempfile::Builder::new()
+            .prefix("e2e-one-command-stack-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let data = dir.path().join("data");
+        let oidc_dir = data.join("oidc-server");
+        fs::create_dir_all(&oidc_dir)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", oidc_dir.display()));
+        write_users_file(
+            &oidc_dir.join("users.toml"),
+            &[LocalUser::FIRST, LocalUser::SECOND],
+        );
+        let (oidc_port, mcp_port) = (free_port(), free_port());
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stack"));
+        command
+            .current_dir(dir.path())
+            .env_remove("STACK_CONFIG")
+            .env("STACK_DATA_DIR", &data)
+            .env("STACK_OIDC_PORT", oidc_port.to_string())
+            .env("STACK_MCP_PORT", mcp_port.to_string())
+            .env("RUST_LOG", "info");
+        let mut process = Process::spawn("stack", command, dir.path());
+        process.wait_until_serving(&format!(
+            "http://127.0.0.1:{oidc_port}/.well-known/openid-configuration"
+        ));
+        process.wait_until_serving(&format!("http://127.0.0.1:{mcp_port}/health"));
+        OneCommandStack {
+            issuer: format!("http://127.0.0.1:{oidc_port}"),
+            mcp_url: format!("http://127.0.0.1:{mcp_port}/mcp"),
+            process,
+            _dir: dir,
+        }
+    }
+
+    /// The environment every peer script gets, and the second user as `E2E_OTHER_USERNAME`,
+    /// `E2E_OTHER_PASSWORD`, `E2E_OTHER_EMAIL`.
+    pub(crate) fn peer_env(&self, command: &mut Command) {
+        peer_env(command, &self.issuer, &self.mcp_url);
+        command
+            .env("E2E_OTHER_USERNAME", OTHER_USERNAME)
+            .env("E2E_OTHER_PASSWORD", OTHER_PASSWORD)
+            .env("E2E_OTHER_EMAIL", OTHER_EMAIL);
+    }
+
+    /// The stack's log tail (both servers log into it), for failure messages.
+    pub(crate) fn log_tails(&self) -> String {
+        self.process.log_tail(80)
+    }
+}
+
+/// A local password user in a users file.
+pub(crate) struct LocalUser {
+    username: &'static str,
+    password: &'static str,
+    email: &'static str,
+    name: &'static str,
+}
+
+impl LocalUser {
+    /// [`USERNAME`], the user of every test.
+    pub(crate) const FIRST: LocalUser = LocalUser {
+        username: USERNAME,
+        password: PASSWORD,
+        email: EMAIL,
+        name: "Alice Example",
+    };
+    /// [`OTHER_USERNAME`].
+    pub(crate) const SECOND: LocalUser = LocalUser {
+        username: OTHER_USERNAME,
+        password: OTHER_PASSWORD,
+        email: OTHER_EMAIL,
+        name: "Bob Example",
+    };
+}
+
+/// A users file with `users`, their passwords hashed by `oidc-server hash-password`.
+fn write_users_file(path: &Path, users: &[LocalUser]) {
+    let mut text = String::new();
+    for user in users {
+        let hash = hash_password(user.password);
+        let _ = write!(
+            text,
+            "[[users]]\nusername = \"{}\"\npassword_hash = \"{hash}\"\nemail = \"{}\"\n\
+             email_verified = true\nname = \"{}\"\n\n",
+            user.username, user.email, user.name
+        );
+    }
+    fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// `password` hashed by `oidc-server hash-password`.
+fn hash_password(password: &str) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_oidc-server"))
         .arg("hash-password")
         .stdin(Stdio::piped())
@@ -602,7 +719,7 @@ fn write_users_file(path: &Path) {
         .unwrap_or_else(|e| panic!("oidc-server hash-password: {e}"));
     if let Some(mut stdin) = child.stdin.take() {
         stdin
-            .write_all(PASSWORD.as_bytes())
+            .write_all(password.as_bytes())
             .unwrap_or_else(|e| panic!("writing the password: {e}"));
     }
     let output = child
@@ -615,11 +732,7 @@ fn write_users_file(path: &Path) {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = format!(
-        "[[users]]\nusername = \"{USERNAME}\"\npassword_hash = \"{hash}\"\nemail = \"{EMAIL}\"\n\
-         email_verified = true\nname = \"Alice Example\"\n"
-    );
-    fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    hash
 }
 
 /// What a peer script reported.
@@ -654,10 +767,16 @@ impl PeerRun {
 /// Runs a peer script to completion (at most [`PEER_TIMEOUT`]); panics with its stderr and
 /// the servers' logs unless it exits 0 and ends with `{"done": true}`. Prints what it
 /// verified.
-pub(crate) fn run_peer(
+pub(crate) fn run_peer(name: &str, command: Command, context: &[&dyn Fn() -> String]) -> PeerRun {
+    run_peer_within(name, command, context, PEER_TIMEOUT)
+}
+
+/// [`run_peer`] for a script that may run up to `timeout`.
+pub(crate) fn run_peer_within(
     name: &str,
     mut command: Command,
     context: &[&dyn Fn() -> String],
+    timeout: Duration,
 ) -> PeerRun {
     let started = Instant::now();
     let diagnostics = |stderr: &str| {
@@ -668,7 +787,7 @@ pub(crate) fn run_peer(
         }
         text
     };
-    let finished = run_bounded(&mut command, PEER_TIMEOUT)
+    let finished = run_bounded(&mut command, timeout)
         .unwrap_or_else(|e| panic!("peer {name}: {e}\n{}", diagnostics("")));
     let reports: Vec<Value> = finished
         .stdout

@@ -9,7 +9,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 
 use super::apps::name_of;
 use super::form::{self, Fields};
-use super::pages::{Answer, Current, Pages, redirect, views_text};
+use super::pages::{Answer, Current, Pages, redirect};
 use super::time::{self, DAY_MS};
 use super::transfer::{self, ExportFile};
 use super::views::{self, ListFilters, ListView, Row, Section};
@@ -370,15 +370,15 @@ impl<S: MemoryStore> Pages<S> {
         let body = match read_body(request.into_body(), self.config.max_import_bytes).await {
             Ok(body) => body,
             Err(error) => {
-                return self.page(
+                return self.message_page(
                     error.status(),
                     "File too large",
                     current,
                     Section::Memories,
-                    &views_text(&format!(
+                    &format!(
                         "The file is larger than this server takes ({} MiB).",
                         self.config.max_import_bytes / (1024 * 1024)
-                    )),
+                    ),
                 );
             }
         };

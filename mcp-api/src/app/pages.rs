@@ -118,6 +118,20 @@ impl<S: MemoryStore> Pages<S> {
                 _ => {}
             }
         }
+        // A form from another origin is refused before anything else, signed in or not
+        // (a cross-site post usually arrives without the `SameSite` session cookie).
+        if method == Method::POST && form::same_origin(request.headers(), &self.origin).is_err() {
+            tracing::warn!("refused a form that did not come from the memory page");
+            return views::respond(
+                StatusCode::FORBIDDEN,
+                views::message(
+                    "Refused",
+                    "This request did not come from a page of this site, so it was refused and nothing changed.",
+                    Some(("/app/", "Go to your memories")),
+                ),
+                &self.csp,
+            );
+        }
         let current = match self.authenticate(request.headers()).await {
             Some(current) => current,
             None if method == Method::POST && rest == "/logout" => return redirect("/app/"),
@@ -143,12 +157,12 @@ impl<S: MemoryStore> Pages<S> {
             return self.post(request, rest, &current).await;
         }
         if method != Method::GET {
-            return self.page(
+            return self.message_page(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Not allowed",
                 &current,
                 Section::None,
-                &views_text("This address does not take that kind of request."),
+                "This address does not take that kind of request.",
             );
         }
         let query = Fields::parse(request.uri().query().unwrap_or("").as_bytes());
@@ -171,21 +185,18 @@ impl<S: MemoryStore> Pages<S> {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        if form::same_origin(request.headers(), &self.origin).is_err() {
-            return self.forbidden(current, Forgery::CrossOrigin);
-        }
         if rest == "/import" {
             return self.import(request, current).await;
         }
         let body = match read_body(request.into_body(), MAX_FORM_BYTES).await {
             Ok(body) => body,
             Err(error) => {
-                return self.page(
+                return self.message_page(
                     error.status(),
                     "Form too large",
                     current,
                     Section::None,
-                    &views_text(&error.to_string()),
+                    &error.to_string(),
                 );
             }
         };
@@ -225,6 +236,18 @@ impl<S: MemoryStore> Pages<S> {
         )
     }
 
+    /// A page that says one thing (an error, a refusal), with its title as the heading.
+    pub(super) fn message_page(
+        &self,
+        status: StatusCode,
+        title: &str,
+        current: &Current,
+        section: Section,
+        text: &str,
+    ) -> Answer {
+        self.page(status, title, current, section, &message_body(title, text))
+    }
+
     pub(super) fn page_with_notice(
         &self,
         title: &str,
@@ -243,14 +266,13 @@ impl<S: MemoryStore> Pages<S> {
     }
 
     pub(super) fn not_found(&self, current: Option<&Current>) -> Answer {
-        let body = views_text("There is no such page or memory here.");
         match current {
-            Some(current) => self.page(
+            Some(current) => self.message_page(
                 StatusCode::NOT_FOUND,
                 "Not found",
                 current,
                 Section::None,
-                &body,
+                "There is no such page or memory here.",
             ),
             None => views::respond(
                 StatusCode::NOT_FOUND,
@@ -265,12 +287,12 @@ impl<S: MemoryStore> Pages<S> {
     }
 
     pub(super) fn bad_request(&self, current: &Current, text: &str) -> Answer {
-        self.page(
+        self.message_page(
             StatusCode::BAD_REQUEST,
             "Could not do that",
             current,
             Section::None,
-            &views_text(text),
+            text,
         )
     }
 
@@ -296,25 +318,19 @@ impl<S: MemoryStore> Pages<S> {
             ?forgery,
             "refused a form that did not come from the memory page"
         );
-        self.page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            current,
-            Section::None,
-            &views_text(
+        self.message_page(StatusCode::FORBIDDEN, "Refused", current, Section::None, 
                 "This request did not come from a page of this site, so it was refused and nothing changed. Reload the page and try again.",
-            ),
         )
     }
 
     pub(super) fn store_failed(&self, current: &Current, error: &StoreError) -> Answer {
         tracing::error!(%error, "memory page: the store failed");
-        self.page(
+        self.message_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Try again",
             current,
             Section::None,
-            &views_text("Your memories could not be reached just now. Nothing was lost; try again in a moment."),
+            "Your memories could not be reached just now. Nothing was lost; try again in a moment.",
         )
     }
 
@@ -344,8 +360,9 @@ impl<S: MemoryStore> Pages<S> {
     }
 }
 
-pub(super) fn views_text(text: &str) -> Markup {
-    maud::html! { p { (text) } p { a href="/app/" { "Back to your memories" } } }
+/// A page's body that says one thing, under the page's title.
+fn message_body(title: &str, text: &str) -> Markup {
+    maud::html! { h1 { (title) } p { (text) } p { a href="/app/" { "Back to your memories" } } }
 }
 
 /// A 303 to `location` (after a POST the browser GETs it).

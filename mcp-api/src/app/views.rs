@@ -364,9 +364,9 @@ pub(super) fn detail(
             @if log.is_empty() {
                 p.empty { "No app has read this memory yet." }
             } @else {
-                div.scroll {
+                div.scroll tabindex="0" role="region" aria-labelledby="log-caption" {
                     table.log {
-                        caption { "Access log" }
+                        caption id="log-caption" { "Access log" }
                         thead { tr { th scope="col" { "When" } th scope="col" { "App" } th scope="col" { "Through" } } }
                         tbody {
                             @for (entry, name) in log {
@@ -412,9 +412,9 @@ pub(super) fn apps(
         @if rows.is_empty() {
             p.empty { "No app has used your memories yet." }
         } @else {
-            div.scroll {
+            div.scroll tabindex="0" role="region" aria-labelledby="apps-caption" {
                 table.apps {
-                    caption { "Apps and their access" }
+                    caption id="apps-caption" { "Apps and their access" }
                     thead {
                         tr {
                             th scope="col" { "App" }

@@ -15,18 +15,9 @@ import { join } from 'node:path';
 
 import { chromium } from 'playwright-core';
 
-import { env, expectStatus, main, verified } from './lib.mjs';
-
-// Without these, Chromium's background connections fail (or hang) on a closed network.
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-
-const VIEWPORTS = {
-  desktop: { viewport: { width: 1280, height: 800 } },
-  phone: { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
-};
+import {
+  CHROMIUM_ARGS, VIEWPORTS, env, expectStatus, main, verified,
+} from './lib.mjs';
 
 await main(async () => {
   const issuer = env('E2E_ISSUER');

@@ -14,12 +14,15 @@ export function verified(what, details = {}) {
   report({ verified: what, ...details });
 }
 
-/** Runs `body`; any exception prints a clear message and exits non-zero. */
-export async function main(body) {
+/**
+ * Runs `body`; any exception prints a clear message and exits non-zero, and so does running
+ * longer than `timeoutMs` (keep it below the Rust driver's timeout for the script).
+ */
+export async function main(body, { timeoutMs = 240_000 } = {}) {
   const timer = setTimeout(() => {
-    console.error('peer script timed out after 240 s');
+    console.error(`peer script timed out after ${timeoutMs / 1000} s`);
     process.exit(3);
-  }, 240_000);
+  }, timeoutMs);
   timer.unref();
   try {
     await body();
@@ -32,6 +35,21 @@ export async function main(body) {
     process.exit(1);
   }
 }
+
+/**
+ * Chromium's flags for the browser tests. Without them, its background connections fail
+ * (or hang) on a closed network.
+ */
+export const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+/** The browser tests' viewports: a desktop and a phone. */
+export const VIEWPORTS = {
+  desktop: { viewport: { width: 1280, height: 800 } },
+  phone: { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
+};
 
 /** A required environment variable. */
 export function env(name) {
