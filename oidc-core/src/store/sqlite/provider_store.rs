@@ -10,7 +10,9 @@ use super::codec::{
     time,
 };
 use super::pool::DbResult as _;
-use super::queries::{insert_tokens, revoke, select_pending, select_refresh_token};
+use super::queries::{
+    insert_tokens, revoke, revoke_selected, select_pending, select_refresh_token,
+};
 use crate::authn::{AuthenticatedUser, BoxFuture};
 use crate::client::Client;
 use crate::keys::{KeyRecord, Pkcs8Secret};
@@ -407,23 +409,12 @@ impl ProviderStore for SqliteStore {
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             self.write(move |tx| {
-                let mut statement = tx
-                    .prepare_cached(
-                        "SELECT id FROM grants WHERE subject = ?1 AND revoked_at IS NULL",
-                    )
-                    .db()?;
-                let ids = statement
-                    .query_map(params![subject.as_str()], |row| row.get::<_, String>(0))
-                    .db()?
-                    .collect::<Result<Vec<_>, _>>()
-                    .db()?;
-                let mut revoked = 0;
-                for id in ids {
-                    if revoke(tx, &read_grant_id(&id)?, now)? {
-                        revoked += 1;
-                    }
-                }
-                Ok(revoked)
+                revoke_selected(
+                    tx,
+                    "SELECT id FROM grants WHERE subject = ?1 AND revoked_at IS NULL",
+                    params![subject.as_str()],
+                    now,
+                )
             })
             .await
         })
@@ -464,22 +455,12 @@ impl ProviderStore for SqliteStore {
                     "SELECT g.id FROM grants g \
                      WHERE g.subject = ?2 AND g.client_id = ?3 AND {LIVE_GRANT}"
                 );
-                let mut statement = tx.prepare_cached(&sql).db()?;
-                let ids = statement
-                    .query_map(
-                        params![time(now), subject.as_str(), client_id.as_str()],
-                        |row| row.get::<_, String>(0),
-                    )
-                    .db()?
-                    .collect::<Result<Vec<_>, _>>()
-                    .db()?;
-                let mut revoked = 0;
-                for id in ids {
-                    if revoke(tx, &read_grant_id(&id)?, now)? {
-                        revoked += 1;
-                    }
-                }
-                Ok(revoked)
+                revoke_selected(
+                    tx,
+                    &sql,
+                    params![time(now), subject.as_str(), client_id.as_str()],
+                    now,
+                )
             })
             .await
         })

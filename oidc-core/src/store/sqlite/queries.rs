@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::codec::{
     GRANT_COLUMNS, PENDING_COLUMNS, decode_grant, decode_pending, hash_blob, read_client_id,
-    read_scope, read_time, time,
+    read_grant_id, read_scope, read_time, time,
 };
 use super::pool::DbResult as _;
 use crate::store::{
@@ -134,4 +134,28 @@ pub(super) fn revoke(tx: &Transaction<'_>, grant: &GrantId, now: u64) -> Result<
         }
     }
     Ok(true)
+}
+
+/// Revokes each grant whose id `select` (with `params`) returns, as [`revoke`] does; how
+/// many were active.
+pub(super) fn revoke_selected(
+    tx: &Transaction<'_>,
+    select: &str,
+    params: impl rusqlite::Params,
+    now: u64,
+) -> Result<u64, StoreError> {
+    let ids = tx
+        .prepare_cached(select)
+        .db()?
+        .query_map(params, |row| row.get::<_, String>(0))
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
+    let mut revoked = 0;
+    for id in ids {
+        if revoke(tx, &read_grant_id(&id)?, now)? {
+            revoked += 1;
+        }
+    }
+    Ok(revoked)
 }
