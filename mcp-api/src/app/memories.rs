@@ -211,7 +211,7 @@ impl<S: MemoryStore> Pages<S> {
                 };
                 match self
                     .store
-                    .update_text(current.owner(), id, text.replace("\r\n", "\n"), None)
+                    .update_text(owner, id, text.replace("\r\n", "\n"), None)
                     .await
                 {
                     Ok(Some(_)) => {}

@@ -179,7 +179,7 @@ impl<S: MemoryStore> Pages<S> {
         result.unwrap_or_else(|error| self.store_failed(&current, &error))
     }
 
-    /// State-changing requests: same origin, then the CSRF token, then the action.
+    /// State-changing requests, their origin already checked: the CSRF token, then the action.
     async fn post<B>(&self, request: Request<B>, rest: &str, current: &Current) -> Answer
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
