@@ -12,7 +12,7 @@
 //! - [`rest`]: the REST API under `/api/v1` and its OpenAPI 3.1 document.
 //! - [`server`]: [`MemoryServer`], everything composed into one tower `Service` with bearer
 //!   authentication (`jwks-verify`), RFC 9728 protected-resource metadata, CORS and health.
-//! - [`app`] (feature `app`): the memory page under `/app/`, where people sign in through
+//! - `app` (feature `app`): the memory page under `/app/`, where people sign in through
 //!   the OpenID provider to see, search, edit, export and delete their memories and
 //!   revoke apps' access.
 //! - [`auth`], [`resource`], [`http`]: who the caller is, what this resource is called, and

@@ -9,7 +9,7 @@
 //! | `/mcp` | bearer token ([`McpService`]) |
 //! | `/mcp/sse`, `/mcp/sse/messages`, `/mcp/messages` (legacy SSE) | bearer token ([`McpService`]); 401s point at `/mcp/sse/oauth-protected-resource` |
 //! | `/api/v1/…` | bearer token ([`RestApi`]) |
-//! | `/app/…` (feature `app`) | the memory page's own sign-in and session cookie ([`crate::app`]) |
+//! | `/app/…` (feature `app`) | the memory page's own sign-in and session cookie (`mcp_api::app`, feature `app`) |
 //!
 //! Everything else is a JSON 404. CORS headers are added for allowed origins on every
 //! response, errors and 401s included, so browser clients can read `WWW-Authenticate`.
