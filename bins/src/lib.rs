@@ -9,5 +9,6 @@ pub mod config;
 pub mod logging;
 pub mod mcp;
 pub mod oidc;
+pub mod probes;
 pub mod serve;
 pub mod stack;

@@ -15,7 +15,7 @@ use jwks_verify::status_list::{FailureMode, StatusListConfig};
 use mcp_api::app::{App, AppConfig, HttpClient, HttpClientError, HttpFuture};
 use mcp_api::mcp::McpConfig;
 use mcp_api::server::access_token_policy;
-use mcp_api::store::SqliteOptions;
+use mcp_api::store::{MemoryStore, SqliteOptions};
 use mcp_api::{Limits, MemoryServer, ProtectedResource, RateLimit, SqliteStore};
 use oidc_core::outbound::{AddressPolicy, OutboundClient, OutboundConfig};
 use tokio::net::TcpListener;
@@ -25,6 +25,7 @@ use crate::config::{
     split_list,
 };
 use crate::oidc::bounded_duration;
+use crate::probes::{Probes, ReadyCheck};
 use crate::serve::ConnectionLimits;
 
 /// Shortest accepted `MCP_HEALTH_TOKEN`, in characters.
@@ -81,6 +82,16 @@ pub struct McpArgs {
     /// Session and SSE stream limits.
     #[command(flatten)]
     pub sessions: McpSessionArgs,
+
+    /// PostgreSQL for memories, access log and sessions, shared by every replica:
+    /// `postgres://user:password@host:5432/db` (add `?sslmode=require` for TLS). Unset:
+    /// SQLite in MCP_DATA_DIR. Migrations run at start, under a lock.
+    #[arg(long, env = "MCP_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+
+    /// Connections each replica keeps to PostgreSQL at most.
+    #[arg(long, env = "MCP_DATABASE_POOL", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool: u32,
 
     /// Operator token for the details of `/health` (store, keys in use, key-set age,
     /// verified-token and JWKS-failure counts), sent as `Authorization: Bearer <token>`; at
@@ -148,9 +159,14 @@ pub struct McpArgs {
 /// A bound, ready-to-run memory server.
 pub struct McpServer {
     listener: TcpListener,
-    server: MemoryServer<SqliteStore>,
+    server: Serving,
     base_url: String,
     limits: ConnectionLimits,
+}
+
+/// The memory server over the store the settings chose.
+enum Serving {
+    Sqlite(MemoryServer<SqliteStore>, ReadyCheck),
 }
 
 /// Range of `MCP_STATUS_MAX_AGE`, in seconds.
@@ -173,11 +189,11 @@ fn status_lists(args: &McpArgs) -> anyhow::Result<Option<StatusListConfig>> {
 }
 
 /// The memory page, when MCP_APP_CLIENT_ID is set.
-fn memory_page(
+fn memory_page<S: MemoryStore>(
     args: &McpArgs,
-    store: &Arc<SqliteStore>,
+    store: &Arc<S>,
     verifier: &Verifier,
-) -> Option<App<SqliteStore>> {
+) -> Option<App<S>> {
     let client_id = args.app_client_id.as_deref()?;
     let mut config = AppConfig::new(&args.base_url, &args.issuer, client_id);
     if let Some(secret) = &args.app_client_secret {
@@ -258,11 +274,6 @@ impl McpServer {
                 );
             }
         }
-        create_private_dir(&args.data_dir)?;
-        let db = args.data_dir.join("memories.db");
-        let store = SqliteStore::open_with_options(&db, store_options(args))
-            .with_context(|| format!("opening {}", db.display()))?;
-
         let resource = ProtectedResource::new(&args.base_url, &args.issuer);
         let mut cache = JwksCacheConfig::default();
         cache.default_ttl = Duration::from_secs(args.jwks_ttl.max(1));
@@ -283,18 +294,15 @@ impl McpServer {
         let limits = args.connections.limits()?;
         args.sessions.apply(&mut mcp, limits.max_connections)?;
 
+        create_private_dir(&args.data_dir)?;
+        let db = args.data_dir.join("memories.db");
+        let store = SqliteStore::open_with_options(&db, store_options(args))
+            .with_context(|| format!("opening {}", db.display()))?;
         let store = Arc::new(store);
-        let app = memory_page(args, &store, &verifier);
-        let mut server = MemoryServer::new(store, verifier, resource, mcp);
-        if let Some(app) = app {
-            server = server.with_app(app);
-        }
-        if let Some(token) = &args.health_token {
-            server = server.with_health_token(token.expose_secret());
-        }
-        if args.rate_limit > 0 {
-            server = server.with_rate_limit(RateLimit::new(args.rate_limit, args.rate_burst));
-        }
+        let server = Serving::Sqlite(
+            assemble(args, Arc::clone(&store), verifier, resource, mcp),
+            ready_check(store),
+        );
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -321,24 +329,66 @@ impl McpServer {
             max_connections = self.limits.max_connections,
             "mcp-server listening"
         );
-        let server = self.server.clone();
-        let on_shutdown = async move {
-            shutdown.await;
-            let closed = server.close_streams();
-            tracing::info!(
-                closed,
-                "shutting down: SSE streams closed, draining requests"
-            );
-        };
-        crate::serve::serve(
-            self.listener,
-            self.server,
-            Arc::from([]),
-            self.limits,
-            on_shutdown,
-        )
-        .await?;
+        match self.server {
+            Serving::Sqlite(server, ready) => {
+                serve(self.listener, server, ready, self.limits, shutdown).await?;
+            }
+        }
         tracing::info!("mcp-server stopped");
         Ok(())
     }
+}
+
+/// The memory server over `store`, with the memory page, health token and rate limit the
+/// settings ask for.
+fn assemble<S: MemoryStore>(
+    args: &McpArgs,
+    store: Arc<S>,
+    verifier: Verifier,
+    resource: ProtectedResource,
+    mcp: McpConfig,
+) -> MemoryServer<S> {
+    let app = memory_page(args, &store, &verifier);
+    let mut server = MemoryServer::new(store, verifier, resource, mcp);
+    if let Some(app) = app {
+        server = server.with_app(app);
+    }
+    if let Some(token) = &args.health_token {
+        server = server.with_health_token(token.expose_secret());
+    }
+    if args.rate_limit > 0 {
+        server = server.with_rate_limit(RateLimit::new(args.rate_limit, args.rate_burst));
+    }
+    server
+}
+
+/// Ready while `store` answers a trivial query.
+fn ready_check<S: MemoryStore>(store: Arc<S>) -> ReadyCheck {
+    Arc::new(move || {
+        let store = Arc::clone(&store);
+        Box::pin(async move { store.health().await.is_ok() })
+    })
+}
+
+/// Serves until `shutdown` completes; then `/readyz` says draining, SSE streams are closed
+/// and in-flight requests drain.
+async fn serve<S: MemoryStore>(
+    listener: TcpListener,
+    server: MemoryServer<S>,
+    ready: ReadyCheck,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let probes = Probes::new(server.clone(), ready);
+    let draining = probes.draining();
+    let on_shutdown = async move {
+        shutdown.await;
+        draining.start();
+        let closed = server.close_streams();
+        tracing::info!(
+            closed,
+            "shutting down: SSE streams closed, draining requests"
+        );
+    };
+    crate::serve::serve(listener, probes, Arc::from([]), limits, on_shutdown).await
 }

@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use crate::config::{
     OidcConnectionArgs, Secret, create_private_dir, require_https_unless_loopback, split_list,
 };
+use crate::probes::Probes;
 use crate::serve::ConnectionLimits;
 
 /// Google's issuer.
@@ -141,6 +142,16 @@ pub struct OidcArgs {
     /// clients forever. Checked every minute.
     #[arg(long, env = "OIDC_DYNAMIC_CLIENT_TTL", default_value = "30d")]
     pub dynamic_client_ttl: String,
+
+    /// PostgreSQL for the provider's state, shared by every replica:
+    /// `postgres://user:password@host:5432/db` (add `?sslmode=require` for TLS). Unset:
+    /// SQLite in OIDC_DATA_DIR. Migrations run at start, under a lock.
+    #[arg(long, env = "OIDC_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+
+    /// Connections each replica keeps to PostgreSQL at most.
+    #[arg(long, env = "OIDC_DATABASE_POOL", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool: u32,
 
     /// Operator token for the details of `/health` (store, signing kid, published keys,
     /// next rotation), sent as `Authorization: Bearer <token>`; at least 32 characters
@@ -529,6 +540,7 @@ pub fn resource_scopes(
 pub struct OidcServer {
     listener: TcpListener,
     provider: Provider,
+    store: Arc<dyn ProviderStore>,
     issuer: String,
     trusted_proxies: Arc<[IpAddr]>,
     limits: ConnectionLimits,
@@ -542,7 +554,7 @@ impl OidcServer {
         let issuer = config.issuer.clone();
         create_private_dir(&args.data_dir)?;
         let db = args.data_dir.join("oidc.db");
-        let store =
+        let store: Arc<dyn ProviderStore> =
             Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
         let trusted_proxies = split_list(&args.trusted_proxies)
             .iter()
@@ -553,7 +565,7 @@ impl OidcServer {
             .collect::<anyhow::Result<Vec<_>>>()?;
 
         let login_store: Arc<dyn LoginStateStore> = store.clone();
-        let mut builder = Provider::builder(config, store.clone() as Arc<dyn ProviderStore>);
+        let mut builder = Provider::builder(config, Arc::clone(&store));
         let mut methods = 0;
         if let Some(upstream) = upstream_login(args, &issuer, Arc::clone(&login_store)).await? {
             builder = builder.authenticator(upstream);
@@ -590,6 +602,7 @@ impl OidcServer {
         Ok(OidcServer {
             listener,
             provider,
+            store,
             issuer: issuer.as_str().to_owned(),
             trusted_proxies: Arc::from(trusted_proxies),
             limits,
@@ -610,9 +623,23 @@ impl OidcServer {
             max_connections = self.limits.max_connections,
             "oidc-server listening"
         );
+        let store = self.store;
+        let probes = Probes::new(
+            self.provider,
+            Arc::new(move || {
+                let store = Arc::clone(&store);
+                Box::pin(async move { store.health().await.is_ok() })
+            }),
+        );
+        let draining = probes.draining();
+        let shutdown = async move {
+            shutdown.await;
+            draining.start();
+            tracing::info!("shutting down: draining requests");
+        };
         crate::serve::serve(
             self.listener,
-            self.provider,
+            probes,
             self.trusted_proxies,
             self.limits,
             shutdown,

@@ -32,15 +32,16 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write as _};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use common::free_port;
-use e2e_support::{Process, Stack, StackOptions, python_peers, run_peer, tail};
+use e2e_support::{
+    Process, Stack, StackOptions, debian_program, is_root, python_peers, run_peer, tail,
+};
 
 /// The seed's public paths on the MCP host, as nginx locations: exact matches for the two
 /// documents, and each of the two prefixes with and without its sub-paths.
@@ -55,7 +56,7 @@ const PUBLIC_LOCATIONS: [&str; 6] = [
 
 #[test]
 fn chatgpt_sse_connector_through_a_path_filtering_proxy() {
-    let nginx = nginx_binary();
+    let nginx = debian_program("nginx", "nginx-light", "E2E_NGINX");
     let python = python_peers();
     let (oidc_port, mcp_port) = (free_port(), free_port());
     let proxy = NginxProxy::start(&nginx, mcp_port, oidc_port);
@@ -366,73 +367,6 @@ fn nginx_config(
 fn nginx_configure_arguments(nginx: &Path) -> String {
     let output = Command::new(nginx).arg("-V").output().unwrap();
     String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout)
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// nginx: `E2E_NGINX`, `/usr/sbin/nginx` or `nginx` on `PATH`; installed from Debian
-/// (`nginx-light`) when missing and possible, else a panic saying what to install.
-fn nginx_binary() -> PathBuf {
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _guard = INSTALL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(path) = find_nginx() {
-        return path;
-    }
-    let can_install = is_root() && Path::new("/usr/bin/apt-get").is_file();
-    assert!(
-        can_install,
-        "nginx is missing: this test needs Debian's nginx (`apt-get install -y nginx-light`) \
-         or E2E_NGINX pointing at an nginx binary; it installs it itself only as root with apt-get"
-    );
-    eprintln!("e2e: installing Debian's nginx-light for the proxy test");
-    for args in [
-        &["update", "-qq"][..],
-        &[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "nginx-light",
-        ][..],
-    ] {
-        let output = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "apt-get {} failed:\n{}",
-            args.join(" "),
-            tail(&String::from_utf8_lossy(&output.stderr), 30)
-        );
-    }
-    find_nginx().expect("apt-get installed nginx-light but no nginx binary was found")
-}
-
-fn find_nginx() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("E2E_NGINX") {
-        let path = PathBuf::from(path);
-        assert!(path.is_file(), "E2E_NGINX={} is not a file", path.display());
-        return Some(path);
-    }
-    let packaged = PathBuf::from("/usr/sbin/nginx");
-    if packaged.is_file() {
-        return Some(packaged);
-    }
-    let found = Command::new("sh")
-        .args(["-c", "command -v nginx"])
-        .output()
-        .ok()?;
-    let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
-    (found.status.success() && !path.is_empty()).then(|| PathBuf::from(path))
 }
 
 /// One HTTP/1.1 exchange with the exact request target given (no client-side path

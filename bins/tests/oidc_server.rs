@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Output};
 
 mod common;
+use common::oauth::{CodeRequest, authorization_code, form, send};
 use common::{Server, TestIssuer, free_port, get};
 
 /// The environment of an oidc-server on `port` with `upstream` as its upstream provider and
@@ -346,71 +347,20 @@ async fn a_static_client_with_account_access_signs_a_user_in_and_lists_their_gra
     server.wait_ready().await;
 
     // The authorization code flow, as the memory page runs it, over the socket.
-    let verifier =
-        oidc_core::pkce::CodeVerifier::generate(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
-    let authorize = format!(
-        "{base}/authorize?{}",
-        form(&[
-            ("response_type", "code"),
-            ("client_id", PAGE),
-            ("redirect_uri", PAGE_REDIRECT),
-            ("scope", "openid profile email offline_access"),
-            ("state", "s-1"),
-            ("code_challenge", &verifier.challenge().as_base64url()),
-            ("code_challenge_method", "S256"),
-        ])
-    );
-    let login_page = send("GET", &authorize, &[], "").await;
-    assert_eq!(login_page.status, 200, "{}", login_page.body);
-    let action = attribute(&login_page.body, "action=\"");
-    let action = if action.starts_with('/') {
-        format!("{base}{action}")
-    } else {
-        action
-    };
-    let signed_in = send(
-        "POST",
-        &action,
-        &[("content-type", "application/x-www-form-urlencoded")],
-        &form(&[
-            ("transaction", &hidden(&login_page.body, "transaction")),
-            ("csrf", &hidden(&login_page.body, "csrf")),
-            ("username", "alice"),
-            ("password", "correct horse"),
-        ]),
-    )
+    let authorization = authorization_code(&CodeRequest {
+        base: &base,
+        client_id: PAGE,
+        redirect_uri: PAGE_REDIRECT,
+        scope: "openid profile email offline_access",
+        resource: None,
+        username: "alice",
+        password: "correct horse",
+    })
     .await;
-    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
     assert!(
-        signed_in.body.contains("Memory page"),
+        authorization.consent_page.contains("Memory page"),
         "the consent page names the client"
     );
-    let approved = send(
-        "POST",
-        &format!("{base}/consent"),
-        &[
-            ("content-type", "application/x-www-form-urlencoded"),
-            ("origin", &base),
-        ],
-        &form(&[
-            ("tx", &hidden(&signed_in.body, "tx")),
-            ("csrf", &hidden(&signed_in.body, "csrf")),
-            ("decision", "approve"),
-        ]),
-    )
-    .await;
-    assert_eq!(approved.status, 303, "{}", approved.body);
-    let location = approved.location.unwrap();
-    assert!(location.starts_with(PAGE_REDIRECT), "{location}");
-    // Codes are base64url: no percent-decoding needed.
-    let code = location
-        .split_once('?')
-        .unwrap()
-        .1
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("code="))
-        .unwrap()
-        .to_owned();
     let basic = format!(
         "Basic {}",
         base64::Engine::encode(
@@ -427,9 +377,9 @@ async fn a_static_client_with_account_access_signs_a_user_in_and_lists_their_gra
         ],
         &form(&[
             ("grant_type", "authorization_code"),
-            ("code", &code),
+            ("code", &authorization.code),
             ("redirect_uri", PAGE_REDIRECT),
-            ("code_verifier", verifier.secret()),
+            ("code_verifier", authorization.verifier.secret()),
         ]),
     )
     .await;
@@ -453,74 +403,4 @@ async fn a_static_client_with_account_access_signs_a_user_in_and_lists_their_gra
     assert_eq!(apps[0]["grants"], 1);
     let (status, _) = get(&format!("{base}/account/grants"), None).await.unwrap();
     assert_eq!(status, 401);
-}
-
-/// A response's status, `Location` and body text.
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-/// One request over a fresh connection.
-async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    use http_body_util::BodyExt as _;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let mut builder = http::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let request = builder
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.to_owned(),
-        )))
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        location,
-        body: String::from_utf8(bytes.to_vec()).unwrap(),
-    }
-}
-
-/// `application/x-www-form-urlencoded`, every byte but the unreserved ones escaped.
-fn form(pairs: &[(&str, &str)]) -> String {
-    let encode = |text: &str| {
-        text.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                    char::from(b).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect::<String>()
-    };
-    pairs
-        .iter()
-        .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// The value of the hidden field `name` of a page.
-fn hidden(html: &str, name: &str) -> String {
-    attribute(html, &format!("name=\"{name}\" value=\""))
-}
-
-/// The text after `marker` up to the next `"` (the pages escape `"` inside values).
-fn attribute(html: &str, marker: &str) -> String {
-    let start = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("no {marker} in {html}"))
-        + marker.len();
-    let end = start + html[start..].find('"').unwrap();
-    html[start..end].replace("&amp;", "&")
 }

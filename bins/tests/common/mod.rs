@@ -2,6 +2,8 @@
 //! JWKS for an RSA key made here), tokens it signs, child processes and an HTTP client.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod oauth;
+
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::process::{Child, Command, Stdio};

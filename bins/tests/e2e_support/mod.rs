@@ -21,6 +21,9 @@ use serde_json::Value;
 
 use crate::common::free_port;
 
+#[allow(dead_code)]
+pub(crate) mod cluster;
+
 /// How long one peer script may run, unless its test says otherwise ([`run_peer_within`]).
 pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long an installation step (`npm ci`, `pip install`) may run.
@@ -431,6 +434,19 @@ impl Drop for Process {
 
 /// The status of a plain `GET url` (`http://host:port/path` only), if anything answers.
 pub(crate) fn http_status(url: &str) -> Option<u16> {
+    let answer = http_get(url)?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The body of a plain `GET url` answered `200`.
+pub(crate) fn http_get_text(url: &str) -> Option<String> {
+    let answer = http_get(url)?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    (head.split_whitespace().nth(1)? == "200").then(|| body.to_owned())
+}
+
+/// A plain `GET url` (`http://host:port/path`) over a fresh connection: the whole answer.
+fn http_get(url: &str) -> Option<String> {
     let rest = url.strip_prefix("http://")?;
     let (authority, path) = rest
         .split_once('/')
@@ -438,15 +454,75 @@ pub(crate) fn http_status(url: &str) -> Option<u16> {
     let addr: SocketAddr = authority.parse().ok()?;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0_u8; 64];
-    let n = stream.read(&mut head).ok()?;
-    let line = String::from_utf8_lossy(&head[..n]);
-    line.split_whitespace().nth(1)?.parse().ok()
+    // HTTP/1.0: no chunked body, the answer ends when the connection closes.
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").ok()?;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    (!answer.is_empty()).then(|| String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// Whether this process runs as root.
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A program from a Debian package: `$env_var`, `/usr/sbin/<program>` or `<program>` on
+/// `PATH`; installed with `apt-get install <package>` when missing and possible (as root),
+/// else a panic saying what to install. The package's service is never used.
+pub(crate) fn debian_program(program: &str, package: &str, env_var: &str) -> PathBuf {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(path) = find_program(program, env_var) {
+        return path;
+    }
+    let can_install = is_root() && Path::new("/usr/bin/apt-get").is_file();
+    assert!(
+        can_install,
+        "{program} is missing: this test needs Debian's {package} (`apt-get install -y {package}`) \
+         or {env_var} pointing at a {program} binary; it installs it itself only as root with apt-get"
+    );
+    eprintln!("e2e: installing Debian's {package}");
+    for args in [
+        &["update", "-qq"][..],
+        &["install", "-y", "-qq", "--no-install-recommends", package][..],
+    ] {
+        let output = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .unwrap_or_else(|e| panic!("apt-get: {e}"));
+        assert!(
+            output.status.success(),
+            "apt-get {} failed:\n{}",
+            args.join(" "),
+            tail(&String::from_utf8_lossy(&output.stderr), 30)
+        );
+    }
+    find_program(program, env_var)
+        .unwrap_or_else(|| panic!("apt-get installed {package} but no {program} binary was found"))
+}
+
+fn find_program(program: &str, env_var: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var) {
+        let path = PathBuf::from(path);
+        assert!(path.is_file(), "{env_var}={} is not a file", path.display());
+        return Some(path);
+    }
+    let packaged = Path::new("/usr/sbin").join(program);
+    if packaged.is_file() {
+        return Some(packaged);
+    }
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    (found.status.success() && !path.is_empty()).then(|| PathBuf::from(path))
 }
 
 /// An upstream OpenID provider for our oidc-server.
