@@ -35,8 +35,9 @@ use oidc_core::keys::SigningKey;
 use serde_json::{Value, json};
 
 use common::free_port;
+use e2e_support::suites::{self, REVOCATION_BOUND_MS};
 use e2e_support::{
-    EMAIL, OneCommandStack, Process, Stack, StackOptions, UpstreamLogin, chromium, node_peers,
+    OneCommandStack, Process, Stack, StackOptions, UpstreamLogin, chromium, node_peers,
     python_peers, run_peer, run_peer_within, screenshot_dir, target_dir,
 };
 
@@ -118,37 +119,11 @@ fn upstream_login_through_oidc_provider() {
 
 #[test]
 fn openid_client_relying_party() {
-    let node = node_peers();
     let stack = Stack::start(&StackOptions {
         password_login: true,
         ..StackOptions::default()
     });
-    let mut command = node.command("openid-client-rp.mjs");
-    stack.peer_env(&mut command);
-    let run = run_peer("openid-client", command, &[&|| stack.log_tails()]);
-
-    for method in ["client_secret_basic", "client_secret_post", "none"] {
-        run.report(&format!("{method}: discovery and dynamic registration"));
-        let flow = run.report(&format!("{method}: authorization code + PKCE S256"));
-        assert_eq!(
-            flow["pages"],
-            json!(["Sign in", "Allow access?"]),
-            "{method}"
-        );
-        assert!(
-            flow["scope"].as_str().unwrap().contains("memories:write"),
-            "{method}: {flow}"
-        );
-        assert_eq!(run.report(&format!("{method}: userinfo"))["email"], EMAIL);
-        run.report(&format!("{method}: refresh rotates the refresh token"));
-        run.report(&format!("{method}: reuse detection"));
-        run.report(&format!("{method}: revocation"));
-        run.report(&format!("{method}: revoking an access token"));
-    }
-    run.report("client_secret_basic: introspection");
-    run.report("client_secret_post: introspection");
-    run.report("a wrong client secret is refused with invalid_client");
-    run.report("max_age: the ID token carries auth_time");
+    suites::openid_client_relying_party(&stack);
 }
 
 #[test]
@@ -215,90 +190,33 @@ fn jose_verifies_tokens_and_mcp_refuses_forgeries() {
 /// its unexpired access tokens within 30 s (the status list's `ttl`, 10 s, plus a fetch).
 #[test]
 fn revocation_reaches_mcp_server_within_30_seconds() {
-    const BOUND_MS: u64 = 30_000;
-    let node = node_peers();
     let stack = Stack::start(&StackOptions {
         password_login: true,
         ..StackOptions::default()
     });
-    let mut command = node.command("revocation.mjs");
-    stack.peer_env(&mut command);
-    let run = run_peer("revocation", command, &[&|| stack.log_tails()]);
-
-    for way in [
-        "revoking the refresh token",
-        "refresh-token reuse",
-        "revoking the access token",
-    ] {
-        let report = run.report(way);
-        let latency = report["latency_ms"].as_u64().unwrap();
-        println!("{way}: refused by mcp-server after {latency} ms");
-        assert!(latency <= BOUND_MS, "{way}: {report}");
-        let challenge = report["challenge"].as_str().unwrap();
-        assert!(
-            challenge.contains("error=\"invalid_token\"") && challenge.contains("revoked"),
-            "{way}: {challenge}"
-        );
-    }
-    run.report("a grant that was not revoked keeps working");
+    suites::revocation_reaches_mcp_server(&stack);
 }
 
 #[test]
 fn python_mcp_sdk_oauth_and_tools() {
-    let python = python_peers();
     let stack = Stack::start(&StackOptions {
         password_login: true,
         ..StackOptions::default()
     });
-    let mut command = python.command("mcp_oauth_client.py");
-    stack.peer_env(&mut command);
-    let run = run_peer("python mcp SDK", command, &[&|| stack.log_tails()]);
-
-    let streamable = run.report("and the tools over Streamable HTTP");
-    assert_eq!(streamable["pages"], json!(["Sign in", "Allow access?"]));
-    assert!(
-        streamable["memory_id"]
-            .as_str()
-            .is_some_and(|id| id.len() == 36),
-        "{streamable}"
-    );
-    assert!(
-        streamable["scope"]
-            .as_str()
-            .unwrap()
-            .contains("memories:write"),
-        "{streamable}"
-    );
-    let auto = run.report("auto protocol negotiation");
-    assert_eq!(auto["protocol_version"], "2026-07-28", "{auto}");
-    let sse = run.report("over the legacy SSE transport");
-    assert_ne!(sse["memory_id"], streamable["memory_id"]);
+    suites::python_mcp_sdk(&stack);
 }
 
 #[test]
 fn typescript_mcp_sdk_oauth_and_tools() {
-    let node = node_peers();
     let stack = Stack::start(&StackOptions {
         password_login: true,
         ..StackOptions::default()
     });
-    let mut command = node.command("mcp-sdk-client.mjs");
-    stack.peer_env(&mut command);
-    let run = run_peer("typescript mcp SDK", command, &[&|| stack.log_tails()]);
-
-    let auth = run.report("OAuth through its auth provider");
-    assert_eq!(auth["pages"], json!(["Sign in", "Allow access?"]));
-    let tools = run.report("add_memories, search, fetch, search_memory over Streamable HTTP");
-    assert!(
-        tools["memory_id"].as_str().is_some_and(|id| id.len() == 36),
-        "{tools}"
-    );
+    suites::typescript_mcp_sdk(&stack);
 }
 
 #[test]
 fn chromium_signs_in_and_consents() {
-    let browser = chromium();
-    let node = node_peers();
     let stack = Stack::start(&StackOptions {
         password_login: true,
         ..StackOptions::default()
@@ -307,29 +225,7 @@ fn chromium_signs_in_and_consents() {
     // Fresh every run, so a stale screenshot (a failure-*.png above all) never misleads. Only
     // this test's files: the folders beside them belong to tests that may be running now.
     remove_files_in(&shots);
-    let mut command = node.command("browser-login.mjs");
-    stack.peer_env(&mut command);
-    command
-        .env("E2E_CHROMIUM", &browser)
-        .env("E2E_SCREENSHOT_DIR", &shots);
-    let run = run_peer(
-        "chromium (playwright-core)",
-        command,
-        &[&|| stack.log_tails()],
-    );
-
-    for device in ["desktop", "phone"] {
-        let report = run.report(&format!("chromium ({device})"));
-        for shot in report["screenshots"].as_array().unwrap() {
-            let path = shots.join(shot.as_str().unwrap());
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            assert!(
-                size > 1000,
-                "screenshot {} is missing or empty",
-                path.display()
-            );
-        }
-    }
+    suites::chromium_signs_in_and_consents(&stack, &shots);
     println!("screenshots in {}", shots.display());
 }
 
@@ -338,7 +234,6 @@ fn chromium_signs_in_and_consents() {
 const MEMORY_PAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// The most a revocation on the apps page may take to reach mcp-server: the status list's
 /// `ttl` (10 s) plus a fetch, with room.
-const REVOCATION_BOUND_MS: u64 = 30_000;
 
 /// The memory page (`/app/` on mcp-server) in a real browser, against the stack started as a
 /// person starts it (`stack`, which registers the page's client) with two local users; the

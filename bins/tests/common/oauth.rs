@@ -11,6 +11,7 @@ use oidc_core::pkce::CodeVerifier;
 pub struct Answer {
     pub status: u16,
     pub location: Option<String>,
+    pub headers: http::HeaderMap,
     pub body: String,
 }
 
@@ -40,10 +41,12 @@ pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str)
         .headers()
         .get("location")
         .map(|v| v.to_str().unwrap().to_owned());
+    let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     Answer {
         status,
         location,
+        headers,
         body: String::from_utf8(bytes.to_vec()).unwrap(),
     }
 }

@@ -298,7 +298,7 @@ pub(crate) struct Cluster {
     pub(crate) oidc: [Replica; 2],
     pub(crate) mcp: [Replica; 2],
     stats_port: u16,
-    _haproxy: Process,
+    haproxy: Process,
     pub(crate) postgres: PrivatePostgres,
     dir: tempfile::TempDir,
 }
@@ -403,7 +403,7 @@ impl Cluster {
             oidc,
             mcp,
             stats_port,
-            _haproxy: haproxy,
+            haproxy: haproxy,
             postgres,
             dir,
         };
@@ -467,6 +467,7 @@ impl Cluster {
         for replica in self.oidc.iter().chain(&self.mcp) {
             let _ = writeln!(text, "{}", replica.log_tail(30));
         }
+        let _ = writeln!(text, "{}", self.haproxy.log_tail(20));
         let _ = writeln!(text, "{}", self.postgres.log_tail(20));
         text
     }

@@ -21,8 +21,13 @@ use serde_json::Value;
 
 use crate::common::free_port;
 
+// Each test binary uses a part of these.
 #[allow(dead_code)]
 pub(crate) mod cluster;
+#[allow(dead_code)]
+pub(crate) mod suites;
+
+pub(crate) use cluster::Cluster;
 
 /// How long one peer script may run, unless its test says otherwise ([`run_peer_within`]).
 pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -442,7 +447,27 @@ pub(crate) fn http_status(url: &str) -> Option<u16> {
 pub(crate) fn http_get_text(url: &str) -> Option<String> {
     let answer = http_get(url)?;
     let (head, body) = answer.split_once("\r\n\r\n")?;
-    (head.split_whitespace().nth(1)? == "200").then(|| body.to_owned())
+    if head.split_whitespace().nth(1)? != "200" {
+        return None;
+    }
+    // Some servers (HAProxy's stats page) answer chunked even to HTTP/1.0.
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Some(body.to_owned());
+    }
+    let mut text = String::new();
+    let mut rest = body;
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(text);
+        }
+        text.push_str(after.get(..size)?);
+        rest = after.get(size..)?.strip_prefix("\r\n")?;
+    }
 }
 
 /// A plain `GET url` (`http://host:port/path`) over a fresh connection: the whole answer.

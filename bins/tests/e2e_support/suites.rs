@@ -1,0 +1,178 @@
+//! Scenarios run against any deployment of our servers: one process each
+//! ([`Stack`](super::Stack)) or replicas behind a load balancer ([`Cluster`](super::cluster::Cluster)).
+//! Each runs a peer script we did not write the library of and checks what it reported.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+use super::{Cluster, Stack, chromium, node_peers, python_peers, run_peer};
+
+/// Where the peers find the servers.
+pub(crate) trait Deployment {
+    /// Puts the servers' URLs and the first user into a peer's environment.
+    fn peer_env(&self, command: &mut Command);
+    /// The servers' log tails, for failure messages.
+    fn log_tails(&self) -> String;
+}
+
+impl Deployment for Stack {
+    fn peer_env(&self, command: &mut Command) {
+        Stack::peer_env(self, command);
+    }
+    fn log_tails(&self) -> String {
+        Stack::log_tails(self)
+    }
+}
+
+impl Deployment for Cluster {
+    fn peer_env(&self, command: &mut Command) {
+        Cluster::peer_env(self, command);
+    }
+    fn log_tails(&self) -> String {
+        Cluster::log_tails(self)
+    }
+}
+
+/// npm `openid-client` (a certified relying party): discovery, dynamic registration, the
+/// code flow with PKCE, userinfo, refresh rotation and reuse detection, revocation and
+/// introspection, for each client authentication method.
+pub(crate) fn openid_client_relying_party(deployment: &dyn Deployment) {
+    let node = node_peers();
+    let mut command = node.command("openid-client-rp.mjs");
+    deployment.peer_env(&mut command);
+    let run = run_peer("openid-client", command, &[&|| deployment.log_tails()]);
+
+    for method in ["client_secret_basic", "client_secret_post", "none"] {
+        run.report(&format!("{method}: discovery and dynamic registration"));
+        let flow = run.report(&format!("{method}: authorization code + PKCE S256"));
+        assert_eq!(
+            flow["pages"],
+            json!(["Sign in", "Allow access?"]),
+            "{method}"
+        );
+        assert!(
+            flow["scope"].as_str().unwrap().contains("memories:write"),
+            "{method}: {flow}"
+        );
+        assert_eq!(
+            run.report(&format!("{method}: userinfo"))["email"],
+            super::EMAIL
+        );
+        run.report(&format!("{method}: refresh rotates the refresh token"));
+        run.report(&format!("{method}: reuse detection"));
+        run.report(&format!("{method}: revocation"));
+        run.report(&format!("{method}: revoking an access token"));
+    }
+    run.report("client_secret_basic: introspection");
+    run.report("client_secret_post: introspection");
+    run.report("a wrong client secret is refused with invalid_client");
+    run.report("max_age: the ID token carries auth_time");
+}
+
+/// PyPI `mcp` (the official Python SDK): OAuth, then the tools over Streamable HTTP, with
+/// automatic protocol negotiation, and over the legacy SSE transport.
+pub(crate) fn python_mcp_sdk(deployment: &dyn Deployment) {
+    let python = python_peers();
+    let mut command = python.command("mcp_oauth_client.py");
+    deployment.peer_env(&mut command);
+    let run = run_peer("python mcp SDK", command, &[&|| deployment.log_tails()]);
+
+    let streamable = run.report("and the tools over Streamable HTTP");
+    assert_eq!(streamable["pages"], json!(["Sign in", "Allow access?"]));
+    assert!(
+        streamable["memory_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36),
+        "{streamable}"
+    );
+    assert!(
+        streamable["scope"]
+            .as_str()
+            .unwrap()
+            .contains("memories:write"),
+        "{streamable}"
+    );
+    let auto = run.report("auto protocol negotiation");
+    assert_eq!(auto["protocol_version"], "2026-07-28", "{auto}");
+    let sse = run.report("over the legacy SSE transport");
+    assert_ne!(sse["memory_id"], streamable["memory_id"]);
+}
+
+/// npm `@modelcontextprotocol/sdk`: OAuth through its auth provider, then the tools over
+/// Streamable HTTP.
+pub(crate) fn typescript_mcp_sdk(deployment: &dyn Deployment) {
+    let node = node_peers();
+    let mut command = node.command("mcp-sdk-client.mjs");
+    deployment.peer_env(&mut command);
+    let run = run_peer("typescript mcp SDK", command, &[&|| deployment.log_tails()]);
+
+    let auth = run.report("OAuth through its auth provider");
+    assert_eq!(auth["pages"], json!(["Sign in", "Allow access?"]));
+    let tools = run.report("add_memories, search, fetch, search_memory over Streamable HTTP");
+    assert!(
+        tools["memory_id"].as_str().is_some_and(|id| id.len() == 36),
+        "{tools}"
+    );
+}
+
+/// Debian's Chromium driven by npm `playwright-core`: the login and consent pages on a
+/// desktop and a phone viewport, with screenshots in `shots`.
+pub(crate) fn chromium_signs_in_and_consents(deployment: &dyn Deployment, shots: &Path) {
+    let browser = chromium();
+    let node = node_peers();
+    let mut command = node.command("browser-login.mjs");
+    deployment.peer_env(&mut command);
+    command
+        .env("E2E_CHROMIUM", &browser)
+        .env("E2E_SCREENSHOT_DIR", shots);
+    let run = run_peer(
+        "chromium (playwright-core)",
+        command,
+        &[&|| deployment.log_tails()],
+    );
+
+    for device in ["desktop", "phone"] {
+        let report = run.report(&format!("chromium ({device})"));
+        for shot in report["screenshots"].as_array().unwrap() {
+            let path = shots.join(shot.as_str().unwrap());
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            assert!(
+                size > 1000,
+                "screenshot {} is missing or empty",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The most a revocation may take to reach mcp-server: the status list's `ttl` (10 s) plus
+/// a fetch, with room.
+pub(crate) const REVOCATION_BOUND_MS: u64 = 30_000;
+
+/// npm `openid-client`: each way of revoking a grant makes mcp-server refuse its unexpired
+/// access tokens within [`REVOCATION_BOUND_MS`], through the Token Status List.
+pub(crate) fn revocation_reaches_mcp_server(deployment: &dyn Deployment) {
+    let node = node_peers();
+    let mut command = node.command("revocation.mjs");
+    deployment.peer_env(&mut command);
+    let run = run_peer("revocation", command, &[&|| deployment.log_tails()]);
+
+    for way in [
+        "revoking the refresh token",
+        "refresh-token reuse",
+        "revoking the access token",
+    ] {
+        let report = run.report(way);
+        let latency = report["latency_ms"].as_u64().unwrap();
+        println!("{way}: refused by mcp-server after {latency} ms");
+        assert!(latency <= REVOCATION_BOUND_MS, "{way}: {report}");
+        let challenge = report["challenge"].as_str().unwrap();
+        assert!(
+            challenge.contains("error=\"invalid_token\"") && challenge.contains("revoked"),
+            "{way}: {challenge}"
+        );
+    }
+    run.report("a grant that was not revoked keeps working");
+}
