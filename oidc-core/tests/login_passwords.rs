@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod login_common;
+#[cfg(feature = "postgres")]
+mod pg_common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use oidc_core::authn::{
     Authenticator, LoginMethod, LoginOutcome, LoginRequest, TransactionId, federated_subject,
 };
 use oidc_core::login::{
-    ClientIp, LocalUser, LockoutPolicy, PasswordError, PasswordHashString, Passwords,
+    ClientIp, LocalUser, LockoutPolicy, LockoutStore, PasswordError, PasswordHashString, Passwords,
     generate_password, hash_password,
 };
 use oidc_core::types::Issuer;
@@ -56,6 +58,78 @@ fn passwords() -> (Passwords, Arc<MemoryStateStore>) {
     let passwords = Passwords::new(users, &issuer, store.clone()).unwrap();
     (passwords, store)
 }
+
+/// Where the lockout counters live: the lockout tests run on each.
+struct Backend {
+    lockouts: Option<Arc<dyn LockoutStore>>,
+    #[cfg(feature = "postgres")]
+    _schema: Option<pg_common::TestSchema>,
+}
+
+impl Backend {
+    /// The default: in memory.
+    fn memory() -> Backend {
+        Backend {
+            lockouts: None,
+            #[cfg(feature = "postgres")]
+            _schema: None,
+        }
+    }
+
+    /// `PostgresLimitStore` in a fresh schema.
+    #[cfg(feature = "postgres")]
+    async fn postgres() -> Backend {
+        let schema = pg_common::TestSchema::create().await;
+        let store = Arc::new(schema.replica().await);
+        Backend {
+            lockouts: Some(store),
+            _schema: Some(schema),
+        }
+    }
+
+    fn passwords(&self) -> (Passwords, Arc<MemoryStateStore>) {
+        let (passwords, store) = passwords();
+        match &self.lockouts {
+            Some(lockouts) => (passwords.with_lockout_store(Arc::clone(lockouts)), store),
+            None => (passwords, store),
+        }
+    }
+}
+
+/// Each lockout test, once per backend: `memory::…` and (feature `postgres`) `postgres::…`.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::memory()).await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    lockout_after_repeated_failures_with_an_audit_event,
+    lockout_delays_grow,
+    lockout_per_client_address_across_usernames,
+    peer_socket_address_is_used_when_no_client_ip_is_given,
+    attacker_at_one_address_cannot_lock_the_user_out_at_another,
+    attacker_at_one_address_does_not_lock_out_other_users_below_the_spray_limit,
+    distributed_guesser_is_still_slowed,
+    distributed_guesser_waits_grow_per_address,
+);
 
 fn request(client_name: &str) -> LoginRequest {
     LoginRequest::new(
@@ -380,9 +454,8 @@ async fn csrf_missing_wrong_or_reused_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn lockout_after_repeated_failures_with_an_audit_event() {
-    let (passwords, _) = passwords();
+async fn lockout_after_repeated_failures_with_an_audit_event(backend: Backend) {
+    let (passwords, _) = backend.passwords();
     let (log, _guard) = EventLog::install();
     let mut now = NOW;
     let mut form = form_of(&passwords.start(request("c"), now).await);
@@ -417,9 +490,8 @@ async fn lockout_after_repeated_failures_with_an_audit_event() {
     assert!(matches!(outcome, LoginOutcome::Authenticated { .. }));
 }
 
-#[tokio::test]
-async fn lockout_delays_grow() {
-    let (passwords, _) = passwords();
+async fn lockout_delays_grow(backend: Backend) {
+    let (passwords, _) = backend.passwords();
     let passwords = passwords.with_lockout_policy(LockoutPolicy::default());
     let mut now = NOW;
     let mut form = form_of(&passwords.start(request("c"), now).await);
@@ -449,9 +521,8 @@ async fn lockout_delays_grow() {
     assert_eq!(passwords.stats().lockouts, 2);
 }
 
-#[tokio::test]
-async fn lockout_per_client_address_across_usernames() {
-    let (passwords, _) = passwords();
+async fn lockout_per_client_address_across_usernames(backend: Backend) {
+    let (passwords, _) = backend.passwords();
     let mut form = form_of(&passwords.start(request("c"), NOW).await);
     let attempt = |form: &Form, username: &str, password: &str, ip: &str| {
         post(
@@ -488,9 +559,8 @@ async fn lockout_per_client_address_across_usernames() {
     assert!(matches!(outcome, LoginOutcome::Authenticated { .. }));
 }
 
-#[tokio::test]
-async fn peer_socket_address_is_used_when_no_client_ip_is_given() {
-    let (passwords, _) = passwords();
+async fn peer_socket_address_is_used_when_no_client_ip_is_given(backend: Backend) {
+    let (passwords, _) = backend.passwords();
     let mut form = form_of(&passwords.start(request("c"), NOW).await);
     let attempt = |form: &Form, username: &str, password: &str| {
         let mut request = post(
@@ -632,9 +702,8 @@ fn status_of(outcome: LoginOutcome) -> StatusCode {
     }
 }
 
-#[tokio::test]
-async fn attacker_at_one_address_cannot_lock_the_user_out_at_another() {
-    let (passwords, _) = passwords();
+async fn attacker_at_one_address_cannot_lock_the_user_out_at_another(backend: Backend) {
+    let (passwords, _) = backend.passwords();
     let (log, _guard) = EventLog::install();
     let attacker = "203.0.113.66";
     let mut now = NOW;
@@ -678,9 +747,10 @@ async fn attacker_at_one_address_cannot_lock_the_user_out_at_another() {
     assert!(!log.named("login_refused").is_empty());
 }
 
-#[tokio::test]
-async fn attacker_at_one_address_does_not_lock_out_other_users_below_the_spray_limit() {
-    let (passwords, _) = passwords();
+async fn attacker_at_one_address_does_not_lock_out_other_users_below_the_spray_limit(
+    backend: Backend,
+) {
+    let (passwords, _) = backend.passwords();
     let attacker = "203.0.113.66";
     for _ in 0..5 {
         attempt_from(&passwords, "alice", "guess", attacker, NOW).await;
@@ -690,9 +760,8 @@ async fn attacker_at_one_address_does_not_lock_out_other_users_below_the_spray_l
     assert!(matches!(outcome, LoginOutcome::Authenticated { .. }));
 }
 
-#[tokio::test]
-async fn distributed_guesser_is_still_slowed() {
-    let (passwords, _) = passwords();
+async fn distributed_guesser_is_still_slowed(backend: Backend) {
+    let (passwords, _) = backend.passwords();
     let policy = LockoutPolicy::default();
     let now = NOW;
     let address = |i: u32| format!("198.51.{}.{}", i / 200, i % 200 + 1);
@@ -747,9 +816,8 @@ async fn distributed_guesser_is_still_slowed() {
     }
 }
 
-#[tokio::test]
-async fn distributed_guesser_waits_grow_per_address() {
-    let (passwords, _) = passwords();
+async fn distributed_guesser_waits_grow_per_address(backend: Backend) {
+    let (passwords, _) = backend.passwords();
     let policy = LockoutPolicy::default();
     let mut now = NOW;
     let address = |i: u32| format!("198.51.100.{}", i + 1);

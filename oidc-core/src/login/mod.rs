@@ -13,7 +13,9 @@
 //! - [`Passwords`] (feature `tower`): local users from configuration with Argon2id
 //!   hashes ([`hash_password`]), a form with a CSRF token, constant work for unknown
 //!   usernames and a [`LockoutPolicy`] per (username, client address), per address and
-//!   per username, so that a guesser locks out only itself.
+//!   per username, so that a guesser locks out only itself. The counters live in a
+//!   [`LockoutStore`]: in memory by default, or shared by every replica
+//!   (`store::PostgresLimitStore`, feature `postgres`).
 //!
 //! # Example
 //!
@@ -44,7 +46,10 @@ mod passwords;
 #[cfg(feature = "hyper-client")]
 mod upstream;
 
-pub use lockout::LockoutPolicy;
+pub use lockout::{
+    CounterKey, CounterKind, FailureRecord, LockoutAnswer, LockoutOp, LockoutPolicy, LockoutStore,
+    MemoryLockoutStore,
+};
 pub use password::{
     ARGON2_M_COST_KIB, ARGON2_P_COST, ARGON2_T_COST, LocalUser, MAX_PASSWORD_BYTES, PasswordError,
     PasswordHashString, generate_password, hash_password, hash_password_with,

@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use zeroize::Zeroizing;
 
-use super::lockout::{Lockout, LockoutPolicy};
+use super::lockout::{LockoutOp, LockoutPolicy, LockoutStore, MemoryLockoutStore};
 use super::params::{self, Params};
 use super::password::{PasswordError, PasswordHashString, hash_with_params};
 use super::{ClientIp, LocalUser};
@@ -77,8 +77,12 @@ pub struct PasswordStats {
 ///   username (the address is the [`ClientIp`] request extension, else a [`SocketAddr`]
 ///   one; IPv6 by /64), and lock the guesser out as [`LockoutPolicy`] says: a username is
 ///   locked only at the addresses that failed, never everywhere, so a guesser cannot lock
-///   the real user out. The counters are in memory: they reset when the process restarts,
-///   and each replica of a provider counts on its own.
+///   the real user out. The counters live in a [`LockoutStore`]: in memory by default
+///   (they reset when the process restarts, and each replica counts on its own), or shared
+///   by every replica with [`with_lockout_store`](Self::with_lockout_store). Each attempt
+///   is counted before its password is checked and taken back if it was right, so
+///   concurrent guesses cannot all pass the last allowed attempt; when the store fails, the
+///   attempt is refused with 503 (fail closed).
 /// - The subject is `federated_subject("urn:local-password", username)`.
 pub struct Passwords {
     users: HashMap<String, LocalUser>,
@@ -89,32 +93,15 @@ pub struct Passwords {
     form_action: String,
     label: String,
     form_ttl: Duration,
-    lockouts: Mutex<Lockouts>,
+    policy: LockoutPolicy,
+    lockouts: Arc<dyn LockoutStore>,
+    /// Whether `lockouts` is the default memory store (rebuilt with a new policy).
+    default_lockouts: bool,
+    /// When forgotten counters were last purged (Unix seconds).
+    last_purge: AtomicU64,
     slots: Arc<Semaphore>,
     counters: Arc<Counters>,
     rng: SystemRandom,
-}
-
-/// The three counters of [`LockoutPolicy`].
-struct Lockouts {
-    policy: LockoutPolicy,
-    /// Per (username, address): locks that username at that address.
-    pairs: Lockout,
-    /// Per address, across usernames: locks the address.
-    addresses: Lockout,
-    /// Per username, across addresses: only counts (the soft ceiling), never locks.
-    usernames: Lockout,
-}
-
-impl Lockouts {
-    fn new(policy: LockoutPolicy) -> Lockouts {
-        Lockouts {
-            pairs: Lockout::new(policy.clone()),
-            addresses: Lockout::new(policy.clone()),
-            usernames: Lockout::new(policy.clone()),
-            policy,
-        }
-    }
 }
 
 #[derive(Default)]
@@ -208,24 +195,62 @@ impl Passwords {
             form_action: our_issuer.join(PASSWORD_PATH),
             label: "Sign in with a password".to_owned(),
             form_ttl: DEFAULT_FORM_TTL,
-            lockouts: Mutex::new(Lockouts::new(LockoutPolicy::default())),
+            lockouts: Arc::new(MemoryLockoutStore::new(&LockoutPolicy::default())),
+            policy: LockoutPolicy::default(),
+            default_lockouts: true,
+            last_purge: AtomicU64::new(0),
             slots: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT)),
             counters: Arc::new(Counters::default()),
             rng,
         })
     }
 
-    /// Replaces the lockout policy (default: [`LockoutPolicy::default`]).
+    /// Replaces the lockout policy (default: [`LockoutPolicy::default`]). The default
+    /// memory store starts over, bounded by the new policy; a store given with
+    /// [`with_lockout_store`](Self::with_lockout_store) is kept.
     #[must_use]
-    pub fn with_lockout_policy(self, policy: LockoutPolicy) -> Self {
-        *self.lock() = Lockouts::new(policy);
+    pub fn with_lockout_policy(mut self, policy: LockoutPolicy) -> Self {
+        if self.default_lockouts {
+            self.lockouts = Arc::new(MemoryLockoutStore::new(&policy));
+        }
+        self.policy = policy;
+        self
+    }
+
+    /// Keeps the failed-login counters in `store` instead of this process's memory: give
+    /// every replica of a provider the same shared store (such as `PostgresLimitStore`,
+    /// feature `postgres`) and a guesser counts against the same limits whichever replica
+    /// it reaches. Counters that have gone quiet are purged from it about once per
+    /// [`window`](LockoutPolicy::window), in the background.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # use oidc_core::authn::{BoxFuture, LoginStateStore, StateStoreError};
+    /// # struct Store;
+    /// # impl LoginStateStore for Store {
+    /// #     fn put(&self, _: &str, _: Vec<u8>, _: u64) -> BoxFuture<'_, Result<(), StateStoreError>> { Box::pin(async { Ok(()) }) }
+    /// #     fn take(&self, _: &str, _: u64) -> BoxFuture<'_, Result<Option<Vec<u8>>, StateStoreError>> { Box::pin(async { Ok(None) }) }
+    /// # }
+    /// use oidc_core::login::{LockoutPolicy, MemoryLockoutStore, Passwords};
+    /// use oidc_core::types::Issuer;
+    ///
+    /// let issuer = Issuer::parse("https://auth.example.com")?;
+    /// let shared = Arc::new(MemoryLockoutStore::new(&LockoutPolicy::default()));
+    /// let passwords = Passwords::new(vec![], &issuer, Arc::new(Store))?.with_lockout_store(shared);
+    /// # let _ = passwords;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_lockout_store(mut self, store: Arc<dyn LockoutStore>) -> Self {
+        self.lockouts = store;
+        self.default_lockouts = false;
         self
     }
 
     /// How many Argon2 checks may run at once (default 4; each holds 19 MiB). Requests
-    /// beyond that wait up to 5 s, then get a "busy" page. Locks are checked inside a
-    /// slot and failures counted before it is released, so when a lock engages at most
-    /// `max - 1` further guesses can already be running.
+    /// beyond that wait up to 5 s, then get a "busy" page. Each attempt is counted when
+    /// its locks are checked, before its password is, so no number of parallel guesses
+    /// gets past a lock.
     #[must_use]
     pub fn with_max_concurrent_verifications(mut self, max: usize) -> Self {
         self.slots = Arc::new(Semaphore::new(max.max(1)));
@@ -255,10 +280,6 @@ impl Passwords {
             lockouts: c.lockouts.load(Ordering::Relaxed),
             locked_attempts: c.locked_attempts.load(Ordering::Relaxed),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Lockouts> {
-        self.lockouts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stores a fresh CSRF token for `form` and renders the page.
@@ -376,12 +397,33 @@ impl Passwords {
         let username_key = username_key(username);
         let pair_key = pair_key(&username_key, client_key.as_deref());
 
-        // Take a verification slot before looking at the locks, so that a burst of
-        // parallel guesses cannot all pass the lock check before the first failure lands.
         let Some(permit) = self.acquire_slot().await else {
             return respond(busy());
         };
-        if let Some(until) = self.locked_until(&pair_key, client_key.as_deref(), now) {
+        // One atomic step checks the locks and counts the attempt as a failure in
+        // advance, so parallel guesses (on any replica sharing the store) cannot all pass
+        // the last allowed attempt.
+        let attempt = LockoutOp::attempt(
+            &self.policy,
+            &pair_key,
+            &username_key,
+            client_key.as_deref(),
+            now,
+        );
+        let counted = match self.lockouts.apply(attempt.clone()).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                // Fail closed: a guess that cannot be counted is not checked.
+                tracing::warn!(%error, "the lockout store failed; refusing the sign-in");
+                audit::record(&AuditEvent::LoginRefused {
+                    method: PASSWORD_METHOD,
+                    reason: "lockout_unavailable",
+                });
+                return respond(unavailable());
+            }
+        };
+        self.purge_when_due(now);
+        if let Some(until) = counted.locked_until() {
             drop(permit);
             self.counters
                 .locked_attempts
@@ -405,13 +447,19 @@ impl Passwords {
         }
 
         let user = self.users.get(&username.to_ascii_lowercase());
-        // The slot stays taken until the outcome is counted.
+        // The slot stays taken until the outcome is settled.
         let (matched, permit) = self
             .check_password(permit, user.map(|u| &u.password_hash), password)
             .await;
         match user.filter(|_| matched) {
             Some(user) => {
-                self.lock().pairs.forget(&pair_key);
+                if let Some(success) = LockoutOp::success(&attempt, &counted, now)
+                    && let Err(error) = self.lockouts.apply(success).await
+                {
+                    // The password was right: the sign-in stands, and the advance count
+                    // stays (one failure too many on these counters).
+                    tracing::warn!(%error, "the lockout store failed to take back a counted attempt");
+                }
                 drop(permit);
                 let subject = federated_subject(PASSWORD_ISSUER, &user.username);
                 audit::record(&AuditEvent::LoginSucceeded {
@@ -428,8 +476,13 @@ impl Passwords {
                 }
             }
             None => {
-                self.record_failure(&pair_key, &username_key, client_key.as_deref(), now);
                 drop(permit);
+                if counted.locks() {
+                    self.counters.lockouts.fetch_add(1, Ordering::Relaxed);
+                    audit::record(&AuditEvent::LoginLockedOut {
+                        method: PASSWORD_METHOD,
+                    });
+                }
                 audit::record(&AuditEvent::LoginRefused {
                     method: PASSWORD_METHOD,
                     reason: "bad_credentials",
@@ -484,47 +537,24 @@ impl Passwords {
         }
     }
 
-    /// Until when this username is locked at this address, or this address for everyone.
-    /// The username alone never locks.
-    fn locked_until(&self, pair_key: &str, address_key: Option<&str>, now: u64) -> Option<u64> {
-        let lockouts = self.lock();
-        let by_pair = lockouts.pairs.locked_until(pair_key, now);
-        let by_address = address_key.and_then(|k| lockouts.addresses.locked_until(k, now));
-        by_pair.max(by_address)
-    }
-
-    fn record_failure(
-        &self,
-        pair_key: &str,
-        username_key: &str,
-        address_key: Option<&str>,
-        now: u64,
-    ) {
-        let mut lockouts = self.lock();
-        let policy = lockouts.policy.clone();
-        lockouts
-            .usernames
-            .record_failure_with_threshold(username_key, now, u32::MAX);
-        // Under a distributed attack on this username, each address gets one failure.
-        let under_attack = lockouts.usernames.failures(username_key, now) >= policy.user_ceiling;
-        let pair_threshold = if under_attack { 1 } else { policy.max_failures };
-        let mut locked = lockouts
-            .pairs
-            .record_failure_with_threshold(pair_key, now, pair_threshold)
-            .is_some();
-        if let Some(key) = address_key {
-            locked |= lockouts
-                .addresses
-                .record_failure_with_threshold(key, now, policy.max_failures_per_address)
-                .is_some();
+    /// Purges the counters that went quiet, in the background, about once per window.
+    fn purge_when_due(&self, now: u64) {
+        let window = self.policy.window.as_secs().max(1);
+        let last = self.last_purge.load(Ordering::Relaxed);
+        if now < last.saturating_add(window)
+            || self
+                .last_purge
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
         }
-        drop(lockouts);
-        if locked {
-            self.counters.lockouts.fetch_add(1, Ordering::Relaxed);
-            audit::record(&AuditEvent::LoginLockedOut {
-                method: PASSWORD_METHOD,
-            });
-        }
+        let store = Arc::clone(&self.lockouts);
+        tokio::spawn(async move {
+            if let Err(error) = store.purge(now.saturating_sub(window)).await {
+                tracing::warn!(%error, "could not purge forgotten lockout counters");
+            }
+        });
     }
 
     fn expired(&self, reason: &'static str) -> LoginOutcome {

@@ -99,7 +99,10 @@
 //!   by a background task on [`KeyRing::next_due`](crate::keys::KeyRing::next_due) and
 //!   saved with a compare-and-swap, so two replicas cannot both rotate.
 //! - **Rate limits** are token buckets per client IP, taken from the request extension
-//!   [`std::net::SocketAddr`]; forwarded headers are never trusted.
+//!   [`std::net::SocketAddr`]; forwarded headers are never trusted. The buckets live in a
+//!   [`RateLimitStore`] ([`ProviderBuilder::rate_limit_store`]): in memory per replica by
+//!   default, or shared by every replica (`store::PostgresLimitStore`, feature
+//!   `postgres`). A failing store lets requests through with a warning (fail open).
 
 // The public face: `Provider`, its builder and the tower `Service`.
 mod service;
@@ -127,7 +130,7 @@ mod form;
 mod issuance;
 mod keys;
 mod pages;
-mod rate_limit;
+pub(crate) mod rate_limit;
 mod response;
 mod routes;
 mod state;
@@ -140,7 +143,9 @@ pub use config::{
 };
 pub use cors::CorsPolicy;
 pub use errors::{ErrorCode, OAuthError, ProviderError};
-pub use rate_limit::RateLimit;
+pub use rate_limit::{
+    LimitedEndpoint, MemoryRateLimitStore, RateDecision, RateLimit, RateLimitStore,
+};
 pub use service::{Provider, ProviderBuilder, ResponseFuture};
 pub use state::MaintenanceReport;
 pub use static_client::StaticClient;

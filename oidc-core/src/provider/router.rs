@@ -21,7 +21,7 @@ use super::errors::{ErrorCode, OAuthError};
 use super::health::{self, HealthRequest};
 use super::introspection::{self, IntrospectionRequest};
 use super::pages::BrowserAnswer;
-use super::rate_limit::LimitedEndpoint;
+use super::rate_limit::{self, LimitedEndpoint, RateDecision};
 use super::registration::{self, Registration};
 use super::response::{self, HttpResponse};
 use super::revocation::{self, RevocationRequest};
@@ -100,12 +100,24 @@ where
         _ => None,
     };
     if let Some((endpoint, Some(limit))) = limited {
-        let client: Option<IpAddr> = request.extensions().get::<SocketAddr>().map(SocketAddr::ip);
-        if let Err(retry_after) = state.limiter().check(endpoint, limit, client, now) {
-            audit::record(&AuditEvent::RateLimited {
-                endpoint: endpoint.name(),
-            });
-            return response::too_many_requests(retry_after);
+        let client: Option<IpAddr> = request
+            .extensions()
+            .get::<SocketAddr>()
+            .map(|peer| rate_limit::group(peer.ip()));
+        match state.rate_limits().take(endpoint, client, limit, now).await {
+            Ok(RateDecision::Allowed) => {}
+            Ok(RateDecision::Limited { retry_after }) => {
+                audit::record(&AuditEvent::RateLimited {
+                    endpoint: endpoint.name(),
+                });
+                return response::too_many_requests(retry_after);
+            }
+            // Fail open: see the `rate_limit` module documentation.
+            Err(error) => tracing::warn!(
+                %error,
+                endpoint = endpoint.name(),
+                "the rate limit store failed; letting the request through"
+            ),
         }
     }
 

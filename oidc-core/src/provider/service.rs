@@ -17,6 +17,7 @@ use jwks_verify::Clock;
 
 use super::config::ProviderConfig;
 use super::errors::ProviderError;
+use super::rate_limit::RateLimitStore;
 use super::response::HttpResponse;
 use super::router;
 use super::state::{MaintenanceReport, ProviderState};
@@ -67,6 +68,7 @@ pub struct ProviderBuilder {
     resolver: Option<Arc<dyn MetadataDocumentResolver>>,
     clock: Option<Arc<dyn Clock>>,
     rng: Option<Arc<dyn SecureRandom + Send + Sync>>,
+    rate_limits: Option<Arc<dyn RateLimitStore>>,
 }
 
 impl Provider {
@@ -79,6 +81,7 @@ impl Provider {
             resolver: None,
             clock: None,
             rng: None,
+            rate_limits: None,
         }
     }
 
@@ -152,6 +155,19 @@ impl ProviderBuilder {
         self
     }
 
+    /// Keeps the rate limit buckets in `store` instead of this process's memory
+    /// ([`MemoryRateLimitStore`](super::MemoryRateLimitStore), the default). Give every
+    /// replica the same shared store (such as `store::PostgresLimitStore`, feature
+    /// `postgres`) and a client alternating between replicas gets one allowance, not one
+    /// per replica. Maintenance purges the buckets that are full again. When the store
+    /// fails, requests are let through with a warning (see
+    /// [`RateLimitStore`](super::RateLimitStore)).
+    #[must_use]
+    pub fn rate_limit_store(mut self, store: Arc<dyn RateLimitStore>) -> Self {
+        self.rate_limits = Some(store);
+        self
+    }
+
     /// Checks the configuration, loads (or creates) the signing keys, revokes the grants
     /// of removed users and, unless turned off, spawns the maintenance task. Must run
     /// inside a Tokio runtime.
@@ -179,9 +195,18 @@ impl ProviderBuilder {
             resolver,
             clock,
             rng,
+            rate_limits,
         } = self;
-        let state =
-            ProviderState::build(config, store, authenticators, resolver, clock, rng).await?;
+        let state = ProviderState::build(
+            config,
+            store,
+            authenticators,
+            resolver,
+            clock,
+            rng,
+            rate_limits,
+        )
+        .await?;
         Ok(Provider { state })
     }
 }

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use super::config::ProviderConfig;
 use super::errors::ProviderError;
 use super::keys::KeyManager;
-use super::rate_limit::RateLimiter;
+use super::rate_limit::{LimitedEndpoint, MemoryRateLimitStore, RateLimitStore};
 use super::response::public_cache_control;
 use super::routes::Paths;
 use super::status_list_cache::StatusListCache;
@@ -45,7 +45,7 @@ pub(crate) struct ProviderState {
     clock: Arc<dyn Clock>,
     rng: Arc<dyn SecureRandom + Send + Sync>,
     keys: KeyManager,
-    limiter: RateLimiter,
+    rate_limits: Arc<dyn RateLimitStore>,
     static_clients: HashMap<ClientId, Client>,
     /// The static clients with access to the account API.
     account_clients: HashSet<ClientId>,
@@ -81,6 +81,7 @@ impl ProviderState {
         resolver: Option<Arc<dyn MetadataDocumentResolver>>,
         clock: Option<Arc<dyn Clock>>,
         rng: Option<Arc<dyn SecureRandom + Send + Sync>>,
+        rate_limits: Option<Arc<dyn RateLimitStore>>,
     ) -> Result<Arc<ProviderState>, ProviderError> {
         config.validate()?;
         if authenticators.is_empty() {
@@ -133,7 +134,7 @@ impl ProviderState {
             clock,
             rng,
             keys,
-            limiter: RateLimiter::new(),
+            rate_limits: rate_limits.unwrap_or_else(|| Arc::new(MemoryRateLimitStore::new())),
             static_clients,
             account_clients,
             paths,
@@ -187,9 +188,9 @@ impl ProviderState {
         &self.keys
     }
 
-    /// The per-IP rate limiter.
-    pub(crate) fn limiter(&self) -> &RateLimiter {
-        &self.limiter
+    /// The per-IP rate limit buckets.
+    pub(crate) fn rate_limits(&self) -> &dyn RateLimitStore {
+        self.rate_limits.as_ref()
     }
 
     /// The request paths of the endpoints.
@@ -246,10 +247,29 @@ impl ProviderState {
                 );
             }
         }
+        self.purge_rate_limits(now).await;
         Ok(MaintenanceReport {
             purged,
             signing_kid: self.keys.status(now).signing_kid,
         })
+    }
+
+    /// Forgets the rate limit buckets that are full again. A failure only logs: the
+    /// buckets are bounded again on the next run.
+    async fn purge_rate_limits(&self, now: u64) {
+        let limits = &self.config.rate_limits;
+        let endpoints = [
+            (LimitedEndpoint::Authorize, limits.authorize),
+            (LimitedEndpoint::Token, limits.token),
+            (LimitedEndpoint::Register, limits.register),
+            (LimitedEndpoint::Login, limits.login),
+        ];
+        for (endpoint, limit) in endpoints {
+            let Some(limit) = limit else { continue };
+            if let Err(error) = self.rate_limits.purge(endpoint, limit, now).await {
+                tracing::warn!(%error, endpoint = endpoint.name(), "could not purge rate limit buckets");
+            }
+        }
     }
 
     /// A client from configuration, registration or its metadata document.

@@ -29,7 +29,7 @@ pub enum StoreErrorKind {
     /// The database was written by a newer version of this crate.
     UnsupportedSchema,
     /// The store could not run the work: no Tokio runtime, the runtime is shutting down,
-    /// or the blocking task panicked.
+    /// the blocking task panicked, or the database server could not be reached.
     Unavailable,
 }
 

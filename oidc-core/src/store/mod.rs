@@ -9,16 +9,23 @@
 //! compare-and-swap inside that transaction, so a PostgreSQL implementation serving several
 //! replicas can follow with the same callers.
 //!
+//! `PostgresLimitStore` (feature `postgres`) keeps what is not provider state but must
+//! still be shared by replicas: the password lockout counters and the rate limit buckets.
+//!
 //! Bearer values are never stored: codes, refresh tokens, transaction ids and CSRF tokens
 //! are stored as their SHA-256 ([`SecretHash`]); client secrets too.
 
 mod error;
+#[cfg(feature = "postgres")]
+mod postgres_limits;
 mod records;
 #[cfg(all(feature = "sqlite", feature = "tower"))]
 mod sqlite;
 
 pub use crate::authn::GrantLogin;
 pub use error::{StoreError, StoreErrorKind};
+#[cfg(feature = "postgres")]
+pub use postgres_limits::PostgresLimitStore;
 pub use records::{
     AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantRecord, LiveGrantLogin,
     NewRefreshToken, NewTokens, PendingAuthorization, PendingKey, PendingStatus, PurgeReport,
