@@ -40,7 +40,9 @@ use tower_service::Service;
 
 use crate::auth::AccessClaims;
 use crate::http::{BoxError, ResponseBody, empty_response, full, json_response};
-use crate::mcp::{MCP_PATH, MESSAGES_ALIAS_PATH, MESSAGES_PATH, McpConfig, McpService, SSE_PATH};
+use crate::mcp::{
+    MCP_PATH, MESSAGES_ALIAS_PATH, MESSAGES_PATH, McpConfig, McpService, SSE_PATH, SessionBackend,
+};
 use crate::rate_limit::{RateLimit, RateLimiter, SubjectRateLimit};
 use crate::resource::{
     MetadataLocation, ProtectedResource, SSE_METADATA_PATH, WELL_KNOWN_METADATA_PATHS,
@@ -112,17 +114,32 @@ impl<S: MemoryStore> MemoryServer<S> {
         resource: ProtectedResource,
         config: McpConfig,
     ) -> Self {
+        MemoryServer::with_sessions(store, verifier, resource, config, SessionBackend::InProcess)
+    }
+
+    /// The same, keeping MCP sessions and legacy SSE streams in `sessions`; with
+    /// `SessionBackend::Postgres` (feature `postgres`) replicas behind a load balancer
+    /// without sticky routing serve each other's sessions. See
+    /// [`McpService::with_sessions`].
+    pub fn with_sessions(
+        store: Arc<S>,
+        verifier: Verifier,
+        resource: ProtectedResource,
+        config: McpConfig,
+        sessions: SessionBackend,
+    ) -> Self {
         let auth = BearerAuthLayer::<AccessClaims>::new(verifier.clone())
             .challenge(resource.challenge_at(MetadataLocation::WellKnown));
         let sse_auth = BearerAuthLayer::<AccessClaims>::new(verifier.clone())
             .challenge(resource.challenge_at(MetadataLocation::UnderSse));
         // The verifier's clock is the service's one clock: sessions and rate limits too.
         let clock = verifier.clock();
-        let mcp_service = McpService::with_clock(
+        let mcp_service = McpService::with_sessions(
             Arc::clone(&store),
             resource.clone(),
             config.clone(),
             Arc::clone(&clock),
+            sessions,
         );
         let openapi = serde_json::to_vec(&openapi_document(&resource)).unwrap_or_default();
         let metadata = serde_json::to_vec(&resource.metadata()).unwrap_or_default();

@@ -5,13 +5,16 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::directory::{LegacyTarget, Unavailable};
 use super::era::{Era, initialize_version};
 use super::jsonrpc::{self, Message, RpcError};
-use super::session::{OpenError, StreamGuard};
+use super::session::OpenError;
+#[cfg(feature = "postgres")]
+use super::session::postgres::{Delivery, RemoteStream};
 use super::sse::{self, SseBody};
 use super::state::McpState;
 use super::{MESSAGES_PATH, ProtocolVersion, responses};
@@ -25,23 +28,25 @@ use crate::store::MemoryStore;
 const STREAM_BUFFER: usize = 32;
 
 /// `GET /mcp/sse`: opens a stream bound to the caller's subject.
-pub(crate) fn open_stream<S, B>(
+pub(crate) async fn open_stream<S>(
     state: &Arc<McpState<S>>,
     caller: &Caller,
-    request: &Request<B>,
+    method: &Method,
+    headers: &HeaderMap,
 ) -> Response<ResponseBody> {
-    if request.method() != Method::GET {
+    if method != Method::GET {
         return responses::method_not_allowed("GET");
     }
-    if !responses::accepts_event_stream(request.headers()) {
+    if !responses::accepts_event_stream(headers) {
         return responses::not_acceptable();
     }
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-    let id = match state
+    let opened = state
         .sessions
         .open_legacy(&caller.owner, sender, state.clock.now())
-    {
-        Ok(id) => id,
+        .await;
+    let (id, guard) = match opened {
+        Ok(opened) => opened,
         Err(OpenError::Full) => {
             // Debug, not warn: a client retrying in a loop must not flood the log.
             tracing::debug!("too many open sessions or SSE streams; refusing an SSE stream");
@@ -53,11 +58,11 @@ pub(crate) fn open_stream<S, B>(
             return responses::too_many_streams();
         }
         Err(OpenError::Closing) => return responses::no_session_available(None),
+        Err(OpenError::Unavailable) => return responses::sessions_unavailable(None),
     };
     // Relative, as the TypeScript SDK sends it; clients resolve it against the stream URL.
     let endpoint = format!("{MESSAGES_PATH}?session_id={id}");
     let first = sse::event("endpoint", endpoint.as_bytes());
-    let guard = StreamGuard::new(Arc::clone(&state.sessions), id);
     let body = SseBody::new(first, receiver, state.config.keep_alive_period(), guard);
     sse::sse_response(body.boxed())
 }
@@ -95,11 +100,14 @@ where
             );
         }
     };
-    let Some(stream) = state
+    let route = state
         .sessions
-        .use_legacy(&session_id, &caller.owner, state.clock.now())
-    else {
-        return responses::session_not_found();
+        .legacy_route(&session_id, &caller.owner, state.clock.now())
+        .await;
+    let route = match route {
+        Ok(Some(route)) => route,
+        Ok(None) => return responses::session_not_found(),
+        Err(Unavailable) => return responses::sessions_unavailable(None),
     };
     let request = match jsonrpc::parse_message(&bytes) {
         Ok(Message::Request(request)) => request,
@@ -108,22 +116,32 @@ where
             return responses::rpc_response(StatusCode::BAD_REQUEST, &rejection.into_reply());
         }
     };
-    // Reserve room on the stream before doing the work, so no answer is ever lost.
-    let permit = match stream.sender.try_reserve_owned() {
-        Ok(permit) => permit,
-        Err(TrySendError::Full(_)) => return responses::no_session_available(Some(request.id)),
-        Err(TrySendError::Closed(_)) => return responses::session_not_found(),
+    // Reserve room on a local stream before doing the work, so no answer is ever lost.
+    let outlet = match route.target {
+        LegacyTarget::Local(sender) => match sender.try_reserve_owned() {
+            Ok(permit) => Outlet::Local(permit),
+            Err(TrySendError::Full(_)) => {
+                return responses::no_session_available(Some(request.id));
+            }
+            Err(TrySendError::Closed(_)) => return responses::session_not_found(),
+        },
+        #[cfg(feature = "postgres")]
+        LegacyTarget::Remote(remote) => Outlet::Remote(remote),
     };
     let negotiated = (request.method == "initialize")
         .then(|| initialize_version(&request.params).ok())
         .flatten();
-    if let Some(negotiated) = negotiated {
-        state
+    if let Some(negotiated) = negotiated
+        && state
             .sessions
-            .set_legacy_version(&session_id, &caller.owner, negotiated);
+            .set_legacy_version(&session_id, &caller.owner, negotiated)
+            .await
+            .is_err()
+    {
+        return responses::sessions_unavailable(Some(request.id));
     }
     let version = negotiated
-        .or(stream.version)
+        .or(route.version)
         .unwrap_or(ProtocolVersion::V2024_11_05);
     let reply = state
         .handler
@@ -134,8 +152,27 @@ where
             MetadataLocation::UnderSse,
         )
         .await;
-    permit.send(sse::event("message", &reply.to_json()));
-    responses::accepted()
+    match outlet {
+        Outlet::Local(permit) => {
+            permit.send(sse::event("message", &reply.to_json()));
+            responses::accepted()
+        }
+        #[cfg(feature = "postgres")]
+        Outlet::Remote(remote) => match remote.deliver(&reply.to_json()).await {
+            Delivery::Queued => responses::accepted(),
+            Delivery::Full => responses::no_session_available(None),
+            Delivery::Gone => responses::session_not_found(),
+            Delivery::Unavailable => responses::sessions_unavailable(None),
+        },
+    }
+}
+
+/// Where a POST's answer goes: a reserved slot on a stream of this process, or the stream
+/// of another replica.
+enum Outlet {
+    Local(mpsc::OwnedPermit<Bytes>),
+    #[cfg(feature = "postgres")]
+    Remote(RemoteStream),
 }
 
 /// The session id, from `session_id` (Python SDK) or `sessionId` (TypeScript SDK).

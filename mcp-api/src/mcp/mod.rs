@@ -63,6 +63,14 @@
 //! refused instead of making room: beyond [`McpConfig::max_sse_streams_per_subject`] with
 //! `429`, beyond [`McpConfig::max_sse_streams`] with `503`, both with `Retry-After`.
 //!
+//! Where sessions live is the [`SessionBackend`]: in the process (the default; a load
+//! balancer must then route each client to one replica), or with feature `postgres` in
+//! PostgreSQL (`PostgresSessions`), where every replica serves every session with the same
+//! rules and answers, the limits count all replicas together, and a legacy `POST` landing
+//! on a replica that does not hold the stream is answered there and its response relayed
+//! to the stream's replica. If the shared directory cannot be reached, requests that name
+//! a session get `503` with `Retry-After`.
+//!
 //! # Errors
 //!
 //! | Situation | HTTP | JSON-RPC |
@@ -76,6 +84,7 @@
 //! | malformed params, unknown tool | 200 (legacy), 400 (modern) | `-32602` |
 //! | unknown session / another subject's session | 404 | `-32600`, no id |
 //! | session table full of live legacy streams, or every allowed SSE stream open | 503 + `Retry-After` | `-32603` |
+//! | PostgreSQL session directory unreachable | 503 + `Retry-After` | `-32603` |
 //! | the subject holds [`McpConfig::max_sse_streams_per_subject`] streams | 429 + `Retry-After` | `-32603` |
 //! | bad tool arguments, missing scope, memory not found, store failure | 200 | result with `isError: true` |
 //!
@@ -106,6 +115,7 @@
 //! (`state.rs`) is owned by the service and passed down.
 
 mod config;
+mod directory;
 mod era;
 mod handler;
 mod jsonrpc;
@@ -120,7 +130,12 @@ mod tools;
 mod version;
 
 pub use config::{McpConfig, ResponseFormat};
+pub use directory::SessionBackend;
 pub use service::{McpService, ResponseFuture};
+#[cfg(feature = "postgres")]
+pub use session::postgres::{
+    MIGRATION_LOCK, OPEN_LOCK, PostgresSessions, PostgresSessionsBuilder, PostgresSessionsError,
+};
 pub use version::ProtocolVersion;
 
 /// The Streamable HTTP endpoint (and the 2026-07-28 stateless endpoint).

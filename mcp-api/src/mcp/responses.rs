@@ -67,6 +67,22 @@ pub(crate) fn no_session_available(id: Option<RequestId>) -> Response<ResponseBo
     response
 }
 
+/// `503` when the shared session directory (PostgreSQL) cannot be reached.
+pub(crate) fn sessions_unavailable(id: Option<RequestId>) -> Response<ResponseBody> {
+    let reply = Reply::Error {
+        id,
+        error: RpcError::new(
+            code::INTERNAL_ERROR,
+            "sessions are unavailable; try again later",
+        ),
+    };
+    let mut response = rpc_response(StatusCode::SERVICE_UNAVAILABLE, &reply);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
 /// `429` when the caller's subject already holds as many SSE streams as one may.
 pub(crate) fn too_many_streams() -> Response<ResponseBody> {
     let reply = Reply::error_without_id(RpcError::new(

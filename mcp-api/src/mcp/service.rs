@@ -15,8 +15,8 @@ use tower_service::Service;
 
 use super::state::McpState;
 use super::{
-    MCP_PATH, MESSAGES_ALIAS_PATH, MESSAGES_PATH, McpConfig, SSE_PATH, legacy, responses,
-    streamable,
+    MCP_PATH, MESSAGES_ALIAS_PATH, MESSAGES_PATH, McpConfig, SSE_PATH, SessionBackend, legacy,
+    responses, streamable,
 };
 use crate::auth::Caller;
 use crate::http::{BoxError, ResponseBody, empty_response};
@@ -101,8 +101,50 @@ impl<S: MemoryStore> McpService<S> {
         config: McpConfig,
         clock: impl Clock,
     ) -> Self {
+        McpService::with_sessions(store, resource, config, clock, SessionBackend::InProcess)
+    }
+
+    /// The same, keeping sessions in `sessions`: with
+    /// `SessionBackend::Postgres` (feature `postgres`) every replica on the same
+    /// database serves every session and legacy SSE stream, so a load balancer needs no
+    /// sticky routing. `clock` then still drives everything but session idle times, which
+    /// the database measures.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "sqlite"))] fn main() {}
+    /// # #[cfg(feature = "sqlite")]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use jwks_verify::SystemClock;
+    /// use mcp_api::mcp::{McpConfig, McpService, SessionBackend};
+    /// use mcp_api::{Limits, ProtectedResource, SqliteStore};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(SqliteStore::open(dir.path().join("memories.db"), Limits::default())?);
+    /// let resource = ProtectedResource::new("https://mcp.example.com", "https://auth.example.com");
+    /// let backend = SessionBackend::InProcess; // or SessionBackend::Postgres(…)
+    /// let service =
+    ///     McpService::with_sessions(store, resource, McpConfig::default(), SystemClock, backend);
+    /// assert_eq!(service.open_sessions(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_sessions(
+        store: Arc<S>,
+        resource: ProtectedResource,
+        config: McpConfig,
+        clock: impl Clock,
+        sessions: SessionBackend,
+    ) -> Self {
         McpService {
-            state: Arc::new(McpState::new(store, resource, config, Arc::new(clock))),
+            state: Arc::new(McpState::new(
+                store,
+                resource,
+                config,
+                Arc::new(clock),
+                sessions,
+            )),
         }
     }
 }
@@ -111,12 +153,14 @@ impl<S> McpService<S> {
     /// Ends every open legacy SSE stream cleanly (after the events already queued) and
     /// refuses new ones with `503`; call it when graceful shutdown starts so the server
     /// does not wait for streams that never end. Streamable HTTP answers are finite and
-    /// need no closing. Returns how many streams were closed.
+    /// need no closing. Returns how many streams were closed. With PostgreSQL sessions,
+    /// these are the streams this replica holds; then call `PostgresSessions::shutdown`.
     pub fn close_streams(&self) -> usize {
         self.state.sessions.close_legacy_streams()
     }
 
-    /// How many sessions (Streamable HTTP sessions and legacy streams) are open.
+    /// How many sessions (Streamable HTTP sessions and legacy streams) are open; with
+    /// PostgreSQL sessions, how many legacy streams this replica holds.
     #[must_use]
     pub fn open_sessions(&self) -> usize {
         self.state.sessions.len()
@@ -205,7 +249,7 @@ where
     };
     match request.uri().path() {
         MCP_PATH => streamable::serve(state, &caller, request).await,
-        SSE_PATH => legacy::open_stream(state, &caller, &request),
+        SSE_PATH => legacy::open_stream(state, &caller, request.method(), request.headers()).await,
         MESSAGES_PATH | MESSAGES_ALIAS_PATH => legacy::post_message(state, &caller, request).await,
         _ => empty_response(StatusCode::NOT_FOUND),
     }

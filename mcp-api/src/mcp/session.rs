@@ -61,7 +61,8 @@ pub(crate) fn new_event_id() -> String {
     random_hex::<10>()
 }
 
-fn random_hex<const N: usize>() -> String {
+/// `N` random bytes from the operating system's CSPRNG, as `2 * N` lowercase hex digits.
+pub(crate) fn random_hex<const N: usize>() -> String {
     use std::fmt::Write as _;
     let mut bytes = [0u8; N];
     // Invariant: the OS CSPRNG does not fail on a running system; if it ever did, minting a
@@ -101,6 +102,9 @@ pub(crate) enum OpenError {
     SubjectLimit,
     /// [`SessionTable::close_legacy_streams`] was called: the server is shutting down.
     Closing,
+    /// The shared session directory (PostgreSQL) could not be reached.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Unavailable,
 }
 
 /// What a legacy SSE session offers a POST to `/mcp/sse/messages`.
@@ -456,25 +460,47 @@ impl Session {
     }
 }
 
-/// Removes a legacy session from the table when its SSE stream is dropped (the client
+/// Removes a legacy session from its directory when its SSE stream is dropped (the client
 /// went away, or the server closed the stream).
 #[derive(Debug)]
 pub(crate) struct StreamGuard {
-    table: Arc<SessionTable>,
-    id: SessionId,
+    release: Release,
+}
+
+#[derive(Debug)]
+enum Release {
+    Table(Arc<SessionTable>, SessionId),
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::HeldStream),
 }
 
 impl StreamGuard {
     pub(crate) fn new(table: Arc<SessionTable>, id: SessionId) -> Self {
-        StreamGuard { table, id }
+        StreamGuard {
+            release: Release::Table(table, id),
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    pub(crate) fn postgres(held: postgres::HeldStream) -> Self {
+        StreamGuard {
+            release: Release::Postgres(held),
+        }
     }
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.table.remove_legacy(self.id.as_str());
+        match &self.release {
+            Release::Table(table, id) => table.remove_legacy(id.as_str()),
+            #[cfg(feature = "postgres")]
+            Release::Postgres(held) => held.release(),
+        }
     }
 }
+
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 
 #[cfg(test)]
 mod tests;

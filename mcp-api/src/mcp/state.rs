@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use jwks_verify::{Challenge, Clock};
 
-use super::McpConfig;
+use super::directory::SessionDirectory;
 use super::handler::Handler;
-use super::session::{SessionLimits, SessionTable};
+use super::session::SessionLimits;
+use super::{McpConfig, SessionBackend};
 use crate::resource::{MetadataLocation, ProtectedResource};
 use crate::store::MemoryStore;
 
@@ -17,7 +18,7 @@ pub(crate) struct McpState<S> {
     /// Answers one JSON-RPC request once its era is settled.
     pub(crate) handler: Handler<S>,
     pub(crate) config: McpConfig,
-    pub(crate) sessions: Arc<SessionTable>,
+    pub(crate) sessions: SessionDirectory,
     pub(crate) resource: ProtectedResource,
     /// The one clock: session idle times are measured on its monotonic reading.
     pub(crate) clock: Arc<dyn Clock>,
@@ -34,14 +35,18 @@ impl<S: MemoryStore> McpState<S> {
         resource: ProtectedResource,
         config: McpConfig,
         clock: Arc<dyn Clock>,
+        backend: SessionBackend,
     ) -> Self {
-        let sessions = Arc::new(SessionTable::new(SessionLimits {
-            max_sessions: config.max_sessions,
-            max_per_subject: config.max_sessions_per_subject,
-            max_streams: config.max_sse_streams,
-            max_streams_per_subject: config.max_sse_streams_per_subject,
-            idle_timeout: config.session_idle_timeout,
-        }));
+        let sessions = SessionDirectory::new(
+            backend,
+            SessionLimits {
+                max_sessions: config.max_sessions,
+                max_per_subject: config.max_sessions_per_subject,
+                max_streams: config.max_sse_streams,
+                max_streams_per_subject: config.max_sse_streams_per_subject,
+                idle_timeout: config.session_idle_timeout,
+            },
+        );
         McpState {
             handler: Handler::new(store, &resource),
             config,

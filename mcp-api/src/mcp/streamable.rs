@@ -4,9 +4,10 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 
+use super::directory::Unavailable;
 use super::era::{self, Era, Route, SingleHeader, initialize_version};
 use super::jsonrpc::{self, Message, Reply, RpcError, code};
-use super::session::{SessionId, new_event_id};
+use super::session::{OpenError, SessionId, new_event_id};
 use super::state::McpState;
 use super::{ProtocolVersion, ResponseFormat, responses, sse};
 use crate::auth::Caller;
@@ -33,7 +34,7 @@ where
         Method::POST => post(state, caller, request).await,
         // No server-initiated messages exist, so there is no GET stream to offer.
         Method::GET => responses::method_not_allowed(allowed_methods(modern)),
-        Method::DELETE if !modern => delete(state, caller, request.headers()),
+        Method::DELETE if !modern => delete(state, caller, request.headers()).await,
         _ => responses::method_not_allowed(allowed_methods(modern)),
     }
 }
@@ -75,8 +76,8 @@ where
     let headers = &parts.headers;
     match message {
         Message::Request(request) => answer(state, caller, headers, request).await,
-        Message::Notification { .. } => acknowledge_notification(state, caller, headers),
-        Message::Response => acknowledge_response(state, caller, headers),
+        Message::Notification { .. } => acknowledge_notification(state, caller, headers).await,
+        Message::Response => acknowledge_response(state, caller, headers).await,
     }
 }
 
@@ -87,7 +88,7 @@ async fn answer<S: MemoryStore>(
     headers: &HeaderMap,
     request: jsonrpc::Request,
 ) -> Response<ResponseBody> {
-    let exchange = match settle(state, caller, headers, &request) {
+    let exchange = match settle(state, caller, headers, &request).await {
         Ok(exchange) => exchange,
         Err(refusal) => return refusal,
     };
@@ -128,7 +129,7 @@ impl Exchange {
 // The refusal is the finished response, returned straight to the client: boxing it would
 // only add an allocation.
 #[allow(clippy::result_large_err)]
-fn settle<S>(
+async fn settle<S>(
     state: &McpState<S>,
     caller: &Caller,
     headers: &HeaderMap,
@@ -153,19 +154,26 @@ fn settle<S>(
                 };
                 render_legacy(&reply, format, ProtocolVersion::LATEST_LEGACY)
             })?;
-            let Ok(session) =
-                state
-                    .sessions
-                    .open_streamable(&caller.owner, version, state.clock.now())
-            else {
-                tracing::warn!("session table full; refusing initialize");
-                return Err(responses::no_session_available(Some(request.id.clone())));
+            let opened = state
+                .sessions
+                .open_streamable(&caller.owner, version, state.clock.now())
+                .await;
+            let session = match opened {
+                Ok(session) => session,
+                Err(OpenError::Unavailable) => {
+                    return Err(responses::sessions_unavailable(Some(request.id.clone())));
+                }
+                Err(_) => {
+                    tracing::warn!("session table full; refusing initialize");
+                    return Err(responses::no_session_available(Some(request.id.clone())));
+                }
             };
             (Era::Legacy(version), Some(session))
         }
         Route::Legacy { header_version } => {
-            let Ok(session_version) = use_session(state, caller, headers) else {
-                return Err(responses::session_not_found());
+            let session_version = match use_session(state, caller, headers).await {
+                Ok(version) => version,
+                Err(refusal) => return Err(refusal.response()),
             };
             let version = header_version
                 .or(session_version)
@@ -187,28 +195,46 @@ fn attach_session(response: &mut Response<ResponseBody>, session: &SessionId) {
     }
 }
 
-/// A session header naming no session of the caller: unknown, expired, deleted or
-/// another subject's (answered `404` without saying which).
-struct UnknownSession;
+/// Why the session a request names cannot be used.
+enum SessionRefusal {
+    /// No session of the caller: unknown, expired, deleted or another subject's (answered
+    /// `404` without saying which).
+    Unknown,
+    /// The shared session directory could not be asked (`503`).
+    Unavailable,
+}
 
-/// The negotiated version of the caller's session named in the request, if any.
-fn use_session<S>(
-    state: &McpState<S>,
-    caller: &Caller,
-    headers: &HeaderMap,
-) -> Result<Option<ProtocolVersion>, UnknownSession> {
-    match era::single_header(headers, SESSION_HEADER.as_str()) {
-        SingleHeader::Absent => Ok(None),
-        SingleHeader::Present(id) => state
-            .sessions
-            .use_streamable(id, &caller.owner, state.clock.now())
-            .map(Some)
-            .ok_or(UnknownSession),
-        SingleHeader::Malformed => Err(UnknownSession),
+impl SessionRefusal {
+    fn response(&self) -> Response<ResponseBody> {
+        match self {
+            SessionRefusal::Unknown => responses::session_not_found(),
+            SessionRefusal::Unavailable => responses::sessions_unavailable(None),
+        }
     }
 }
 
-fn acknowledge_notification<S>(
+/// The negotiated version of the caller's session named in the request, if any.
+async fn use_session<S>(
+    state: &McpState<S>,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<Option<ProtocolVersion>, SessionRefusal> {
+    match era::single_header(headers, SESSION_HEADER.as_str()) {
+        SingleHeader::Absent => Ok(None),
+        SingleHeader::Present(id) => match state
+            .sessions
+            .use_streamable(id, &caller.owner, state.clock.now())
+            .await
+        {
+            Ok(Some(version)) => Ok(Some(version)),
+            Ok(None) => Err(SessionRefusal::Unknown),
+            Err(Unavailable) => Err(SessionRefusal::Unavailable),
+        },
+        SingleHeader::Malformed => Err(SessionRefusal::Unknown),
+    }
+}
+
+async fn acknowledge_notification<S>(
     state: &McpState<S>,
     caller: &Caller,
     headers: &HeaderMap,
@@ -216,14 +242,14 @@ fn acknowledge_notification<S>(
     match era::classify_notification(headers) {
         Err(error) => responses::rpc_error(StatusCode::BAD_REQUEST, error),
         Ok(Route::Modern(_)) => responses::accepted(),
-        Ok(Route::Legacy { .. }) => match use_session(state, caller, headers) {
+        Ok(Route::Legacy { .. }) => match use_session(state, caller, headers).await {
             Ok(_) => responses::accepted(),
-            Err(UnknownSession) => responses::session_not_found(),
+            Err(refusal) => refusal.response(),
         },
     }
 }
 
-fn acknowledge_response<S>(
+async fn acknowledge_response<S>(
     state: &McpState<S>,
     caller: &Caller,
     headers: &HeaderMap,
@@ -234,28 +260,36 @@ fn acknowledge_response<S>(
             StatusCode::BAD_REQUEST,
             RpcError::invalid_request("clients do not send responses in 2026-07-28"),
         ),
-        Ok(Route::Legacy { .. }) => match use_session(state, caller, headers) {
+        Ok(Route::Legacy { .. }) => match use_session(state, caller, headers).await {
             Ok(_) => responses::accepted(),
-            Err(UnknownSession) => responses::session_not_found(),
+            Err(refusal) => refusal.response(),
         },
     }
 }
 
 /// `DELETE /mcp`: ends the caller's session.
-fn delete<S>(state: &McpState<S>, caller: &Caller, headers: &HeaderMap) -> Response<ResponseBody> {
+async fn delete<S>(
+    state: &McpState<S>,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Response<ResponseBody> {
     match era::single_header(headers, SESSION_HEADER.as_str()) {
-        SingleHeader::Present(id)
-            if state
+        SingleHeader::Present(id) => {
+            let closed = state
                 .sessions
-                .close_streamable(id, &caller.owner, state.clock.now()) =>
-        {
-            empty_response(StatusCode::NO_CONTENT)
+                .close_streamable(id, &caller.owner, state.clock.now())
+                .await;
+            match closed {
+                Ok(true) => empty_response(StatusCode::NO_CONTENT),
+                Ok(false) => responses::session_not_found(),
+                Err(Unavailable) => responses::sessions_unavailable(None),
+            }
         }
         SingleHeader::Absent => responses::rpc_error(
             StatusCode::BAD_REQUEST,
             RpcError::invalid_request("DELETE needs an Mcp-Session-Id header"),
         ),
-        _ => responses::session_not_found(),
+        SingleHeader::Malformed => responses::session_not_found(),
     }
 }
 

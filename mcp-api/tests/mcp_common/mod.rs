@@ -125,7 +125,7 @@ pub type App = BearerAuth<McpService<SqliteStore>, AccessClaims>;
 
 /// The service stack of one test.
 pub struct Harness {
-    _dir: TempDir,
+    _dir: Option<TempDir>,
     pub store: Arc<SqliteStore>,
     pub service: McpService<SqliteStore>,
     pub app: App,
@@ -141,7 +141,7 @@ impl Harness {
         let store =
             Arc::new(SqliteStore::open(dir.path().join("memories.db"), Limits::default()).unwrap());
         let service = McpService::new(Arc::clone(&store), resource(), config);
-        Self::around(dir, store, service)
+        Self::around(Some(dir), store, service)
     }
 
     /// The service on `clock` (sessions age on it; tokens are still checked on the
@@ -151,10 +151,31 @@ impl Harness {
         let store =
             Arc::new(SqliteStore::open(dir.path().join("memories.db"), Limits::default()).unwrap());
         let service = McpService::with_clock(Arc::clone(&store), resource(), config, clock);
-        Self::around(dir, store, service)
+        Self::around(Some(dir), store, service)
     }
 
-    fn around(dir: TempDir, store: Arc<SqliteStore>, service: McpService<SqliteStore>) -> Self {
+    /// One replica of several: the service over a `store` the replicas share, with its
+    /// sessions in `sessions`.
+    pub fn replica(
+        store: Arc<SqliteStore>,
+        config: McpConfig,
+        sessions: mcp_api::mcp::SessionBackend,
+    ) -> Self {
+        let service = McpService::with_sessions(
+            store.clone(),
+            resource(),
+            config,
+            jwks_verify::SystemClock,
+            sessions,
+        );
+        Self::around(None, store, service)
+    }
+
+    fn around(
+        dir: Option<TempDir>,
+        store: Arc<SqliteStore>,
+        service: McpService<SqliteStore>,
+    ) -> Self {
         let app = BearerAuthLayer::<AccessClaims>::new(verifier())
             .challenge(resource().challenge())
             .layer(service.clone());
