@@ -322,6 +322,7 @@ impl Drop for Postgres {
 
 /// Instantiates generic test functions `name::<B: Backend>()` for every
 /// backend: `mod sqlite` and (with the `postgres` feature) `mod postgres`.
+#[allow(unused_macros)]
 macro_rules! backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
