@@ -7,6 +7,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::future::Future;
+#[cfg(feature = "postgres")]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use jwks_verify::ManualClock;

@@ -210,6 +210,7 @@ impl OwnerIndex {
     }
 
     /// The row id of a memory whose text has this [`text_key`](super::text_key).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn seq_of_key(&self, key: u64) -> Option<i64> {
         self.by_key.get(&key).copied()
     }
