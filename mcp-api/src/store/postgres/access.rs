@@ -15,7 +15,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::error::PgResult;
+use super::error::{PgResult, retry};
 use crate::store::{Access, Clock, ErrorKind, MemoryId, Owner, StoreError, now_unix_ms};
 
 /// Entries (or flushes) that may wait; an entry that finds no room is dropped
@@ -27,14 +27,19 @@ const MAX_GROUP: usize = 512;
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Writes one group: parameters are parallel arrays of memory id, owner,
-/// app, via and time. Owner-scoped by the joins.
+/// app, via and time. Owner-scoped by the joins. `FOR SHARE` orders it with a
+/// concurrent deletion of the same memory: whichever comes second sees the
+/// other committed, so a deleted memory never keeps an entry (the deletion's
+/// trigger removes earlier ones; this skips it once deleted).
 const INSERT: &str = "
     INSERT INTO access_log (memory_seq, owner_id, app, via, accessed_at)
     SELECT m.seq, m.owner_id, e.app, e.via, e.accessed_at
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[])
          AS e(id, subject, app, via, accessed_at)
     JOIN owners o ON o.subject = e.subject
-    JOIN memories m ON m.id = e.id AND m.owner_id = o.id AND m.state <> 'deleted'";
+    JOIN memories m ON m.id = e.id AND m.owner_id = o.id AND m.state <> 'deleted'
+    ORDER BY m.seq
+    FOR SHARE OF m";
 
 /// The queue's sending side, held by the store.
 pub(super) struct AccessQueue {
@@ -126,7 +131,7 @@ async fn write_loop(pool: Pool, mut receiver: mpsc::Receiver<Job>, retention: Re
         }
         if !group.ids.is_empty() {
             let entries = group.ids.len();
-            if let Err(error) = group.write(&pool).await {
+            if let Err(error) = retry(|| group.write(&pool)).await {
                 tracing::warn!(%error, entries, "cannot write access-log entries; dropped");
             }
         }
