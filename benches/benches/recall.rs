@@ -19,6 +19,11 @@
 //! turn and of `search_memory` for each question, the answers parsed as a client would).
 //! The two must agree.
 //!
+//! With `--features postgres` the tuned engine is measured a third time, on `PostgresStore`
+//! (at `MCP_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`, in a
+//! schema of its own that is dropped after): the same engine behind another database, so
+//! it must find what the SQLite store finds.
+//!
 //! Under `cargo test` it runs on the first conversation only, to prove it still works; if
 //! the data file is absent it says so and does nothing.
 
@@ -128,6 +133,69 @@ fn main() {
         total(&tuned_per),
         "the server finds what the store finds"
     );
+    #[cfg(feature = "postgres")]
+    {
+        let per = runtime.block_on(postgres::evaluate(&conversations, tuned));
+        report("engine (tuned), on PostgresStore", &tuned, &per);
+        let ((pg5, pg10), (sq5, sq10)) = (total(&per), total(&tuned_per));
+        println!("R@5/R@10: SQLite {sq5:.1}/{sq10:.1}, PostgreSQL {pg5:.1}/{pg10:.1}");
+        assert!(
+            (pg5 - sq5).abs() <= 2.0 && (pg10 - sq10).abs() <= 2.0,
+            "PostgreSQL finds what SQLite finds"
+        );
+    }
+}
+
+/// The same evaluation on `PostgresStore`, in a schema of its own.
+#[cfg(feature = "postgres")]
+mod postgres {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicI64;
+
+    use mcp_api::store::{PostgresOptions, PostgresStore, SearchParams};
+
+    use super::{Backend, Conversation, Recall, START_MS, SetClock, Through, run};
+
+    /// The database: `MCP_TEST_DATABASE_URL`, without TLS unless it names an `sslmode`.
+    fn url() -> String {
+        let url = std::env::var("MCP_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        if url.contains("sslmode=") {
+            url
+        } else if url.contains('?') {
+            format!("{url}&sslmode=disable")
+        } else {
+            format!("{url}?sslmode=disable")
+        }
+    }
+
+    pub(super) async fn evaluate(
+        conversations: &[Conversation],
+        params: SearchParams,
+    ) -> BTreeMap<(usize, u64), Recall> {
+        let schema = format!("recall_{}", std::process::id());
+        let now = Arc::new(AtomicI64::new(START_MS));
+        let mut options = PostgresOptions::new()
+            .with_search_params(params)
+            .with_schema(schema.clone());
+        if std::env::var("RECALL_TIMING").is_ok_and(|t| t == "sessions") {
+            options = options.with_clock(SetClock(Arc::clone(&now)));
+        }
+        let store = PostgresStore::connect(&url(), options)
+            .await
+            .expect("PostgreSQL at MCP_TEST_DATABASE_URL");
+        let per = run(conversations, &Backend::new(store, Through::Store), &now).await;
+        let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL at MCP_TEST_DATABASE_URL");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await
+            .expect("drop the schema");
+        per
+    }
 }
 
 /// The way memories are written and questions asked.
@@ -140,13 +208,13 @@ enum Through {
 }
 
 /// A store, and the server in front of it with a bearer token per conversation.
-struct Backend {
-    store: Arc<SqliteStore>,
-    server: Option<(MemoryServer<SqliteStore>, Fixture)>,
+struct Backend<S: MemoryStore> {
+    store: Arc<S>,
+    server: Option<(MemoryServer<S>, Fixture)>,
 }
 
-impl Backend {
-    fn new(store: SqliteStore, through: Through) -> Backend {
+impl<S: MemoryStore> Backend<S> {
+    fn new(store: S, through: Through) -> Backend<S> {
         let store = Arc::new(store);
         let server = (through == Through::Server).then(|| {
             let fixture = Fixture::new();
@@ -212,8 +280,8 @@ impl Backend {
 }
 
 /// One MCP `tools/call` to the server; the tool's structured result (panics on any error).
-async fn call(
-    server: &MemoryServer<SqliteStore>,
+async fn call<S: MemoryStore>(
+    server: &MemoryServer<S>,
     token: &str,
     tool: &str,
     arguments: Value,
@@ -328,6 +396,9 @@ impl jwks_verify::Clock for SetClock {
     }
 }
 
+/// The store clock's first reading.
+const START_MS: i64 = 1_700_000_000_000;
+
 /// Recall per (conversation index, category).
 async fn evaluate(
     conversations: &[Conversation],
@@ -339,7 +410,7 @@ async fn evaluate(
     // RECALL_TIMING=sessions the store's clock puts each LoCoMo session a day after the
     // previous one and its turns 30 s apart, as a person chatting over weeks would write.
     let sessions = std::env::var("RECALL_TIMING").is_ok_and(|t| t == "sessions");
-    let now = Arc::new(AtomicI64::new(1_700_000_000_000));
+    let now = Arc::new(AtomicI64::new(START_MS));
     let mut options = SqliteOptions::new().with_search_params(params);
     if sessions {
         let clock = Arc::clone(&now);
@@ -347,7 +418,16 @@ async fn evaluate(
     }
     let store =
         SqliteStore::open_with_options(dir.path().join("memories.db"), options).expect("store");
-    let backend = Backend::new(store, through);
+    run(conversations, &Backend::new(store, through), &now).await
+}
+
+/// Adds each conversation's turns as its user's memories, asks its questions, and
+/// measures recall.
+async fn run<S: MemoryStore>(
+    conversations: &[Conversation],
+    backend: &Backend<S>,
+    now: &AtomicI64,
+) -> BTreeMap<(usize, u64), Recall> {
     let mut per = BTreeMap::new();
     for (index, conversation) in conversations.iter().enumerate() {
         let mut by_memory: HashMap<MemoryId, String> = HashMap::new();

@@ -5,7 +5,9 @@
 //! - [`store`]: [`MemoryStore`], the storage contract, every method scoped to one [`Owner`]
 //!   inside the store itself; [`SqliteStore`] (feature `sqlite`, default) over one SQLite
 //!   file with group commit, an access log written behind reads, and a per-owner
-//!   BM25F search engine with neighbour context and highlighted snippets.
+//!   BM25F search engine with neighbour context and highlighted snippets; `PostgresStore`
+//!   (feature `postgres`) over PostgreSQL for several replicas, each keeping the same
+//!   engine caught up with the others' writes within a second.
 //! - [`mcp`]: the MCP server — ChatGPT's `search`/`fetch` tools and OpenMemory's memory
 //!   tools over Streamable HTTP (`/mcp`, protocol versions 2025-03-26 to 2025-11-25 and the
 //!   stateless 2026-07-28 era) and the legacy HTTP+SSE transport (`/mcp/sse`).
@@ -65,6 +67,8 @@ pub use auth::{AccessClaims, Caller};
 pub use rate_limit::RateLimit;
 pub use resource::ProtectedResource;
 pub use server::MemoryServer;
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{

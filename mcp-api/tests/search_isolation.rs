@@ -1,7 +1,8 @@
 //! One user's search results do not move when other users write: the search
 //! engine ranks each owner with that owner's own term statistics only.
 //!
-//! Through the public API only: a `SqliteStore` on a real file, the owner's
+//! Through the public API only, on every backend (`SqliteStore` on a real
+//! file; with the `postgres` feature `PostgresStore` in a schema of its own): the owner's
 //! memories stored first, then [`OTHER_MEMORIES`] memories of
 //! [`OTHER_OWNERS`] other owners, many of them with the very words (and the
 //! very texts) of the owner's memories and queries, then the same queries
@@ -26,13 +27,16 @@
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::Path;
+#[path = "common/backend.rs"]
+#[macro_use]
+mod backend;
+
 use std::time::Duration;
 
 use jwks_verify::ManualClock;
-use mcp_api::store::{
-    Limits, MemoryId, MemoryStore, NewMemory, Owner, SearchQuery, SqliteOptions, SqliteStore,
-};
+use mcp_api::store::{Limits, MemoryId, MemoryStore, NewMemory, Owner, SearchQuery};
+
+use self::backend::Backend;
 
 /// Memories of other owners added between the two rounds of queries.
 const OTHER_MEMORIES: usize = 150_000;
@@ -91,12 +95,12 @@ const QUERIES: &[&str] = &[
 /// A memory id and its score, as a search returns them.
 type Ranking = Vec<(MemoryId, f64)>;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_owners_writing_the_same_words_never_change_a_ranking() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("memories.db");
+backends!(other_owners_writing_the_same_words_never_change_a_ranking);
+
+async fn other_owners_writing_the_same_words_never_change_a_ranking<B: Backend>() {
+    let db = B::create().await;
     let now = ManualClock::at_unix_ms(T0.try_into().unwrap());
-    let store = open(&path, &now);
+    let store = db.open(limits(), now.clone()).await;
     let alice = Owner::new("alice").unwrap();
     for text in OWN_TEXTS {
         now.advance(Duration::from_secs(4 * 60));
@@ -126,9 +130,8 @@ async fn other_owners_writing_the_same_words_never_change_a_ranking() {
     }
 
     // The index rebuilt from the database on open ranks the same.
-    store.flush().await.unwrap();
-    drop(store);
-    let reopened = open(&path, &now);
+    B::close(store).await;
+    let reopened = db.open(limits(), now.clone()).await;
     let rebuilt = rankings(&reopened, &alice).await;
     for ((query, before), rebuilt) in QUERIES.iter().zip(&before).zip(&rebuilt) {
         assert_eq!(
@@ -138,19 +141,14 @@ async fn other_owners_writing_the_same_words_never_change_a_ranking() {
     }
 }
 
-fn open(path: &Path, now: &ManualClock) -> SqliteStore {
+/// Default limits, but batches of [`BATCH`] memories.
+fn limits() -> Limits {
     let mut limits = Limits::default();
     limits.max_batch = BATCH;
-    SqliteStore::open_with_options(
-        path,
-        SqliteOptions::new()
-            .with_limits(limits)
-            .with_clock(now.clone()),
-    )
-    .unwrap()
+    limits
 }
 
-async fn rankings(store: &SqliteStore, owner: &Owner) -> Vec<Ranking> {
+async fn rankings(store: &impl MemoryStore, owner: &Owner) -> Vec<Ranking> {
     let mut rankings = Vec::with_capacity(QUERIES.len());
     for query in QUERIES {
         let hits = store
@@ -164,7 +162,7 @@ async fn rankings(store: &SqliteStore, owner: &Owner) -> Vec<Ranking> {
 
 /// Adds [`OTHER_MEMORIES`] memories over [`OTHER_OWNERS`] owners, a few
 /// batches at a time so the writer groups them as it does under load.
-async fn add_other_owners(store: &SqliteStore, now: &ManualClock) {
+async fn add_other_owners<S: MemoryStore + Clone>(store: &S, now: &ManualClock) {
     let per_owner = OTHER_MEMORIES / OTHER_OWNERS;
     let mut tasks = tokio::task::JoinSet::new();
     for owner in 0..OTHER_OWNERS {

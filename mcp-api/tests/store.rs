@@ -1,19 +1,26 @@
-//! Behaviour of `SqliteStore` over real SQLite files in temporary directories,
-//! on a fixed clock: the memory lifecycle, listing, search, limits, owner
-//! isolation (one test per attack), FTS injection, durability and scale.
+//! Behaviour of every `MemoryStore` backend, on a fixed clock: the memory
+//! lifecycle, listing, search, limits, owner isolation (one test per attack),
+//! FTS injection, durability and scale. Each test runs against `SqliteStore`
+//! over a real SQLite file in a temporary directory (`mod sqlite` in each
+//! module) and, with the `postgres` feature, against `PostgresStore` in a
+//! schema of its own (`mod postgres`; see `common/backend.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
+#[path = "common/backend.rs"]
+#[macro_use]
+mod backend;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use jwks_verify::ManualClock;
 use mcp_api::store::{
     Access, ErrorKind, Limits, ListQuery, Memory, MemoryId, MemoryState, MemoryStore, NewMemory,
-    Owner, SearchQuery, SortColumn, SortDirection, SqliteOptions, SqliteStore, StoreError,
+    Owner, SearchQuery, SortColumn, SortDirection, StoreError,
 };
 use serde_json::{Map, Value, json};
-use tempfile::TempDir;
+
+use self::backend::Backend;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -25,23 +32,24 @@ fn day_of(t: i64) -> i64 {
     t - t.rem_euclid(DAY)
 }
 
-/// A store in a fresh temporary directory, on a clock the test moves.
-struct Fixture {
-    dir: TempDir,
-    store: SqliteStore,
+/// A store on a fresh database of backend `B`, on a clock the test moves.
+/// The store is dropped before the database.
+struct Fixture<B: Backend> {
+    store: B::Store,
     now: ManualClock,
+    db: B,
 }
 
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let now = ManualClock::at_unix_ms(T0.try_into().unwrap());
-        let store = open(&dir.path().join("memories.db"), &now);
-        Self { dir, store, now }
+impl<B: Backend> Fixture<B> {
+    async fn new() -> Self {
+        Self::with_limits(Limits::default()).await
     }
 
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("memories.db")
+    async fn with_limits(limits: Limits) -> Self {
+        let db = B::create().await;
+        let now = ManualClock::at_unix_ms(T0.try_into().unwrap());
+        let store = db.open(limits, now.clone()).await;
+        Self { store, now, db }
     }
 
     fn advance(&self, millis: i64) {
@@ -68,12 +76,13 @@ impl Fixture {
         }
     }
 
-    /// Closes the store (all connections) and opens the same file again.
-    fn reopen(self) -> Self {
-        let Self { dir, store, now } = self;
-        drop(store);
-        let store = open(&dir.path().join("memories.db"), &now);
-        Self { dir, store, now }
+    /// Closes the store (all connections) and opens the same database again.
+    async fn reopen(self) -> Self {
+        let Self { store, now, db } = self;
+        let limits = B::limits(&store).clone();
+        B::close(store).await;
+        let store = db.open(limits, now.clone()).await;
+        Self { store, now, db }
     }
 
     async fn add(&self, owner: &Owner, text: &str, categories: &[&str]) -> Memory {
@@ -126,13 +135,6 @@ impl Fixture {
     }
 }
 
-fn open(path: &Path, now: &ManualClock) -> SqliteStore {
-    let options = SqliteOptions::new()
-        .with_clock(now.clone())
-        .with_read_connections(2);
-    SqliteStore::open_with_options(path, options).unwrap()
-}
-
 fn alice() -> Owner {
     Owner::new("auth0|alice").unwrap()
 }
@@ -159,29 +161,11 @@ fn invalid_field(error: &StoreError) -> &'static str {
     }
 }
 
-/// Opens the file directly and runs SQLite's own checks, including that the
-/// full-text index agrees exactly with the non-deleted memories.
-fn assert_database_consistent(path: &Path) {
-    let connection = rusqlite::Connection::open(path).unwrap();
-    let integrity: String = connection
-        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
-    let violations = connection
-        .prepare("PRAGMA foreign_key_check")
-        .unwrap()
-        .query_map([], |_| Ok(()))
-        .unwrap()
-        .count();
-    assert_eq!(violations, 0);
-}
-
 mod lifecycle {
     use super::*;
 
-    #[tokio::test]
-    async fn add_assigns_ids_timestamps_and_normalises_categories() {
-        let fixture = Fixture::new();
+    async fn add_assigns_ids_timestamps_and_normalises_categories<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let new = NewMemory::new("Prefers window seats", "client-1")
             .with_metadata(metadata(json!({"source": "chat", "n": 1})))
             .with_categories([" Travel ", "TRAVEL", "preferences"]);
@@ -199,9 +183,8 @@ mod lifecycle {
         assert_eq!((memory.created_at, memory.updated_at), (T0, T0));
     }
 
-    #[tokio::test]
-    async fn a_batch_is_returned_in_input_order_with_increasing_ids() {
-        let fixture = Fixture::new();
+    async fn a_batch_is_returned_in_input_order_with_increasing_ids<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let batch = (0..5)
             .map(|n| NewMemory::new(format!("memory {n}"), "app-a"))
             .collect();
@@ -215,9 +198,8 @@ mod lifecycle {
         assert!(added.windows(2).all(|pair| pair[0].id < pair[1].id));
     }
 
-    #[tokio::test]
-    async fn an_empty_batch_adds_nothing() {
-        let fixture = Fixture::new();
+    async fn an_empty_batch_adds_nothing<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         assert!(
             fixture
                 .store
@@ -229,9 +211,8 @@ mod lifecycle {
         assert_eq!(fixture.count(&alice()).await, 0);
     }
 
-    #[tokio::test]
-    async fn get_returns_the_stored_memory() {
-        let fixture = Fixture::new();
+    async fn get_returns_the_stored_memory<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let added = fixture
             .add(&alice(), "Has a cat named Miso", &["pets"])
             .await;
@@ -243,9 +224,8 @@ mod lifecycle {
         assert_eq!(fetched, Some(added));
     }
 
-    #[tokio::test]
-    async fn get_of_an_unknown_id_is_none() {
-        let fixture = Fixture::new();
+    async fn get_of_an_unknown_id_is_none<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture.add(&alice(), "something", &[]).await;
         let unknown: MemoryId = "01890a5d-ac96-774b-bcce-b302099a8057".parse().unwrap();
         assert_eq!(
@@ -258,9 +238,8 @@ mod lifecycle {
         );
     }
 
-    #[tokio::test]
-    async fn update_text_replaces_text_and_reindexes_search() {
-        let fixture = Fixture::new();
+    async fn update_text_replaces_text_and_reindexes_search<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let added = fixture.add(&alice(), "Drives a red bicycle", &[]).await;
         fixture.advance(1000);
         let updated = fixture
@@ -277,12 +256,11 @@ mod lifecycle {
             fixture.search_texts(&alice(), "scooter").await,
             ["Drives a blue scooter"]
         );
-        assert_database_consistent(&fixture.path());
+        fixture.db.assert_consistent().await;
     }
 
-    #[tokio::test]
-    async fn update_text_keeps_metadata_unless_given() {
-        let fixture = Fixture::new();
+    async fn update_text_keeps_metadata_unless_given<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let new = NewMemory::new("v1", "app-a").with_metadata(metadata(json!({"k": 1})));
         let added = fixture
             .store
@@ -311,9 +289,8 @@ mod lifecycle {
         assert_eq!(replaced.metadata, metadata(json!({"k": 2})));
     }
 
-    #[tokio::test]
-    async fn state_transitions_count_only_real_changes() {
-        let fixture = Fixture::new();
+    async fn state_transitions_count_only_real_changes<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let first = fixture.add(&alice(), "first", &[]).await;
         let second = fixture.add(&alice(), "second", &[]).await;
         let both = [first.id, second.id];
@@ -372,9 +349,8 @@ mod lifecycle {
         );
     }
 
-    #[tokio::test]
-    async fn paused_and_archived_memories_leave_default_search() {
-        let fixture = Fixture::new();
+    async fn paused_and_archived_memories_leave_default_search<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let paused = fixture.add(&alice(), "paused kiwi", &[]).await;
         let archived = fixture.add(&alice(), "archived kiwi", &[]).await;
         fixture.add(&alice(), "active kiwi", &[]).await;
@@ -418,9 +394,8 @@ mod lifecycle {
         );
     }
 
-    #[tokio::test]
-    async fn set_state_cannot_delete() {
-        let fixture = Fixture::new();
+    async fn set_state_cannot_delete<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let memory = fixture.add(&alice(), "keep me", &[]).await;
         let error = fixture
             .store
@@ -431,9 +406,8 @@ mod lifecycle {
         assert_eq!(fixture.all(&alice()).await, [memory]);
     }
 
-    #[tokio::test]
-    async fn delete_wipes_the_memory_and_removes_it_from_search() {
-        let fixture = Fixture::new();
+    async fn delete_wipes_the_memory_and_removes_it_from_search<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let doomed = fixture
             .add(&alice(), "The safe code is zanzibar", &["secrets"])
             .await;
@@ -500,57 +474,17 @@ mod lifecycle {
             0
         );
 
-        let connection = rusqlite::Connection::open(fixture.path()).unwrap();
-        let (text, metadata, state): (String, String, String) = connection
-            .query_row(
-                "SELECT text, metadata, state FROM memories WHERE id = ?1",
-                [doomed.id.as_bytes()],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
-            .unwrap();
+        let ((text, metadata, state), leftovers) = fixture.db.raw_memory(doomed.id).await;
         assert_eq!(
             (text.as_str(), metadata.as_str(), state.as_str()),
             ("", "{}", "deleted")
         );
-        let leftovers: i64 = connection
-            .query_row(
-                "SELECT (SELECT COUNT(*) FROM memory_categories c JOIN memories m ON m.seq = c.memory_seq WHERE m.id = ?1)
-                      + (SELECT COUNT(*) FROM access_log a JOIN memories m ON m.seq = a.memory_seq WHERE m.id = ?1)",
-                [doomed.id.as_bytes()],
-                |row| row.get(0),
-            )
-            .unwrap();
         assert_eq!(leftovers, 0);
-        drop(connection);
-        assert_database_consistent(&fixture.path());
+        fixture.db.assert_consistent().await;
     }
 
-    #[tokio::test]
-    async fn deleted_text_does_not_remain_in_the_database_files() {
-        let fixture = Fixture::new();
-        for n in 0..50 {
-            fixture
-                .add(&alice(), &format!("filler memory number {n}"), &[])
-                .await;
-        }
-        let secret = fixture
-            .add(&alice(), "password is quixoticpangolin", &[])
-            .await;
-        fixture.store.delete(&alice(), &[secret.id]).await.unwrap();
-        let path = fixture.path();
-        drop(fixture.store);
-
-        for file in std::fs::read_dir(fixture.dir.path()).unwrap() {
-            let bytes = std::fs::read(file.unwrap().path()).unwrap();
-            let found = bytes.windows(8).any(|window| window == b"pangolin");
-            assert!(!found, "deleted text left in the database files");
-        }
-        assert_database_consistent(&path);
-    }
-
-    #[tokio::test]
-    async fn delete_all_deletes_every_memory_of_the_owner_only() {
-        let fixture = Fixture::new();
+    async fn delete_all_deletes_every_memory_of_the_owner_only<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         for n in 0..3 {
             fixture.add(&alice(), &format!("alice {n}"), &["a"]).await;
         }
@@ -560,12 +494,11 @@ mod lifecycle {
         assert_eq!(fixture.count(&alice()).await, 0);
         assert!(fixture.search_texts(&alice(), "alice").await.is_empty());
         assert_eq!(fixture.all(&bob()).await, [bobs]);
-        assert_database_consistent(&fixture.path());
+        fixture.db.assert_consistent().await;
     }
 
-    #[tokio::test]
-    async fn data_survives_closing_and_reopening_the_file() {
-        let fixture = Fixture::new();
+    async fn data_survives_closing_and_reopening_the_file<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let kept = fixture
             .add(&alice(), "Birthday is in March", &["dates"])
             .await;
@@ -586,7 +519,7 @@ mod lifecycle {
             .unwrap();
         let before = fixture.all(&alice()).await;
 
-        let fixture = fixture.reopen();
+        let fixture = fixture.reopen().await;
 
         assert_eq!(fixture.all(&alice()).await, before);
         assert_eq!(
@@ -605,15 +538,13 @@ mod lifecycle {
         assert!(later.id > kept.id);
     }
 
-    #[tokio::test]
-    async fn health_answers() {
-        let fixture = Fixture::new();
+    async fn health_answers<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture.store.health().await.unwrap();
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_writers_and_readers_all_succeed() {
-        let fixture = Fixture::new();
+    async fn concurrent_writers_and_readers_all_succeed<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let mut tasks = Vec::new();
         for task in 0..8 {
             let store = fixture.store.clone();
@@ -635,16 +566,18 @@ mod lifecycle {
             task.await.unwrap().unwrap();
         }
         assert_eq!(fixture.count(&alice()).await, 80);
-        assert_database_consistent(&fixture.path());
+        fixture.db.assert_consistent().await;
     }
 
-    #[test]
-    fn methods_outside_a_tokio_runtime_fail_instead_of_panicking() {
+    fn methods_outside_a_tokio_runtime_fail_instead_of_panicking<B: Backend>() {
         use std::future::Future;
         use std::pin::pin;
         use std::task::{Context, Poll, Waker};
 
-        let fixture = Fixture::new();
+        // Made inside a runtime (connecting needs one), used outside it.
+        let fixture = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(Fixture::<B>::new());
         let mut health = pin!(fixture.store.health());
         let mut context = Context::from_waker(Waker::noop());
         let Poll::Ready(result) = health.as_mut().poll(&mut context) else {
@@ -652,14 +585,70 @@ mod lifecycle {
         };
         assert_eq!(result.unwrap_err().kind(), &ErrorKind::Unavailable);
     }
+
+    backends!(
+        add_assigns_ids_timestamps_and_normalises_categories,
+        a_batch_is_returned_in_input_order_with_increasing_ids,
+        an_empty_batch_adds_nothing,
+        get_returns_the_stored_memory,
+        get_of_an_unknown_id_is_none,
+        update_text_replaces_text_and_reindexes_search,
+        update_text_keeps_metadata_unless_given,
+        state_transitions_count_only_real_changes,
+        paused_and_archived_memories_leave_default_search,
+        set_state_cannot_delete,
+        delete_wipes_the_memory_and_removes_it_from_search,
+        delete_all_deletes_every_memory_of_the_owner_only,
+        data_survives_closing_and_reopening_the_file,
+        health_answers,
+        concurrent_writers_and_readers_all_succeed
+    );
+
+    #[test]
+    fn methods_outside_a_tokio_runtime_fail_instead_of_panicking_sqlite() {
+        methods_outside_a_tokio_runtime_fail_instead_of_panicking::<backend::Sqlite>();
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn methods_outside_a_tokio_runtime_fail_instead_of_panicking_postgres() {
+        methods_outside_a_tokio_runtime_fail_instead_of_panicking::<backend::Postgres>();
+    }
+}
+
+/// SQLite only: a file-level check (PostgreSQL's pages and WAL are the server's).
+mod sqlite_files {
+    use super::*;
+
+    #[tokio::test]
+    async fn deleted_text_does_not_remain_in_the_database_files() {
+        let fixture = Fixture::<backend::Sqlite>::new().await;
+        for n in 0..50 {
+            fixture
+                .add(&alice(), &format!("filler memory number {n}"), &[])
+                .await;
+        }
+        let secret = fixture
+            .add(&alice(), "password is quixoticpangolin", &[])
+            .await;
+        fixture.store.delete(&alice(), &[secret.id]).await.unwrap();
+        let Fixture { store, db, .. } = fixture;
+        drop(store);
+
+        for file in std::fs::read_dir(db.dir.path()).unwrap() {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            let found = bytes.windows(8).any(|window| window == b"pangolin");
+            assert!(!found, "deleted text left in the database files");
+        }
+        db.assert_consistent().await;
+    }
 }
 
 mod listing {
     use super::*;
 
-    #[tokio::test]
-    async fn defaults_to_active_and_paused_newest_first() {
-        let fixture = Fixture::new();
+    async fn defaults_to_active_and_paused_newest_first<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let old = fixture.add(&alice(), "old", &[]).await;
         let paused = fixture.add(&alice(), "paused", &[]).await;
         let archived = fixture.add(&alice(), "archived", &[]).await;
@@ -697,9 +686,8 @@ mod listing {
         assert_eq!(page.items[0].id, archived.id);
     }
 
-    #[tokio::test]
-    async fn paginates_with_totals() {
-        let fixture = Fixture::new();
+    async fn paginates_with_totals<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         for n in 0..25 {
             fixture.add(&alice(), &format!("note {n:02}"), &[]).await;
         }
@@ -726,9 +714,8 @@ mod listing {
         assert_eq!(beyond.total, 25);
     }
 
-    #[tokio::test]
-    async fn sorts_by_text_app_and_update_time_in_both_directions() {
-        let fixture = Fixture::new();
+    async fn sorts_by_text_app_and_update_time_in_both_directions<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let banana = fixture.add_from(&alice(), "banana", &[], "zeta").await;
         let apple = fixture.add_from(&alice(), "Apple", &[], "alpha").await;
         let cherry = fixture.add_from(&alice(), "cherry", &[], "mu").await;
@@ -766,9 +753,8 @@ mod listing {
         );
     }
 
-    #[tokio::test]
-    async fn filters_by_any_of_the_categories() {
-        let fixture = Fixture::new();
+    async fn filters_by_any_of_the_categories<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let work = fixture.add(&alice(), "work", &["work"]).await;
         let both = fixture.add(&alice(), "both", &["work", "health"]).await;
         fixture.add(&alice(), "music", &["music"]).await;
@@ -782,9 +768,8 @@ mod listing {
         assert_eq!(page.total, 2);
     }
 
-    #[tokio::test]
-    async fn filters_by_app_and_creation_time() {
-        let fixture = Fixture::new();
+    async fn filters_by_app_and_creation_time<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture.add_from(&alice(), "early a", &[], "app-a").await;
         fixture.advance(1000);
         let middle = fixture.add_from(&alice(), "middle a", &[], "app-a").await;
@@ -803,9 +788,8 @@ mod listing {
         assert_eq!(invalid_field(&error), "from");
     }
 
-    #[tokio::test]
-    async fn text_contains_ignores_case_and_treats_wildcards_literally() {
-        let fixture = Fixture::new();
+    async fn text_contains_ignores_case_and_treats_wildcards_literally<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture.add(&alice(), "Battery at 100% today", &[]).await;
         fixture.add(&alice(), "Battery at 1000 mAh", &[]).await;
         fixture.add(&alice(), "file_name.txt", &[]).await;
@@ -828,9 +812,8 @@ mod listing {
         assert_eq!(texts("%").await.len(), 1);
     }
 
-    #[tokio::test]
-    async fn categories_are_counted_most_used_first() {
-        let fixture = Fixture::new();
+    async fn categories_are_counted_most_used_first<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture.add(&alice(), "one", &["work", "health"]).await;
         fixture.add(&alice(), "two", &["work"]).await;
         fixture.add(&alice(), "three", &["Work", "art"]).await;
@@ -845,14 +828,23 @@ mod listing {
             ]
         );
     }
+
+    backends!(
+        defaults_to_active_and_paused_newest_first,
+        paginates_with_totals,
+        sorts_by_text_app_and_update_time_in_both_directions,
+        filters_by_any_of_the_categories,
+        filters_by_app_and_creation_time,
+        text_contains_ignores_case_and_treats_wildcards_literally,
+        categories_are_counted_most_used_first
+    );
 }
 
 mod search {
     use super::*;
 
-    #[tokio::test]
-    async fn more_matching_terms_rank_first() {
-        let fixture = Fixture::new();
+    async fn more_matching_terms_rank_first<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture
             .add(&alice(), "I enjoy hiking on weekends", &[])
             .await;
@@ -897,9 +889,8 @@ mod search {
         assert!(hits.iter().all(|hit| hit.score > 0.0));
     }
 
-    #[tokio::test]
-    async fn facts_written_apart_in_time_are_not_each_others_context() {
-        let fixture = Fixture::new();
+    async fn facts_written_apart_in_time_are_not_each_others_context<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture
             .add_hours_apart(
                 &alice(),
@@ -917,9 +908,8 @@ mod search {
         );
     }
 
-    #[tokio::test]
-    async fn a_question_with_no_answer_finds_nothing() {
-        let fixture = Fixture::new();
+    async fn a_question_with_no_answer_finds_nothing<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture
             .add_hours_apart(
                 &alice(),
@@ -952,9 +942,8 @@ mod search {
         );
     }
 
-    #[tokio::test]
-    async fn possessives_do_not_favour_short_memories_full_of_them() {
-        let fixture = Fixture::new();
+    async fn possessives_do_not_favour_short_memories_full_of_them<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture
             .add(&alice(), "Mum's friend's cat's bowl", &[])
             .await;
@@ -970,9 +959,8 @@ mod search {
         );
     }
 
-    #[tokio::test]
-    async fn snippets_highlight_matched_terms() {
-        let fixture = Fixture::new();
+    async fn snippets_highlight_matched_terms<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let long = format!(
             "{} The user is allergic to shellfish and peanuts. {}",
             "Lorem ipsum dolor sit amet. ".repeat(10),
@@ -992,18 +980,16 @@ mod search {
         assert!(snippet.len() < long.len());
     }
 
-    #[tokio::test]
-    async fn stemming_and_diacritics_help_recall() {
-        let fixture = Fixture::new();
+    async fn stemming_and_diacritics_help_recall<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture.add(&alice(), "Went running at the café", &[]).await;
         assert_eq!(fixture.search_texts(&alice(), "run").await.len(), 1);
         assert_eq!(fixture.search_texts(&alice(), "cafe").await.len(), 1);
         assert_eq!(fixture.search_texts(&alice(), "RUNS").await.len(), 1);
     }
 
-    #[tokio::test]
-    async fn a_query_without_words_finds_nothing() {
-        let fixture = Fixture::new();
+    async fn a_query_without_words_finds_nothing<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture.add(&alice(), "anything at all", &[]).await;
         for query in ["", "   ", "!!! ??? ...", "\"\"", "*"] {
             assert!(
@@ -1013,9 +999,8 @@ mod search {
         }
     }
 
-    #[tokio::test]
-    async fn filters_by_category_and_app() {
-        let fixture = Fixture::new();
+    async fn filters_by_category_and_app<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture
             .add_from(&alice(), "lemon tart recipe", &["food"], "app-a")
             .await;
@@ -1032,9 +1017,8 @@ mod search {
         assert_eq!(hits[0].memory.text, "lemon tree care");
     }
 
-    #[tokio::test]
-    async fn respects_the_limit() {
-        let fixture = Fixture::new();
+    async fn respects_the_limit<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         for n in 0..12 {
             fixture
                 .add(&alice(), &format!("orange number {n}"), &[])
@@ -1048,9 +1032,8 @@ mod search {
     }
 
     /// FTS5 query syntax in user text: never an error, never another owner's data.
-    #[tokio::test]
-    async fn fts_syntax_in_the_query_is_never_interpreted() {
-        let fixture = Fixture::new();
+    async fn fts_syntax_in_the_query_is_never_interpreted<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let mine = fixture.add(&alice(), "my note about gardens", &[]).await;
         fixture
             .add(
@@ -1113,19 +1096,14 @@ mod search {
                 .is_empty()
         );
         assert_eq!(fixture.search_texts(&bob(), "secret").await.len(), 1);
-        assert_database_consistent(&fixture.path());
+        fixture.db.assert_consistent().await;
     }
 
     /// 10,000 memories for one owner among 10,000 of other owners: search
     /// still returns exactly the right ones. (Speed belongs in a benchmark.)
-    #[test]
-    fn finds_the_right_memories_among_ten_thousand_and_other_owners() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let fixture = Fixture::new();
+    async fn finds_the_right_memories_among_ten_thousand_and_other_owners<B: Backend>() {
+        {
+            let fixture = Fixture::<B>::new().await;
             let others: Vec<Owner> = (0..20)
                 .map(|n| Owner::new(format!("other-{n}")).unwrap())
                 .collect();
@@ -1207,16 +1185,29 @@ mod search {
                 .unwrap();
             assert_eq!(theirs.len(), 50);
             assert!(theirs.iter().all(|hit| hit.memory.owner == *other));
-        });
+        }
     }
+
+    backends!(
+        more_matching_terms_rank_first,
+        facts_written_apart_in_time_are_not_each_others_context,
+        a_question_with_no_answer_finds_nothing,
+        possessives_do_not_favour_short_memories_full_of_them,
+        snippets_highlight_matched_terms,
+        stemming_and_diacritics_help_recall,
+        a_query_without_words_finds_nothing,
+        filters_by_category_and_app,
+        respects_the_limit,
+        fts_syntax_in_the_query_is_never_interpreted,
+        finds_the_right_memories_among_ten_thousand_and_other_owners
+    );
 }
 
 mod related {
     use super::*;
 
-    #[tokio::test]
-    async fn most_shared_categories_first_then_newest() {
-        let fixture = Fixture::new();
+    async fn most_shared_categories_first_then_newest<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let subject = fixture.add(&alice(), "subject", &["a", "b", "c"]).await;
         let one_old = fixture.add(&alice(), "one shared, older", &["a"]).await;
         let two = fixture.add(&alice(), "two shared", &["a", "b", "x"]).await;
@@ -1252,9 +1243,8 @@ mod related {
         assert_eq!(limited.len(), 1);
     }
 
-    #[tokio::test]
-    async fn without_categories_falls_back_to_similar_text() {
-        let fixture = Fixture::new();
+    async fn without_categories_falls_back_to_similar_text<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let subject = fixture
             .add(&alice(), "Learning to play the cello", &[])
             .await;
@@ -1273,9 +1263,8 @@ mod related {
         assert_eq!(related, [similar]);
     }
 
-    #[tokio::test]
-    async fn unknown_id_is_none() {
-        let fixture = Fixture::new();
+    async fn unknown_id_is_none<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture.add(&alice(), "x", &[]).await;
         let unknown: MemoryId = "01890a5d-ac96-774b-bcce-b302099a8057".parse().unwrap();
         assert_eq!(
@@ -1283,14 +1272,19 @@ mod related {
             None
         );
     }
+
+    backends!(
+        most_shared_categories_first_then_newest,
+        without_categories_falls_back_to_similar_text,
+        unknown_id_is_none
+    );
 }
 
 mod access_and_stats {
     use super::*;
 
-    #[tokio::test]
-    async fn reads_are_logged_and_paged_newest_first() {
-        let fixture = Fixture::new();
+    async fn reads_are_logged_and_paged_newest_first<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let memory = fixture.add(&alice(), "logged", &[]).await;
         for (app, via) in [
             ("app-a", "mcp:fetch"),
@@ -1326,9 +1320,8 @@ mod access_and_stats {
         assert_eq!(second.items[0].app, "app-a");
     }
 
-    #[tokio::test]
-    async fn search_recorded_logs_each_hit_once_for_its_owner_only() {
-        let fixture = Fixture::new();
+    async fn search_recorded_logs_each_hit_once_for_its_owner_only<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let coffee = fixture.add(&alice(), "flat white every morning", &[]).await;
         let tea = fixture.add(&alice(), "green tea after lunch", &[]).await;
         let bobs = fixture.add(&bob(), "flat white for bob", &[]).await;
@@ -1361,9 +1354,8 @@ mod access_and_stats {
         assert!(refused.is_err());
     }
 
-    #[tokio::test]
-    async fn record_access_skips_unknown_foreign_and_deleted_ids() {
-        let fixture = Fixture::new();
+    async fn record_access_skips_unknown_foreign_and_deleted_ids<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let mine = fixture.add(&alice(), "mine", &[]).await;
         let deleted = fixture.add(&alice(), "deleted", &[]).await;
         let theirs = fixture.add(&bob(), "theirs", &[]).await;
@@ -1397,9 +1389,8 @@ mod access_and_stats {
         assert_eq!(bobs_log.total, 0);
     }
 
-    #[tokio::test]
-    async fn stats_count_created_and_accessed_memories_per_app() {
-        let fixture = Fixture::new();
+    async fn stats_count_created_and_accessed_memories_per_app<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let a1 = fixture.add_from(&alice(), "a1", &[], "app-a").await;
         let a2 = fixture.add_from(&alice(), "a2", &[], "app-a").await;
         let b1 = fixture.add_from(&alice(), "b1", &[], "app-b").await;
@@ -1437,6 +1428,13 @@ mod access_and_stats {
         let empty = fixture.store.stats(&nobody).await.unwrap();
         assert_eq!((empty.total_memories, empty.total_apps), (0, 0));
     }
+
+    backends!(
+        reads_are_logged_and_paged_newest_first,
+        search_recorded_logs_each_hit_once_for_its_owner_only,
+        record_access_skips_unknown_foreign_and_deleted_ids,
+        stats_count_created_and_accessed_memories_per_app
+    );
 }
 
 /// What each app did per UTC day, and when it was last used.
@@ -1446,9 +1444,8 @@ mod activity {
     /// T0 is 22:13:20 UTC; two hours later is the next UTC day.
     const TO_NEXT_DAY: i64 = 2 * 60 * 60 * 1000;
 
-    #[tokio::test]
-    async fn counts_additions_and_reads_per_utc_day_and_app() {
-        let fixture = Fixture::new();
+    async fn counts_additions_and_reads_per_utc_day_and_app<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let store = &fixture.store;
         let tea = fixture.add_from(&alice(), "green tea", &[], "app-a").await;
         let bike = fixture.add_from(&alice(), "red bike", &[], "app-a").await;
@@ -1499,9 +1496,8 @@ mod activity {
         assert_eq!(fixture.activity(&alice(), day1 + DAY).await, []);
     }
 
-    #[tokio::test]
-    async fn since_is_inclusive_to_the_millisecond() {
-        let fixture = Fixture::new();
+    async fn since_is_inclusive_to_the_millisecond<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture.add(&alice(), "written at T0", &[]).await;
         assert_eq!(
             fixture.activity(&alice(), T0).await,
@@ -1510,9 +1506,8 @@ mod activity {
         assert_eq!(fixture.activity(&alice(), T0 + 1).await, []);
     }
 
-    #[tokio::test]
-    async fn deleted_memories_and_their_reads_are_not_counted() {
-        let fixture = Fixture::new();
+    async fn deleted_memories_and_their_reads_are_not_counted<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let store = &fixture.store;
         let kept = fixture.add(&alice(), "kept", &[]).await;
         let gone = fixture.add(&alice(), "gone", &[]).await;
@@ -1535,9 +1530,8 @@ mod activity {
         assert_eq!(fixture.activity(&alice(), day).await, []);
     }
 
-    #[tokio::test]
-    async fn reaches_back_at_most_400_days_before_today() {
-        let fixture = Fixture::new();
+    async fn reaches_back_at_most_400_days_before_today<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture.add(&alice(), "long ago", &[]).await;
         let day0 = day_of(T0);
         // Today is 400 days after T0's day: T0's day is still in reach.
@@ -1559,9 +1553,8 @@ mod activity {
         assert_eq!(mcp_api::store::MAX_ACTIVITY_DAYS, 400);
     }
 
-    #[tokio::test]
-    async fn last_used_at_is_the_latest_write_or_read() {
-        let fixture = Fixture::new();
+    async fn last_used_at_is_the_latest_write_or_read<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let store = &fixture.store;
         let written = fixture.add_from(&alice(), "a writes", &[], "app-a").await;
         fixture.advance(100);
@@ -1600,14 +1593,22 @@ mod activity {
         let bobs = store.stats(&bob()).await.unwrap();
         assert_eq!(bobs.apps[0].last_used_at, Some(T0 + 403));
     }
+
+    backends!(
+        counts_additions_and_reads_per_utc_day_and_app,
+        since_is_inclusive_to_the_millisecond,
+        deleted_memories_and_their_reads_are_not_counted,
+        reaches_back_at_most_400_days_before_today,
+        last_used_at_is_the_latest_write_or_read
+    );
 }
 
 /// Every limit: an `InvalidInput` naming the field, and nothing written.
 mod limits {
     use super::*;
 
-    async fn assert_rejected_without_writes(
-        fixture: &Fixture,
+    async fn assert_rejected_without_writes<B: Backend>(
+        fixture: &Fixture<B>,
         memories: Vec<NewMemory>,
         field: &str,
     ) {
@@ -1621,9 +1622,8 @@ mod limits {
         NewMemory::new(format!("valid memory {n}"), "app-a")
     }
 
-    #[tokio::test]
-    async fn one_bad_memory_rejects_the_whole_batch() {
-        let fixture = Fixture::new();
+    async fn one_bad_memory_rejects_the_whole_batch<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture.add(&alice(), "existing", &[]).await;
         let limits = Limits::default();
         let oversized = [
@@ -1658,9 +1658,8 @@ mod limits {
         assert_eq!(fixture.count(&alice()).await, 1);
     }
 
-    #[tokio::test]
-    async fn a_batch_over_the_limit_writes_nothing() {
-        let fixture = Fixture::new();
+    async fn a_batch_over_the_limit_writes_nothing<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let too_many = (0..=Limits::default().max_batch).map(valid).collect();
         assert_rejected_without_writes(&fixture, too_many, "memories").await;
         assert_eq!(fixture.count(&alice()).await, 0);
@@ -1676,9 +1675,8 @@ mod limits {
         );
     }
 
-    #[tokio::test]
-    async fn id_batches_over_the_limit_change_nothing() {
-        let fixture = Fixture::new();
+    async fn id_batches_over_the_limit_change_nothing<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let memory = fixture.add(&alice(), "stays active", &[]).await;
         let ids = vec![memory.id; Limits::default().max_batch + 1];
 
@@ -1701,9 +1699,8 @@ mod limits {
         assert_eq!(fixture.access_log_total(&alice(), memory.id).await, 0);
     }
 
-    #[tokio::test]
-    async fn oversized_updates_change_nothing() {
-        let fixture = Fixture::new();
+    async fn oversized_updates_change_nothing<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let memory = fixture.add(&alice(), "original", &[]).await;
         let limits = Limits::default();
         let error = fixture
@@ -1727,9 +1724,8 @@ mod limits {
         assert_eq!(fixture.all(&alice()).await, [memory]);
     }
 
-    #[tokio::test]
-    async fn list_and_search_parameters_are_bounded() {
-        let fixture = Fixture::new();
+    async fn list_and_search_parameters_are_bounded<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let store = &fixture.store;
         let owner = alice();
         let list_error = |query: ListQuery| async move {
@@ -1805,13 +1801,12 @@ mod limits {
         assert_eq!(log.total, 0);
     }
 
-    #[tokio::test]
-    async fn custom_limits_are_enforced() {
-        let dir = tempfile::tempdir().unwrap();
+    async fn custom_limits_are_enforced<B: Backend>() {
         let mut limits = Limits::default();
         limits.max_text_bytes = 10;
-        let store = SqliteStore::open(dir.path().join("small.db"), limits).unwrap();
-        assert_eq!(store.limits().max_text_bytes, 10);
+        let fixture = Fixture::<B>::with_limits(limits).await;
+        let store = &fixture.store;
+        assert_eq!(B::limits(store).max_text_bytes, 10);
         let error = store
             .add(&alice(), vec![NewMemory::new("eleven byte", "app-a")])
             .await
@@ -1824,6 +1819,15 @@ mod limits {
                 .is_ok()
         );
     }
+
+    backends!(
+        one_bad_memory_rejects_the_whole_batch,
+        a_batch_over_the_limit_writes_nothing,
+        id_batches_over_the_limit_change_nothing,
+        oversized_updates_change_nothing,
+        list_and_search_parameters_are_bounded,
+        custom_limits_are_enforced
+    );
 }
 
 /// Owner B attacking owner A's memory through every method. After each
@@ -1831,13 +1835,13 @@ mod limits {
 mod isolation {
     use super::*;
 
-    struct Victim {
-        fixture: Fixture,
+    struct Victim<B: Backend> {
+        fixture: Fixture<B>,
         memory: Memory,
     }
 
-    async fn victim() -> Victim {
-        let fixture = Fixture::new();
+    async fn victim<B: Backend>() -> Victim<B> {
+        let fixture = Fixture::<B>::new().await;
         let memory = fixture
             .add(&alice(), "Alice's bank PIN is 4921", &["secrets"])
             .await;
@@ -1847,7 +1851,7 @@ mod isolation {
         Victim { fixture, memory }
     }
 
-    impl Victim {
+    impl<B: Backend> Victim<B> {
         async fn assert_untouched(&self) {
             let store = &self.fixture.store;
             assert_eq!(
@@ -1868,13 +1872,12 @@ mod isolation {
                 store.categories(&alice()).await.unwrap(),
                 [("secrets".to_owned(), 1)]
             );
-            assert_database_consistent(&self.fixture.path());
+            self.fixture.db.assert_consistent().await;
         }
     }
 
-    #[tokio::test]
-    async fn owner_b_cannot_fetch_owner_a_memory_by_id() {
-        let victim = victim().await;
+    async fn owner_b_cannot_fetch_owner_a_memory_by_id<B: Backend>() {
+        let victim = victim::<B>().await;
         let fetched = victim
             .fixture
             .store
@@ -1884,9 +1887,8 @@ mod isolation {
         victim.assert_untouched().await;
     }
 
-    #[tokio::test]
-    async fn owner_b_cannot_list_owner_a_memories() {
-        let victim = victim().await;
+    async fn owner_b_cannot_list_owner_a_memories<B: Backend>() {
+        let victim = victim::<B>().await;
         let query = ListQuery::new()
             .with_states([
                 MemoryState::Active,
@@ -1900,9 +1902,8 @@ mod isolation {
         victim.assert_untouched().await;
     }
 
-    #[tokio::test]
-    async fn owner_b_cannot_find_owner_a_memory_by_search() {
-        let victim = victim().await;
+    async fn owner_b_cannot_find_owner_a_memory_by_search<B: Backend>() {
+        let victim = victim::<B>().await;
         let hits = victim
             .fixture
             .store
@@ -1912,9 +1913,8 @@ mod isolation {
         victim.assert_untouched().await;
     }
 
-    #[tokio::test]
-    async fn owner_b_cannot_update_owner_a_memory() {
-        let victim = victim().await;
+    async fn owner_b_cannot_update_owner_a_memory<B: Backend>() {
+        let victim = victim::<B>().await;
         let updated = victim
             .fixture
             .store
@@ -1924,9 +1924,8 @@ mod isolation {
         victim.assert_untouched().await;
     }
 
-    #[tokio::test]
-    async fn owner_b_cannot_pause_or_archive_owner_a_memory() {
-        let victim = victim().await;
+    async fn owner_b_cannot_pause_or_archive_owner_a_memory<B: Backend>() {
+        let victim = victim::<B>().await;
         for state in [MemoryState::Paused, MemoryState::Archived] {
             let changed = victim
                 .fixture
@@ -1938,9 +1937,8 @@ mod isolation {
         victim.assert_untouched().await;
     }
 
-    #[tokio::test]
-    async fn owner_b_cannot_delete_owner_a_memory() {
-        let victim = victim().await;
+    async fn owner_b_cannot_delete_owner_a_memory<B: Backend>() {
+        let victim = victim::<B>().await;
         let deleted = victim
             .fixture
             .store
@@ -1950,16 +1948,14 @@ mod isolation {
         victim.assert_untouched().await;
     }
 
-    #[tokio::test]
-    async fn owner_b_delete_all_does_not_reach_owner_a() {
-        let victim = victim().await;
+    async fn owner_b_delete_all_does_not_reach_owner_a<B: Backend>() {
+        let victim = victim::<B>().await;
         assert_eq!(victim.fixture.store.delete_all(&bob()).await.unwrap(), 1);
         victim.assert_untouched().await;
     }
 
-    #[tokio::test]
-    async fn owner_b_cannot_read_owner_a_access_log() {
-        let victim = victim().await;
+    async fn owner_b_cannot_read_owner_a_access_log<B: Backend>() {
+        let victim = victim::<B>().await;
         let log = victim
             .fixture
             .store
@@ -1969,9 +1965,8 @@ mod isolation {
         victim.assert_untouched().await;
     }
 
-    #[tokio::test]
-    async fn owner_b_cannot_write_into_owner_a_access_log() {
-        let victim = victim().await;
+    async fn owner_b_cannot_write_into_owner_a_access_log<B: Backend>() {
+        let victim = victim::<B>().await;
         let recorded = victim
             .fixture
             .store
@@ -1981,9 +1976,8 @@ mod isolation {
         victim.assert_untouched().await;
     }
 
-    #[tokio::test]
-    async fn owner_b_cannot_get_related_of_owner_a_memory() {
-        let victim = victim().await;
+    async fn owner_b_cannot_get_related_of_owner_a_memory<B: Backend>() {
+        let victim = victim::<B>().await;
         let related = victim
             .fixture
             .store
@@ -1993,9 +1987,8 @@ mod isolation {
         victim.assert_untouched().await;
     }
 
-    #[tokio::test]
-    async fn owner_b_related_never_includes_owner_a_memories() {
-        let victim = victim().await;
+    async fn owner_b_related_never_includes_owner_a_memories<B: Backend>() {
+        let victim = victim::<B>().await;
         let bobs = victim.fixture.all(&bob()).await.remove(0);
         let related = victim
             .fixture
@@ -2021,9 +2014,8 @@ mod isolation {
         victim.assert_untouched().await;
     }
 
-    #[tokio::test]
-    async fn owner_b_cannot_see_owner_a_categories_or_stats() {
-        let victim = victim().await;
+    async fn owner_b_cannot_see_owner_a_categories_or_stats<B: Backend>() {
+        let victim = victim::<B>().await;
         let store = &victim.fixture.store;
         assert_eq!(
             store.categories(&bob()).await.unwrap(),
@@ -2034,9 +2026,8 @@ mod isolation {
         victim.assert_untouched().await;
     }
 
-    #[tokio::test]
-    async fn activity_never_shows_another_owners_apps() {
-        let fixture = Fixture::new();
+    async fn activity_never_shows_another_owners_apps<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let alices = fixture
             .add_from(&alice(), "Alice's diary", &[], "alice-writer")
             .await;
@@ -2080,12 +2071,11 @@ mod isolation {
         );
         let stranger = Owner::new("auth0|carol").unwrap();
         assert_eq!(fixture.activity(&stranger, i64::MIN).await, []);
-        assert_database_consistent(&fixture.path());
+        fixture.db.assert_consistent().await;
     }
 
-    #[tokio::test]
-    async fn look_alike_subjects_are_different_owners() {
-        let victim = victim().await;
+    async fn look_alike_subjects_are_different_owners<B: Backend>() {
+        let victim = victim::<B>().await;
         for subject in [
             "auth0|Alice",
             "auth0|alice ",
@@ -2110,14 +2100,30 @@ mod isolation {
         }
         victim.assert_untouched().await;
     }
+
+    backends!(
+        owner_b_cannot_fetch_owner_a_memory_by_id,
+        owner_b_cannot_list_owner_a_memories,
+        owner_b_cannot_find_owner_a_memory_by_search,
+        owner_b_cannot_update_owner_a_memory,
+        owner_b_cannot_pause_or_archive_owner_a_memory,
+        owner_b_cannot_delete_owner_a_memory,
+        owner_b_delete_all_does_not_reach_owner_a,
+        owner_b_cannot_read_owner_a_access_log,
+        owner_b_cannot_write_into_owner_a_access_log,
+        owner_b_cannot_get_related_of_owner_a_memory,
+        owner_b_related_never_includes_owner_a_memories,
+        owner_b_cannot_see_owner_a_categories_or_stats,
+        activity_never_shows_another_owners_apps,
+        look_alike_subjects_are_different_owners
+    );
 }
 
 mod engine {
     use super::*;
 
-    #[tokio::test]
-    async fn adding_the_same_text_again_returns_the_existing_memory() {
-        let fixture = Fixture::new();
+    async fn adding_the_same_text_again_returns_the_existing_memory<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let first = fixture.add(&alice(), "I take my coffee black.", &[]).await;
         fixture.advance(1000);
         let again = fixture
@@ -2142,9 +2148,8 @@ mod engine {
         assert_eq!(fixture.count(&alice()).await, 2);
     }
 
-    #[tokio::test]
-    async fn a_deleted_or_changed_text_can_be_added_again() {
-        let fixture = Fixture::new();
+    async fn a_deleted_or_changed_text_can_be_added_again<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let first = fixture.add(&alice(), "Lives in Porto", &[]).await;
         fixture.store.delete(&alice(), &[first.id]).await.unwrap();
         let second = fixture.add(&alice(), "Lives in Porto", &[]).await;
@@ -2161,9 +2166,8 @@ mod engine {
         assert_eq!(again.id, second.id);
     }
 
-    #[tokio::test]
-    async fn reads_are_logged_behind_and_seen_by_the_access_log() {
-        let fixture = Fixture::new();
+    async fn reads_are_logged_behind_and_seen_by_the_access_log<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let memory = fixture.add(&alice(), "read me", &[]).await;
         for _ in 0..20 {
             fixture
@@ -2176,24 +2180,22 @@ mod engine {
         assert_eq!(fixture.access_log_total(&alice(), memory.id).await, 20);
     }
 
-    #[tokio::test]
-    async fn the_access_log_queued_at_close_is_written() {
-        let fixture = Fixture::new();
+    async fn the_access_log_queued_at_close_is_written<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let memory = fixture.add(&alice(), "read me", &[]).await;
         fixture
             .store
             .record_access(&alice(), &[memory.id, memory.id], &reader())
             .await
             .unwrap();
-        let fixture = fixture.reopen();
+        let fixture = fixture.reopen().await;
         assert_eq!(fixture.access_log_total(&alice(), memory.id).await, 2);
     }
 
     /// Concurrent writers share commit groups; each gets its own result, and a
     /// refused write among them fails alone.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_writes_commit_together_and_fail_alone() {
-        let fixture = Arc::new(Fixture::new());
+    async fn concurrent_writes_commit_together_and_fail_alone<B: Backend>() {
+        let fixture = Arc::new(Fixture::<B>::new().await);
         let mut tasks = Vec::new();
         for n in 0..200 {
             let fixture = Arc::clone(&fixture);
@@ -2227,29 +2229,36 @@ mod engine {
         );
     }
 
-    #[tokio::test]
-    async fn the_index_is_rebuilt_from_the_database_on_open() {
-        let fixture = Fixture::new();
+    async fn the_index_is_rebuilt_from_the_database_on_open<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture
             .add(&alice(), "The cello lessons are on Tuesdays", &[])
             .await;
         let gone = fixture.add(&alice(), "The cello is rented", &[]).await;
         fixture.store.delete(&alice(), &[gone.id]).await.unwrap();
-        let fixture = fixture.reopen();
+        let fixture = fixture.reopen().await;
         assert_eq!(
             fixture.search_texts(&alice(), "cello").await,
             ["The cello lessons are on Tuesdays"]
         );
     }
+
+    backends!(
+        adding_the_same_text_again_returns_the_existing_memory,
+        a_deleted_or_changed_text_can_be_added_again,
+        reads_are_logged_behind_and_seen_by_the_access_log,
+        the_access_log_queued_at_close_is_written,
+        concurrent_writes_commit_together_and_fail_alone,
+        the_index_is_rebuilt_from_the_database_on_open
+    );
 }
 
 mod vocabulary {
     use super::*;
 
     /// Facts saved one by one, hours apart, then asked about in other words.
-    #[tokio::test]
-    async fn facts_are_found_when_asked_in_other_words() {
-        let fixture = Fixture::new();
+    async fn facts_are_found_when_asked_in_other_words<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture
             .add_hours_apart(
                 &alice(),
@@ -2290,9 +2299,8 @@ mod vocabulary {
         }
     }
 
-    #[tokio::test]
-    async fn a_memory_with_the_query_word_ranks_above_one_with_a_related_word() {
-        let fixture = Fixture::new();
+    async fn a_memory_with_the_query_word_ranks_above_one_with_a_related_word<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         fixture
             .add(&alice(), "Saw a great movie yesterday", &[])
             .await;
@@ -2305,18 +2313,15 @@ mod vocabulary {
             ["Saw a great film yesterday", "Saw a great movie yesterday"]
         );
     }
+
+    backends!(
+        facts_are_found_when_asked_in_other_words,
+        a_memory_with_the_query_word_ranks_above_one_with_a_related_word
+    );
 }
 
 mod quotas {
     use super::*;
-
-    fn store_with(limits: Limits, dir: &Path) -> SqliteStore {
-        SqliteStore::open_with_options(
-            dir.join("memories.db"),
-            SqliteOptions::new().with_limits(limits),
-        )
-        .unwrap()
-    }
 
     fn quota_of(error: &StoreError) -> &'static str {
         match error.kind() {
@@ -2325,12 +2330,11 @@ mod quotas {
         }
     }
 
-    #[tokio::test]
-    async fn a_full_memory_quota_refuses_the_whole_batch_and_deleting_makes_room() {
-        let dir = tempfile::tempdir().unwrap();
+    async fn a_full_memory_quota_refuses_the_whole_batch_and_deleting_makes_room<B: Backend>() {
         let mut limits = Limits::default();
         limits.max_memories_per_owner = 3;
-        let store = store_with(limits, dir.path());
+        let fixture = Fixture::<B>::with_limits(limits).await;
+        let store = &fixture.store;
         let first = store
             .add(
                 &alice(),
@@ -2373,12 +2377,11 @@ mod quotas {
             .unwrap();
     }
 
-    #[tokio::test]
-    async fn a_full_byte_quota_refuses_adds_and_growing_updates() {
-        let dir = tempfile::tempdir().unwrap();
+    async fn a_full_byte_quota_refuses_adds_and_growing_updates<B: Backend>() {
         let mut limits = Limits::default();
         limits.max_bytes_per_owner = 40;
-        let store = store_with(limits, dir.path());
+        let fixture = Fixture::<B>::with_limits(limits).await;
+        let store = &fixture.store;
         // 10 bytes of text + 2 of metadata (`{}`).
         let memory = store
             .add(&alice(), vec![NewMemory::new("0123456789", "a")])
@@ -2408,27 +2411,18 @@ mod quotas {
             .unwrap();
     }
 
-    #[tokio::test]
-    async fn usage_survives_reopening_and_counts_only_live_memories() {
-        let fixture = Fixture::new();
+    async fn usage_survives_reopening_and_counts_only_live_memories<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let memory = fixture.add(&alice(), "twelve bytes", &[]).await;
         fixture.add(&alice(), "kept", &[]).await;
         fixture.store.delete(&alice(), &[memory.id]).await.unwrap();
-        let fixture = fixture.reopen();
-        let connection = rusqlite::Connection::open(fixture.path()).unwrap();
-        let (count, bytes): (i64, i64) = connection
-            .query_row(
-                "SELECT memory_count, bytes FROM owners WHERE subject = ?1",
-                [alice().as_str()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .unwrap();
+        let fixture = fixture.reopen().await;
+        let (count, bytes) = fixture.db.usage(&alice()).await;
         assert_eq!((count, bytes), (1, 4 + 2));
     }
 
-    #[tokio::test]
-    async fn access_log_entries_past_the_retention_are_deleted() {
-        let fixture = Fixture::new();
+    async fn access_log_entries_past_the_retention_are_deleted<B: Backend>() {
+        let fixture = Fixture::<B>::new().await;
         let memory = fixture.add(&alice(), "read long ago", &[]).await;
         fixture
             .store
@@ -2436,7 +2430,7 @@ mod quotas {
             .await
             .unwrap();
         fixture.advance(91 * 24 * 60 * 60 * 1000);
-        let fixture = fixture.reopen();
+        let fixture = fixture.reopen().await;
         fixture
             .store
             .record_access(&alice(), &[memory.id], &reader())
@@ -2444,4 +2438,11 @@ mod quotas {
             .unwrap();
         assert_eq!(fixture.access_log_total(&alice(), memory.id).await, 1);
     }
+
+    backends!(
+        a_full_memory_quota_refuses_the_whole_batch_and_deleting_makes_room,
+        a_full_byte_quota_refuses_adds_and_growing_updates,
+        usage_survives_reopening_and_counts_only_live_memories,
+        access_log_entries_past_the_retention_are_deleted
+    );
 }

@@ -587,6 +587,12 @@ fn store_error_result(tool: Tool, error: &StoreError) -> ToolResult {
             tracing::warn!(tool = tool.name(), "memory store busy");
             ToolResult::error("the memory store is busy; try again shortly")
         }
+        // The database is unreachable for now (PostgreSQL restarting or failing over);
+        // the store reconnects by itself.
+        ErrorKind::Unavailable => {
+            tracing::warn!(tool = tool.name(), error = %error, "memory store unavailable");
+            ToolResult::error("the memory store is unavailable; try again shortly")
+        }
         _ => {
             let source = std::error::Error::source(error).map(ToString::to_string);
             tracing::error!(tool = tool.name(), error = %error, source = ?source, "memory store failed");
@@ -641,6 +647,15 @@ fn insufficient_scope_challenge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unavailable_store_asks_to_try_again_shortly() {
+        let result = store_error_result(Tool::ALL[0], &StoreError::from(ErrorKind::Unavailable));
+        assert_eq!(
+            result,
+            ToolResult::error("the memory store is unavailable; try again shortly")
+        );
+    }
 
     #[test]
     fn every_tool_has_a_strict_schema_and_annotations() {

@@ -267,6 +267,16 @@ mod tests {
         assert_eq!(busy.headers()[RETRY_AFTER], "1");
     }
 
+    /// A database that cannot be reached (PostgreSQL restarting, failing over) is a
+    /// 503 the client may retry, not a 500.
+    #[test]
+    fn an_unavailable_store_is_a_503_with_retry_after() {
+        let response = ApiError::Store(StoreError::from(ErrorKind::Unavailable))
+            .into_response(&Challenge::new());
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+    }
+
     #[test]
     fn method_not_allowed_lists_the_methods() {
         let response = ApiError::MethodNotAllowed(vec![Method::GET, Method::PUT])

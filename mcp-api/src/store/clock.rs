@@ -14,7 +14,7 @@ pub use jwks_verify::{Clock, SystemClock};
 
 /// `clock`'s Unix milliseconds as the store counts them (`i64`; one past year 292 million
 /// reads as `i64::MAX`).
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn now_unix_ms(clock: &dyn Clock) -> i64 {
     i64::try_from(clock.unix_time_ms()).unwrap_or(i64::MAX)
 }

@@ -1,7 +1,9 @@
 //! Per-user memory storage.
 //!
-//! [`MemoryStore`] is the storage contract of the memory API; [`SqliteStore`]
-//! implements it over an embedded SQLite file with an FTS5 full-text index.
+//! [`MemoryStore`] is the storage contract of the memory API. `SqliteStore`
+//! (feature `sqlite`, the default) implements it over an embedded SQLite file;
+//! `PostgresStore` (feature `postgres`) over PostgreSQL, for several replicas
+//! behind a load balancer. Both search with the same in-process engine.
 //!
 //! # Owner scoping
 //!
@@ -19,15 +21,19 @@
 mod access;
 mod clock;
 // The checks and error constructors serve every store; without one compiled in they are unused.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 mod error;
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod ids;
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 mod limits;
 mod memory;
 mod owner;
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 mod query;
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 mod search;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -45,6 +51,8 @@ pub use self::memory::{
     InvalidMemoryId, InvalidMemoryState, Memory, MemoryId, MemoryState, NewMemory,
 };
 pub use self::owner::{InvalidOwner, MAX_OWNER_BYTES, Owner};
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresOptions, PostgresStore};
 pub use self::query::{
     ActivityDay, AppStats, ListQuery, MAX_ACTIVITY_DAYS, Page, SearchHit, SearchQuery, SortColumn,
     SortDirection, Stats,

@@ -210,12 +210,14 @@ impl OwnerIndex {
     }
 
     /// The row id of a memory whose text has this [`text_key`](super::text_key).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn seq_of_key(&self, key: u64) -> Option<i64> {
         self.by_key.get(&key).copied()
     }
 
-    /// Adds a memory newer than every indexed one, or replaces the text,
-    /// state and app of an indexed one in place (keeping its neighbours).
+    /// Adds a memory in row-id order (normally after every indexed one), or
+    /// replaces the text, state and app of an indexed one in place (keeping
+    /// its neighbours).
     pub(crate) fn upsert(&mut self, fields: &DocFields<'_>) {
         if let Some(&slot) = self.by_seq.get(&fields.seq) {
             self.unindex_terms(slot);
@@ -228,7 +230,18 @@ impl OwnerIndex {
         if slot == NONE {
             return;
         }
-        let prev = self.last_live.unwrap_or(NONE);
+        // Its place in creation order: after the live memory with the largest row id
+        // below its own. Usually the last one, but a memory committed late (by another
+        // connection or replica) goes where its row id puts it, so every index built from
+        // the same rows has the same chain, whatever order the rows arrived in.
+        let mut prev = self.last_live.unwrap_or(NONE);
+        let mut next = NONE;
+        while let Some(doc) = self.doc(prev)
+            && doc.seq > fields.seq
+        {
+            next = prev;
+            prev = self.links.get(prev as usize).map_or(NONE, |link| link.prev);
+        }
         self.docs.push(Doc {
             seq: fields.seq,
             key: fields.key,
@@ -241,7 +254,7 @@ impl OwnerIndex {
         });
         self.links.push(Link {
             prev,
-            next: NONE,
+            next,
             gap_prev: UNLINKED,
             length: 0,
             context: [0; CONTEXT_STEPS],
@@ -249,7 +262,12 @@ impl OwnerIndex {
         if let Some(link) = self.link_mut(prev) {
             link.next = slot;
         }
-        self.last_live = Some(slot);
+        if let Some(link) = self.link_mut(next) {
+            link.prev = slot;
+        }
+        if next == NONE {
+            self.last_live = Some(slot);
+        }
         self.by_seq.insert(fields.seq, slot);
         self.live_docs += 1;
         self.fill(slot, fields);

@@ -88,6 +88,7 @@ pub(crate) enum IndexChange {
         state: MemoryState,
     },
     /// Every memory of the owner was deleted.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Clear {
         /// The owner's row id.
         owner_id: i64,
@@ -157,6 +158,7 @@ impl SearchEngine {
     }
 
     /// The owner's memory (not deleted) whose text has this [`text_key`].
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn seq_of_key(&self, owner_id: i64, key: u64) -> Option<i64> {
         self.owner(owner_id)?
             .read()

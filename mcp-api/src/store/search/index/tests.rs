@@ -312,3 +312,47 @@ fn filters_apply_to_hits_not_to_context() {
     let params = SearchParams::default().with_context_floor(0.0);
     assert_eq!(search_with(&index, &params, "holiday"), [2]);
 }
+
+/// Rows committed late (by another connection or replica) arrive out of row-id order;
+/// the index puts them in their place, so it ranks like one built in order.
+#[test]
+fn memories_indexed_out_of_order_rank_like_those_indexed_in_order() {
+    let mut random = Random(0x5EED_0F0D_D0DE_0005);
+    for round in 0..20 {
+        let (in_order, docs) = random_index(&mut random, 120);
+        let mut shuffled_docs: Vec<&RandomDoc> = docs.iter().collect();
+        // Swap a few rows with rows up to five places later.
+        for at in 0..shuffled_docs.len() {
+            if random.below(4) == 0 {
+                let other = (at + 1 + random.pick(5)).min(shuffled_docs.len() - 1);
+                shuffled_docs.swap(at, other);
+            }
+        }
+        let mut shuffled = OwnerIndex::default();
+        for (seq, terms, created_at, app) in shuffled_docs {
+            shuffled.upsert(&DocFields {
+                seq: *seq,
+                key: seq.unsigned_abs(),
+                terms: terms.clone(),
+                app,
+                state: MemoryState::Active,
+                created_at: *created_at,
+                categories: &[],
+            });
+        }
+        let params = SearchParams::default().with_context_floor(0.0);
+        for _ in 0..20 {
+            let terms = random_text(&mut random, 1, 4);
+            let filter = Filter {
+                states: ACTIVE,
+                ..Filter::default()
+            };
+            let expected = in_order.search(&params, &terms, &[], &filter, 10);
+            let found = shuffled.search(&params, &terms, &[], &filter, 10);
+            assert!(
+                same_ranking(&found, &expected),
+                "round {round}, query {terms:?}:\n{found:?}\n{expected:?}"
+            );
+        }
+    }
+}
