@@ -19,6 +19,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::PostgresOptions;
 use super::error::PgResult;
+use crate::mcp::{PostgresSessions, PostgresSessionsError};
 use crate::store::{ErrorKind, StoreError};
 
 /// Where and how to connect: the parsed connection string with the store's
@@ -105,6 +106,18 @@ impl Target {
             .recycle_timeout(Some(connect_timeout))
             .build()
             .map_err(|error| StoreError::with_source(ErrorKind::Unavailable, error))
+    }
+
+    /// The MCP session directory over `pool`, its LISTEN connection opened here.
+    pub(super) async fn start_sessions(
+        &self,
+        pool: Pool,
+    ) -> Result<PostgresSessions, PostgresSessionsError> {
+        let builder = PostgresSessions::builder(pool, self.config.clone());
+        match &self.tls {
+            Tls::Disabled => builder.start().await,
+            Tls::Rustls(tls) => builder.tls(tls.clone()).start().await,
+        }
     }
 
     /// A connection of its own, outside the pool (migrations, LISTEN). Its

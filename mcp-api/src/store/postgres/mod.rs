@@ -29,6 +29,7 @@ use self::connect::Target;
 use self::error::{PgResult, retry};
 use self::sync::IndexSync;
 use self::write::Quota;
+use crate::mcp::{PostgresSessions, PostgresSessionsError};
 use super::ids::IdGenerator;
 use super::limits::check_access;
 use super::search::{SearchEngine, SearchParams};
@@ -304,6 +305,9 @@ pub struct PostgresStore {
 
 struct Shared {
     pool: Pool,
+    /// Where the pool connects, for the connections the MCP sessions open themselves.
+    target: Target,
+    application_name: String,
     sync: Arc<IndexSync>,
     engine: Arc<SearchEngine>,
     access: AccessQueue,
@@ -395,6 +399,8 @@ impl PostgresStore {
         Ok(Self {
             shared: Arc::new(Shared {
                 pool,
+                target,
+                application_name: options.application_name,
                 sync,
                 engine,
                 access,
@@ -405,6 +411,22 @@ impl PostgresStore {
                 _stop: stop,
             }),
         })
+    }
+
+    /// Starts the MCP session directory on this store's database, with its pool, TLS
+    /// setting and schema, for [`MemoryServer::with_sessions`](crate::MemoryServer::with_sessions):
+    /// Streamable HTTP sessions and legacy SSE streams served by every replica. Its LISTEN
+    /// connection is one more connection besides the pool.
+    ///
+    /// # Errors
+    ///
+    /// The database could not be reached or refused the sessions' tables.
+    pub async fn start_sessions(&self) -> Result<PostgresSessions, PostgresSessionsError> {
+        let listen = self
+            .shared
+            .target
+            .named(&format!("{} sessions", self.shared.application_name));
+        listen.start_sessions(self.shared.pool.clone()).await
     }
 
     /// The limits this store enforces.
