@@ -33,7 +33,8 @@
 //! - [`store`]: the provider's storage contract, [`ProviderStore`](store::ProviderStore)
 //!   (every multi-step change atomic, every "exactly once" step a compare-and-swap), and
 //!   [`SqliteStore`](store::SqliteStore), one durable SQLite file (features `sqlite` and
-//!   `tower`).
+//!   `tower`), and `PostgresStore`, a PostgreSQL database shared by replicas (feature
+//!   `postgres`).
 //! - [`provider`]: the OpenID provider itself as a tower `Service`
 //!   (feature `tower`): discovery, JWKS, authorization with consent, token (code and
 //!   refresh grants), revocation, introspection, userinfo and dynamic registration, with

@@ -17,7 +17,6 @@ use oidc_core::keys::{KeySize, SigningKey};
 use oidc_core::provider::{RateLimit, StaticClient};
 use oidc_core::redirect::RedirectUri;
 use oidc_core::secret::SecretHash;
-use oidc_core::store::ProviderStore as _;
 use oidc_core::types::{ClientId, Subject};
 use provider_common::*;
 use serde_json::{Value, json};

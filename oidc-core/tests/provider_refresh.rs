@@ -1,6 +1,6 @@
 //! The refresh token grant: rotation, reuse detection revoking the family, binding to the
 //! client, scope narrowing, resources, idle and absolute expiry, and durability across a
-//! restart.
+//! restart. Every test runs on SQLite and, with feature `postgres`, on PostgreSQL.
 
 // Helpers outside `#[test]` functions panic on failure too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -18,9 +18,47 @@ use provider_common::*;
 
 const DAY: u64 = 24 * 3600;
 
-#[tokio::test]
-async fn refresh_token_rotates_on_every_use() {
-    let p = start().await;
+/// Instantiates each test on each backend: a fresh database per test.
+macro_rules! on_every_backend {
+    ($($name:ident,)*) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDatabase::sqlite()).await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDatabase::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    refresh_token_rotates_on_every_use,
+    attack_refresh_token_reuse_revokes_the_whole_family,
+    attack_concurrent_refresh_has_one_winner,
+    attack_refresh_token_of_another_client_is_refused,
+    refresh_scope_may_only_narrow,
+    refresh_resource_must_have_been_granted,
+    refresh_token_expires_when_idle,
+    refresh_token_expires_at_the_absolute_limit_despite_use,
+    client_without_refresh_permission_gets_none,
+    attack_refresh_after_the_clients_refresh_permission_was_withdrawn_is_unauthorized_client,
+    unknown_refresh_token_is_invalid_grant,
+    issued_refresh_token_survives_a_restart,
+);
+
+async fn refresh_token_rotates_on_every_use(db: TestDatabase) {
+    let p = start_on(&db, VirtualClock::at(T0), |_| {}).await;
     let tokens = p.tokens().await;
     let mut current = tokens.refresh_token.unwrap();
     let mut seen = vec![current.clone()];
@@ -44,9 +82,8 @@ async fn refresh_token_rotates_on_every_use() {
     }
 }
 
-#[tokio::test]
-async fn attack_refresh_token_reuse_revokes_the_whole_family() {
-    let p = start().await;
+async fn attack_refresh_token_reuse_revokes_the_whole_family(db: TestDatabase) {
+    let p = start_on(&db, VirtualClock::at(T0), |_| {}).await;
     let tokens = p.tokens().await;
     let first = tokens.refresh_token.unwrap();
     let rotated = tokens_of(&p.refresh(&first, &[]).await);
@@ -73,9 +110,8 @@ async fn attack_refresh_token_reuse_revokes_the_whole_family() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attack_concurrent_refresh_has_one_winner() {
-    let p = Arc::new(start().await);
+async fn attack_concurrent_refresh_has_one_winner(db: TestDatabase) {
+    let p = Arc::new(start_on(&db, VirtualClock::at(T0), |_| {}).await);
     let token = p.tokens().await.refresh_token.unwrap();
     let tasks: Vec<_> = (0..4)
         .map(|_| {
@@ -93,9 +129,8 @@ async fn attack_concurrent_refresh_has_one_winner() {
     assert_eq!(ok, 1);
 }
 
-#[tokio::test]
-async fn attack_refresh_token_of_another_client_is_refused() {
-    let p = start().await;
+async fn attack_refresh_token_of_another_client_is_refused(db: TestDatabase) {
+    let p = start_on(&db, VirtualClock::at(T0), |_| {}).await;
     let token = p.tokens().await.refresh_token.unwrap();
     let response = p
         .token(
@@ -109,9 +144,8 @@ async fn attack_refresh_token_of_another_client_is_refused() {
     assert_eq!(p.refresh(&token, &[]).await.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn refresh_scope_may_only_narrow() {
-    let p = start().await;
+async fn refresh_scope_may_only_narrow(db: TestDatabase) {
+    let p = start_on(&db, VirtualClock::at(T0), |_| {}).await;
     let token = p.tokens().await.refresh_token.unwrap();
     let wider = p
         .refresh(&token, &[("scope", "openid memories:write")])
@@ -138,9 +172,8 @@ async fn refresh_scope_may_only_narrow() {
     );
 }
 
-#[tokio::test]
-async fn refresh_resource_must_have_been_granted() {
-    let p = start().await;
+async fn refresh_resource_must_have_been_granted(db: TestDatabase) {
+    let p = start_on(&db, VirtualClock::at(T0), |_| {}).await;
     let token = p.tokens().await.refresh_token.unwrap();
     let response = p.refresh(&token, &[("resource", OTHER_RESOURCE)]).await;
     assert_eq!(response.error(), "invalid_target");
@@ -152,9 +185,8 @@ async fn refresh_resource_must_have_been_granted() {
     );
 }
 
-#[tokio::test]
-async fn refresh_token_expires_when_idle() {
-    let p = start_with(|c| {
+async fn refresh_token_expires_when_idle(db: TestDatabase) {
+    let p = start_on(&db, VirtualClock::at(T0), |c| {
         c.lifetimes.refresh_idle = Duration::from_secs(DAY);
         c.lifetimes.refresh_absolute = Duration::from_secs(10 * DAY);
     })
@@ -168,9 +200,8 @@ async fn refresh_token_expires_when_idle() {
     assert_eq!(p.refresh(&next, &[]).await.error(), "invalid_grant");
 }
 
-#[tokio::test]
-async fn refresh_token_expires_at_the_absolute_limit_despite_use() {
-    let p = start_with(|c| {
+async fn refresh_token_expires_at_the_absolute_limit_despite_use(db: TestDatabase) {
+    let p = start_on(&db, VirtualClock::at(T0), |c| {
         c.lifetimes.refresh_idle = Duration::from_secs(DAY);
         c.lifetimes.refresh_absolute = Duration::from_secs(3 * DAY);
     })
@@ -190,9 +221,8 @@ async fn refresh_token_expires_at_the_absolute_limit_despite_use() {
     );
 }
 
-#[tokio::test]
-async fn client_without_refresh_permission_gets_none() {
-    let p = start().await;
+async fn client_without_refresh_permission_gets_none(db: TestDatabase) {
+    let p = start_on(&db, VirtualClock::at(T0), |_| {}).await;
     let pkce = pkce();
     let params = TestProvider::authorize_params(NO_REFRESH, NO_REFRESH_REDIRECT, &pkce);
     let code = p.authorize_and_approve(&params).await["code"].clone();
@@ -210,17 +240,16 @@ async fn client_without_refresh_permission_gets_none() {
     assert!(response.json().get("refresh_token").is_none());
 }
 
-#[tokio::test]
-async fn attack_refresh_after_the_clients_refresh_permission_was_withdrawn_is_unauthorized_client()
-{
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+async fn attack_refresh_after_the_clients_refresh_permission_was_withdrawn_is_unauthorized_client(
+    db: TestDatabase,
+) {
     let clock = VirtualClock::at(T0);
-    let before = start_in(Arc::clone(&dir), clock.clone(), |_| {}).await;
+    let before = start_on(&db, clock.clone(), |_| {}).await;
     let refresh_token = before.tokens().await.refresh_token.unwrap();
     drop(before);
 
     // The operator withdraws PUBLIC's refresh permission; its refresh token is still stored.
-    let after = start_in(Arc::clone(&dir), clock, |config| {
+    let after = start_on(&db, clock, |config| {
         config
             .static_clients
             .retain(|client| client.client_id().as_str() != PUBLIC);
@@ -240,9 +269,8 @@ async fn attack_refresh_after_the_clients_refresh_permission_was_withdrawn_is_un
     assert!(response.json().get("access_token").is_none());
 }
 
-#[tokio::test]
-async fn unknown_refresh_token_is_invalid_grant() {
-    let p = start().await;
+async fn unknown_refresh_token_is_invalid_grant(db: TestDatabase) {
+    let p = start_on(&db, VirtualClock::at(T0), |_| {}).await;
     assert_eq!(p.refresh("not-a-token", &[]).await.error(), "invalid_grant");
     let missing = p
         .token(Auth::Public(PUBLIC), &[("grant_type", "refresh_token")])
@@ -250,17 +278,15 @@ async fn unknown_refresh_token_is_invalid_grant() {
     assert_eq!(missing.error(), "invalid_request");
 }
 
-#[tokio::test]
-async fn issued_refresh_token_survives_a_restart() {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+async fn issued_refresh_token_survives_a_restart(db: TestDatabase) {
     let clock = VirtualClock::at(T0);
-    let first = start_in(Arc::clone(&dir), clock.clone(), |_| {}).await;
+    let first = start_on(&db, clock.clone(), |_| {}).await;
     let tokens = first.tokens().await;
     let jwks_before = first.jwks().await;
     drop(first);
 
     clock.advance(3600);
-    let second = start_in(Arc::clone(&dir), clock.clone(), |_| {}).await;
+    let second = start_on(&db, clock.clone(), |_| {}).await;
     assert_eq!(
         second.jwks().await,
         jwks_before,

@@ -21,7 +21,7 @@ use oidc_core::login::{
 use oidc_core::outbound::{OutboundClient, OutboundConfig};
 use oidc_core::provider::{Provider, StatusListPolicy};
 use oidc_core::status_list::StatusList;
-use oidc_core::store::{GrantLogin, ProviderStore as _, SqliteStore};
+use oidc_core::store::{GrantLogin, ProviderStore};
 use oidc_core::types::Issuer;
 use provider_common::*;
 
@@ -43,7 +43,7 @@ fn cheap_hash(password: &str) -> PasswordHashString {
 }
 
 /// The password login with exactly `usernames`.
-fn passwords(store: &Arc<SqliteStore>, usernames: &[&str]) -> Arc<dyn Authenticator> {
+fn passwords(store: &Arc<dyn ProviderStore>, usernames: &[&str]) -> Arc<dyn Authenticator> {
     let users = usernames
         .iter()
         .map(|name| LocalUser::new(*name, cheap_hash("pw")))
@@ -52,7 +52,7 @@ fn passwords(store: &Arc<SqliteStore>, usernames: &[&str]) -> Arc<dyn Authentica
 }
 
 /// The upstream login admitting exactly `emails` (no network: metadata at hand).
-fn upstream(store: &Arc<SqliteStore>, emails: &[&str]) -> Arc<dyn Authenticator> {
+fn upstream(store: &Arc<dyn ProviderStore>, emails: &[&str]) -> Arc<dyn Authenticator> {
     let issuer = Issuer::parse(UPSTREAM).unwrap();
     let config = UpstreamConfig::new(
         issuer.clone(),

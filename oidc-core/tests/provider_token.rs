@@ -17,9 +17,7 @@ use oidc_core::client::ClientKind;
 use oidc_core::pkce::CodeChallenge;
 use oidc_core::redirect::RedirectUri;
 use oidc_core::secret::SecretHash;
-use oidc_core::store::{
-    AuthorizationCodeRecord, PendingAuthorization, PendingKey, ProviderStore as _,
-};
+use oidc_core::store::{AuthorizationCodeRecord, PendingAuthorization, PendingKey};
 use oidc_core::types::{ClientId, ResourceIndicator, Scope, Subject};
 use provider_common::*;
 use serde_json::Value;

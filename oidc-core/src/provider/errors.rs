@@ -7,7 +7,7 @@ use http::StatusCode;
 
 use crate::keys::KeyRingError;
 use crate::pkce::PkceError;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreErrorKind};
 
 /// An OAuth / OpenID Connect error code (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1,
 /// RFC 7591 §3.2.2, RFC 8707 §2, OpenID Connect Core §3.1.2.6).
@@ -123,6 +123,13 @@ impl OAuthError {
         OAuthError::new(ErrorCode::InvalidGrant, description)
     }
 
+    pub(crate) const fn temporarily_unavailable() -> OAuthError {
+        OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "the server is temporarily unavailable; retry shortly",
+        )
+    }
+
     pub(crate) const fn server_error() -> OAuthError {
         OAuthError::new(
             ErrorCode::ServerError,
@@ -142,7 +149,8 @@ pub(crate) enum BearerFailure {
     },
     /// A malformed request body: 400 without a challenge.
     Invalid(OAuthError),
-    /// The store failed: 500 without a challenge.
+    /// The store failed: 500 without a challenge (503 with `Retry-After` for
+    /// `temporarily_unavailable`).
     Server(OAuthError),
 }
 
@@ -152,8 +160,17 @@ impl BearerFailure {
     }
 }
 
-/// Logs a store failure and answers `server_error`.
+/// Logs a store failure and answers `temporarily_unavailable` (503 with `Retry-After`)
+/// when retrying may succeed (the database is unreachable, busy or out of pooled
+/// connections), `server_error` otherwise.
 pub(crate) fn store_error(error: &StoreError) -> OAuthError {
+    if matches!(
+        error.kind(),
+        StoreErrorKind::Unavailable | StoreErrorKind::Busy
+    ) {
+        tracing::warn!(%error, "provider store temporarily unavailable");
+        return OAuthError::temporarily_unavailable();
+    }
     tracing::error!(%error, "provider store failed");
     OAuthError::server_error()
 }

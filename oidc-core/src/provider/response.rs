@@ -58,7 +58,12 @@ struct ErrorBody<'a> {
     error_description: &'a str,
 }
 
-/// An RFC 6749 §5.2 JSON error.
+/// How long a client should wait before retrying after a 503: `Retry-After: 1`.
+fn retry_after_unavailable() -> HeaderValue {
+    HeaderValue::from_static("1")
+}
+
+/// An RFC 6749 §5.2 JSON error; a 503 carries `Retry-After`.
 pub(crate) fn oauth_error(status: StatusCode, error: OAuthError) -> HttpResponse {
     let body = ErrorBody {
         error: error.code().as_str(),
@@ -71,7 +76,21 @@ pub(crate) fn oauth_error(status: StatusCode, error: OAuthError) -> HttpResponse
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(RETRY_AFTER, retry_after_unavailable());
+    }
     response
+}
+
+/// A failure of the server itself: 503 with `Retry-After` for `temporarily_unavailable`,
+/// 500 otherwise.
+pub(crate) fn server_failure(error: OAuthError) -> HttpResponse {
+    let status = if error.code() == ErrorCode::TemporarilyUnavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    oauth_error(status, error)
 }
 
 /// An OAuth error of the endpoints clients call directly (token, introspection,
@@ -103,9 +122,7 @@ pub(crate) fn bearer_failure(
     scope_hint: bool,
 ) -> HttpResponse {
     let (status, error) = match failure {
-        BearerFailure::Server(error) => {
-            return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, error);
-        }
+        BearerFailure::Server(error) => return server_failure(error),
         BearerFailure::Invalid(error) => return oauth_error(StatusCode::BAD_REQUEST, error),
         BearerFailure::Challenge { status, error } => (status, error),
     };
@@ -158,9 +175,15 @@ pub(crate) fn page(response: Response<Bytes>) -> HttpResponse {
     response.map(Full::new)
 }
 
-/// An error page: never a redirect.
+/// An error page: never a redirect. A 503 carries `Retry-After`.
 pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    page(html::error_page(status, title, message))
+    let mut response = page(html::error_page(status, title, message));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, retry_after_unavailable());
+    }
+    response
 }
 
 /// A redirect to `location` (302 after a GET, 303 after a POST).

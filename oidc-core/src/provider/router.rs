@@ -311,7 +311,7 @@ async fn status_list(state: &ProviderState, number: u64, now: u64) -> HttpRespon
             response::status_list_token(token, state.status_list_cache().cache_control())
         }
         Ok(None) => response::not_found(),
-        Err(error) => response::oauth_error(StatusCode::INTERNAL_SERVER_ERROR, error),
+        Err(error) => response::server_failure(error),
     }
 }
 
@@ -325,7 +325,7 @@ async fn status_list_aggregation(state: &ProviderState) -> HttpResponse {
             Bytes::from(json),
             state.status_list_cache().cache_control().clone(),
         ),
-        Err(error) => response::oauth_error(StatusCode::INTERNAL_SERVER_ERROR, error),
+        Err(error) => response::server_failure(error),
     }
 }
 

@@ -17,7 +17,9 @@ pub struct StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreErrorKind {
-    /// The database stayed locked for longer than the busy timeout; retrying may succeed.
+    /// The database stayed locked for longer than the busy timeout, a statement ran past
+    /// the statement timeout, or a PostgreSQL transaction kept failing on a deadlock or a
+    /// serialization conflict; retrying may succeed.
     Busy,
     /// The database failed (I/O error, full disk, an unexpected constraint). The source
     /// error has the details.
@@ -28,9 +30,14 @@ pub enum StoreErrorKind {
     Conflict,
     /// The database was written by a newer version of this crate.
     UnsupportedSchema,
-    /// The store could not run the work: no Tokio runtime, the runtime is shutting down,
-    /// the blocking task panicked, or the database server could not be reached.
+    /// The store could not run the work: the database server cannot be reached or closed
+    /// the connection, no pooled connection became free in time, no Tokio runtime, the
+    /// runtime is shutting down, or the blocking task panicked. Retrying later may
+    /// succeed; the provider answers 503 with `Retry-After`.
     Unavailable,
+    /// The store's configuration is invalid (a malformed connection URL, an unsupported
+    /// `sslmode`, an unreadable CA file, an invalid schema name).
+    InvalidConfig,
 }
 
 impl StoreError {
@@ -83,6 +90,7 @@ impl fmt::Display for StoreErrorKind {
                 "the provider database was written by a newer version"
             }
             StoreErrorKind::Unavailable => "the provider store could not run the operation",
+            StoreErrorKind::InvalidConfig => "the provider store configuration is invalid",
         })
     }
 }

@@ -2,12 +2,18 @@
 //! authorization codes, grants, access token ids, refresh tokens, signing keys, token
 //! status lists and the short-lived state of login methods.
 //!
-//! [`ProviderStore`] is the contract; [`SqliteStore`] (features `sqlite` and `tower`) is
-//! its implementation over one embedded SQLite file. Every method that changes more than
-//! one row does it in one transaction, and every "exactly once" step (redeeming a code,
-//! rotating a refresh token, completing a pending authorization, taking login state) is a
-//! compare-and-swap inside that transaction, so a PostgreSQL implementation serving several
-//! replicas can follow with the same callers.
+//! [`ProviderStore`] is the contract, with two implementations:
+//!
+//! - `SqliteStore` (features `sqlite` and `tower`): one embedded SQLite file, for a
+//!   single server.
+//! - `PostgresStore` (feature `postgres`): a shared PostgreSQL database, for any number of
+//!   replicas behind a load balancer.
+//!
+//! Every method that changes more than one row does it in one transaction, and every
+//! "exactly once" step (redeeming a code, rotating a refresh token, completing a pending
+//! authorization, taking login state, allocating a status list entry, saving the signing
+//! keys) is a compare-and-swap inside that transaction, with exactly one winner also
+//! between processes sharing the database.
 //!
 //! `PostgresLimitStore` (feature `postgres`) keeps what is not provider state but must
 //! still be shared by replicas: the password lockout counters and the rate limit buckets.
@@ -15,9 +21,12 @@
 //! Bearer values are never stored: codes, refresh tokens, transaction ids and CSRF tokens
 //! are stored as their SHA-256 ([`SecretHash`]); client secrets too.
 
+#[cfg(any(all(feature = "sqlite", feature = "tower"), feature = "postgres"))]
+mod codec;
 mod error;
 #[cfg(feature = "postgres")]
 mod postgres_limits;
+mod postgres;
 mod records;
 #[cfg(all(feature = "sqlite", feature = "tower"))]
 mod sqlite;
@@ -26,6 +35,7 @@ pub use crate::authn::GrantLogin;
 pub use error::{StoreError, StoreErrorKind};
 #[cfg(feature = "postgres")]
 pub use postgres_limits::PostgresLimitStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use records::{
     AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantRecord, LiveGrantLogin,
     NewRefreshToken, NewTokens, PendingAuthorization, PendingKey, PendingStatus, PurgeReport,

@@ -1,5 +1,5 @@
-//! Test support for the provider tests: a provider over a real `SqliteStore` in a temporary
-//! directory, on a virtual clock, with a test login method that completes at once, and
+//! Test support for the provider tests: a provider over a real store (`SqliteStore` in a
+//! temporary directory, or `PostgresStore` in a fresh schema), on a virtual clock, with a test login method that completes at once, and
 //! helpers that drive the authorization flow through `tower::ServiceExt::oneshot`.
 #![allow(
     dead_code,
@@ -29,7 +29,7 @@ use oidc_core::pkce::CodeVerifier;
 use oidc_core::provider::{Provider, ProviderConfig, RateLimits, ScopeDefinition, StaticClient};
 use oidc_core::redirect::RedirectUri;
 use oidc_core::secret::SecretHash;
-use oidc_core::store::SqliteStore;
+use oidc_core::store::{ProviderStore, SqliteStore};
 use oidc_core::types::{ClientId, Issuer, ResourceIndicator, Subject};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -38,6 +38,9 @@ use url::form_urlencoded;
 
 #[path = "../event_log/mod.rs"]
 pub mod event_log;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 pub const ISSUER: &str = "https://auth.example.com";
 pub const RESOURCE: &str = "https://mcp.example.com/mcp";
@@ -268,9 +271,43 @@ pub fn base_config(issuer: &str) -> ProviderConfig {
 pub struct TestProvider {
     pub provider: Provider,
     pub clock: VirtualClock,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn ProviderStore>,
     pub login: Arc<TestLogin>,
+    /// The SQLite database's directory (an empty one for other backends).
     pub dir: Arc<TempDir>,
+}
+
+/// Where a test provider keeps its state; several providers on one database are replicas
+/// (or one provider after a restart).
+#[derive(Clone)]
+pub enum TestDatabase {
+    /// `provider.db` in this directory.
+    Sqlite(Arc<TempDir>),
+    /// A fresh PostgreSQL schema, dropped when the last clone goes.
+    #[cfg(feature = "postgres")]
+    Postgres(Arc<postgres::TestSchema>),
+}
+
+impl TestDatabase {
+    pub fn sqlite() -> TestDatabase {
+        TestDatabase::Sqlite(Arc::new(tempfile::tempdir().unwrap()))
+    }
+
+    #[cfg(feature = "postgres")]
+    pub async fn postgres() -> TestDatabase {
+        TestDatabase::Postgres(Arc::new(postgres::TestSchema::create().await))
+    }
+
+    /// A store over this database (another connection to it, for a second replica).
+    pub async fn open(&self) -> Arc<dyn ProviderStore> {
+        match self {
+            TestDatabase::Sqlite(dir) => {
+                Arc::new(SqliteStore::open(dir.path().join("provider.db")).unwrap())
+            }
+            #[cfg(feature = "postgres")]
+            TestDatabase::Postgres(schema) => Arc::new(schema.store().await),
+        }
+    }
 }
 
 pub async fn start() -> TestProvider {
@@ -289,7 +326,21 @@ pub async fn start_in(
     clock: VirtualClock,
     configure: impl FnOnce(&mut ProviderConfig),
 ) -> TestProvider {
-    let store = Arc::new(SqliteStore::open(dir.path().join("provider.db")).unwrap());
+    start_on(&TestDatabase::Sqlite(dir), clock, configure).await
+}
+
+/// A provider over `database` (reopened if it holds state already).
+pub async fn start_on(
+    database: &TestDatabase,
+    clock: VirtualClock,
+    configure: impl FnOnce(&mut ProviderConfig),
+) -> TestProvider {
+    let dir = match database {
+        TestDatabase::Sqlite(dir) => Arc::clone(dir),
+        #[cfg(feature = "postgres")]
+        TestDatabase::Postgres(_) => Arc::new(tempfile::tempdir().unwrap()),
+    };
+    let store = database.open().await;
     let mut config = base_config(ISSUER);
     configure(&mut config);
     let login = TestLogin::new("test", "/login/test");

@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension as _, params};
 
 use super::SqliteStore;
 use super::codec::{
-    CODE_COLUMNS, GRANT_COLUMNS, corrupt, count, decode_client, decode_code, decode_grant,
+    CODE_COLUMNS, GRANT_COLUMNS, corrupt, count, decode_client, decode_code_row, decode_grant_row,
     encode_claims, encode_client, encode_code, encode_pending_request, encode_user, hash_blob,
     login_email, login_name, read_grant_id, read_login, read_time, resources_json, status_name,
     time,
@@ -185,7 +185,7 @@ impl ProviderStore for SqliteStore {
                 let mut statement = tx.prepare_cached(&sql).db()?;
                 let mut rows = statement.query(params![hash_blob(&code), time(now)]).db()?;
                 match rows.next().db()? {
-                    Some(row) => decode_code(row).map(Some),
+                    Some(row) => decode_code_row(row).map(Some),
                     None => Ok(None),
                 }
             })
@@ -356,7 +356,7 @@ impl ProviderStore for SqliteStore {
                 let expires_at: i64 = row.get(0).db()?;
                 Ok(Some(AccessTokenRecord {
                     jti,
-                    grant: decode_grant(row, 1)?,
+                    grant: decode_grant_row(row, 1)?,
                     expires_at: read_time(expires_at)?,
                 }))
             })
@@ -435,7 +435,7 @@ impl ProviderStore for SqliteStore {
                 let mut rows = statement.query(params![time(now), subject.as_str()]).db()?;
                 let mut grants = Vec::new();
                 while let Some(row) = rows.next().db()? {
-                    grants.push(decode_grant(row, 0)?);
+                    grants.push(decode_grant_row(row, 0)?);
                 }
                 Ok(grants)
             })

@@ -3,8 +3,8 @@
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::codec::{
-    GRANT_COLUMNS, PENDING_COLUMNS, decode_grant, decode_pending, hash_blob, read_client_id,
-    read_grant_id, read_scope, read_time, time,
+    GRANT_COLUMNS, PENDING_COLUMNS, decode_grant_row, decode_pending_row, hash_blob,
+    read_client_id, read_grant_id, read_scope, read_time, time,
 };
 use super::pool::DbResult as _;
 use crate::store::{
@@ -28,7 +28,7 @@ pub(super) fn select_pending(
         .query(params![hash_blob(key.hash()), time(now), status])
         .db()?;
     match rows.next().db()? {
-        Some(row) => decode_pending(row).map(Some),
+        Some(row) => decode_pending_row(row).map(Some),
         None => Ok(None),
     }
 }
@@ -53,7 +53,7 @@ pub(super) fn select_refresh_token(
     let idle_expires_at: i64 = row.get(3).db()?;
     let used_at: Option<i64> = row.get(4).db()?;
     Ok(Some(RefreshTokenRecord {
-        grant: decode_grant(row, 5)?,
+        grant: decode_grant_row(row, 5)?,
         client_id: read_client_id(&client_id)?,
         scope: read_scope(&scope)?,
         issued_at: read_time(issued_at)?,
