@@ -13,9 +13,9 @@ use jwks_verify::Verifier;
 use jwks_verify::jwks::JwksCacheConfig;
 use jwks_verify::status_list::{FailureMode, StatusListConfig};
 use mcp_api::app::{App, AppConfig, HttpClient, HttpClientError, HttpFuture};
-use mcp_api::mcp::McpConfig;
+use mcp_api::mcp::{McpConfig, PostgresSessions, SessionBackend};
 use mcp_api::server::access_token_policy;
-use mcp_api::store::{MemoryStore, SqliteOptions};
+use mcp_api::store::{MemoryStore, PostgresOptions, PostgresStore, SqliteOptions};
 use mcp_api::{Limits, MemoryServer, ProtectedResource, RateLimit, SqliteStore};
 use oidc_core::outbound::{AddressPolicy, OutboundClient, OutboundConfig};
 use tokio::net::TcpListener;
@@ -167,6 +167,7 @@ pub struct McpServer {
 /// The memory server over the store the settings chose.
 enum Serving {
     Sqlite(MemoryServer<SqliteStore>, ReadyCheck),
+    Postgres(MemoryServer<PostgresStore>, ReadyCheck, PostgresSessions),
 }
 
 /// Range of `MCP_STATUS_MAX_AGE`, in seconds.
@@ -247,15 +248,52 @@ impl HttpClient for IssuerClient {
 }
 
 /// The store's limits, quotas and access-log retention from the settings.
-fn store_options(args: &McpArgs) -> SqliteOptions {
+fn store_limits(args: &McpArgs) -> (Limits, Option<Duration>) {
     let mut limits = Limits::default();
     limits.max_memories_per_owner = args.max_memories_per_user;
     limits.max_bytes_per_owner = args.max_megabytes_per_user.saturating_mul(1024 * 1024);
     let retention =
         (args.access_log_days > 0).then(|| Duration::from_secs(args.access_log_days * 86_400));
-    SqliteOptions::new()
+    (limits, retention)
+}
+
+/// The memory server on PostgreSQL (`MCP_DATABASE_URL`), with MCP sessions and SSE streams
+/// shared by every replica.
+async fn on_postgres(
+    args: &McpArgs,
+    url: &str,
+    verifier: Verifier,
+    resource: ProtectedResource,
+    mcp: McpConfig,
+) -> anyhow::Result<Serving> {
+    let (limits, retention) = store_limits(args);
+    let options = PostgresOptions::new()
         .with_limits(limits)
         .with_access_log_retention(retention)
+        .with_pool_size(args.database_pool as usize)
+        .with_application_name("mcp-server");
+    let store = PostgresStore::connect(url, options)
+        .await
+        .context("MCP_DATABASE_URL: connecting to PostgreSQL")?;
+    let sessions = store
+        .start_sessions()
+        .await
+        .context("MCP_DATABASE_URL: the MCP session tables")?;
+    tracing::info!(
+        pool = args.database_pool,
+        replica = sessions.replica_id(),
+        "memories and sessions in PostgreSQL"
+    );
+    let store = Arc::new(store);
+    let server = assemble(
+        args,
+        Arc::clone(&store),
+        verifier,
+        resource,
+        mcp,
+        SessionBackend::Postgres(sessions.clone()),
+    );
+    Ok(Serving::Postgres(server, ready_check(store), sessions))
 }
 
 impl McpServer {
@@ -295,14 +333,27 @@ impl McpServer {
         args.sessions.apply(&mut mcp, limits.max_connections)?;
 
         create_private_dir(&args.data_dir)?;
-        let db = args.data_dir.join("memories.db");
-        let store = SqliteStore::open_with_options(&db, store_options(args))
-            .with_context(|| format!("opening {}", db.display()))?;
-        let store = Arc::new(store);
-        let server = Serving::Sqlite(
-            assemble(args, Arc::clone(&store), verifier, resource, mcp),
-            ready_check(store),
-        );
+        let server = if let Some(url) = &args.database_url {
+            on_postgres(args, url.expose_secret(), verifier, resource, mcp).await?
+        } else {
+            let db = args.data_dir.join("memories.db");
+            let (limits, retention) = store_limits(args);
+            let options = SqliteOptions::new()
+                .with_limits(limits)
+                .with_access_log_retention(retention);
+            let store = SqliteStore::open_with_options(&db, options)
+                .with_context(|| format!("opening {}", db.display()))?;
+            let store = Arc::new(store);
+            let server = assemble(
+                args,
+                Arc::clone(&store),
+                verifier,
+                resource,
+                mcp,
+                SessionBackend::InProcess,
+            );
+            Serving::Sqlite(server, ready_check(store))
+        };
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -333,6 +384,13 @@ impl McpServer {
             Serving::Sqlite(server, ready) => {
                 serve(self.listener, server, ready, self.limits, shutdown).await?;
             }
+            Serving::Postgres(server, ready, sessions) => {
+                serve(self.listener, server, ready, self.limits, shutdown).await?;
+                // The other replicas stop relaying to this one's streams at once.
+                if let Err(error) = sessions.shutdown().await {
+                    tracing::warn!(%error, "could not deregister this replica's streams");
+                }
+            }
         }
         tracing::info!("mcp-server stopped");
         Ok(())
@@ -347,9 +405,10 @@ fn assemble<S: MemoryStore>(
     verifier: Verifier,
     resource: ProtectedResource,
     mcp: McpConfig,
+    sessions: SessionBackend,
 ) -> MemoryServer<S> {
     let app = memory_page(args, &store, &verifier);
-    let mut server = MemoryServer::new(store, verifier, resource, mcp);
+    let mut server = MemoryServer::with_sessions(store, verifier, resource, mcp, sessions);
     if let Some(app) = app {
         server = server.with_app(app);
     }

@@ -22,7 +22,9 @@ use oidc_core::provider::{
 };
 use oidc_core::redirect::RedirectUri;
 use oidc_core::secret::SecretHash;
-use oidc_core::store::{ProviderStore, SqliteStore};
+use oidc_core::login::LockoutStore;
+use oidc_core::provider::RateLimitStore;
+use oidc_core::store::{PostgresLimitStore, PostgresOptions, PostgresStore, ProviderStore, SqliteStore};
 use oidc_core::types::{ClientId, Issuer, ResourceIndicator, Scope};
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -553,9 +555,7 @@ impl OidcServer {
         let limits = args.connections.limits()?;
         let issuer = config.issuer.clone();
         create_private_dir(&args.data_dir)?;
-        let db = args.data_dir.join("oidc.db");
-        let store: Arc<dyn ProviderStore> =
-            Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
+        let (store, shared_limits) = open_store(args).await?;
         let trusted_proxies = split_list(&args.trusted_proxies)
             .iter()
             .map(|ip| {
@@ -566,6 +566,9 @@ impl OidcServer {
 
         let login_store: Arc<dyn LoginStateStore> = store.clone();
         let mut builder = Provider::builder(config, Arc::clone(&store));
+        if let Some(limits) = &shared_limits {
+            builder = builder.rate_limit_store(Arc::clone(limits) as Arc<dyn RateLimitStore>);
+        }
         let mut methods = 0;
         if let Some(upstream) = upstream_login(args, &issuer, Arc::clone(&login_store)).await? {
             builder = builder.authenticator(upstream);
@@ -574,11 +577,11 @@ impl OidcServer {
         if let Some(path) = &args.users_file {
             let users = read_users(path)?;
             tracing::info!(users = users.len(), file = %path.display(), "password login enabled");
-            builder = builder.authenticator(Arc::new(Passwords::new(
-                users,
-                &issuer,
-                Arc::clone(&login_store),
-            )?));
+            let mut passwords = Passwords::new(users, &issuer, Arc::clone(&login_store))?;
+            if let Some(limits) = &shared_limits {
+                passwords = passwords.with_lockout_store(Arc::clone(limits) as Arc<dyn LockoutStore>);
+            }
+            builder = builder.authenticator(Arc::new(passwords));
             methods += 1;
         }
         if methods == 0 {
@@ -648,6 +651,29 @@ impl OidcServer {
         tracing::info!("oidc-server stopped");
         Ok(())
     }
+}
+
+/// The provider's store: PostgreSQL when `OIDC_DATABASE_URL` is set, with the lockout
+/// counters and rate-limit buckets beside it so that every replica counts together; else
+/// SQLite in the data directory, with both in memory.
+async fn open_store(
+    args: &OidcArgs,
+) -> anyhow::Result<(Arc<dyn ProviderStore>, Option<Arc<PostgresLimitStore>>)> {
+    let Some(url) = &args.database_url else {
+        let db = args.data_dir.join("oidc.db");
+        let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+        return Ok((Arc::new(store), None));
+    };
+    let options = PostgresOptions::new().with_max_connections(args.database_pool as usize);
+    let store = PostgresStore::connect(url.expose_secret(), options)
+        .await
+        .context("OIDC_DATABASE_URL: connecting to PostgreSQL")?;
+    let limits = store
+        .limit_store()
+        .await
+        .context("OIDC_DATABASE_URL: the lockout and rate-limit tables")?;
+    tracing::info!(store = ?store, pool = args.database_pool, "provider state in PostgreSQL");
+    Ok((Arc::new(store), Some(Arc::new(limits))))
 }
 
 /// The upstream login, when a client id is configured. Discovery is retried for about half

@@ -307,6 +307,12 @@ impl Cluster {
     /// Starts PostgreSQL, the oidc-server replicas, HAProxy and the mcp-server replicas,
     /// and waits until HAProxy sees every replica healthy.
     pub(crate) fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// [`start`](Self::start), with further settings for every replica (each server ignores
+    /// the other's).
+    pub(crate) fn start_with(settings: &[(&str, &str)]) -> Cluster {
         let haproxy = debian_program("haproxy", "haproxy", "E2E_HAPROXY");
         let dir = tempfile::Builder::new()
             .prefix("e2e-cluster-")
@@ -340,6 +346,7 @@ impl Cluster {
                 ("OIDC_TRUSTED_PROXIES".to_owned(), "127.0.0.1".to_owned()),
                 ("RUST_LOG".to_owned(), "info".to_owned()),
             ];
+            let env = with_settings(env, settings, "OIDC_");
             Replica::new(
                 &format!("oidc-{n}"),
                 env!("CARGO_BIN_EXE_oidc-server"),
@@ -362,6 +369,7 @@ impl Cluster {
                 ("MCP_DATABASE_URL".to_owned(), postgres.url("mcp")),
                 ("RUST_LOG".to_owned(), "info".to_owned()),
             ];
+            let env = with_settings(env, settings, "MCP_");
             Replica::new(
                 &format!("mcp-{n}"),
                 env!("CARGO_BIN_EXE_mcp-server"),
@@ -391,6 +399,17 @@ impl Cluster {
         let mut command = Command::new(haproxy);
         command.arg("-db").arg("-f").arg(&config);
         let haproxy = Process::spawn("haproxy", command, dir.path());
+        // The mcp-server replicas discover the issuer through HAProxy as they start.
+        let discovery = format!("{issuer}/.well-known/openid-configuration");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while super::http_status(&discovery) != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "HAProxy does not pass {discovery}\n{}",
+                haproxy.log_tail(20)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
 
         std::thread::scope(|scope| {
             for replica in &mut mcp {
@@ -481,6 +500,20 @@ impl Cluster {
     pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// `env` with those of `settings` whose names start with `prefix`.
+fn with_settings(
+    mut env: Vec<(String, String)>,
+    settings: &[(&str, &str)],
+    prefix: &str,
+) -> Vec<(String, String)> {
+    for (name, value) in settings {
+        if name.starts_with(prefix) {
+            env.push(((*name).to_owned(), (*value).to_owned()));
+        }
+    }
+    env
 }
 
 /// One replica as HAProxy sees it.

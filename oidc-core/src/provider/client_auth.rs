@@ -11,7 +11,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue};
 use zeroize::Zeroizing;
 
-use super::errors::{ErrorCode, OAuthError};
+use super::errors::{ErrorCode, OAuthError, store_error};
 use super::form::{self, Params, form_decode};
 use super::state::{ClientLookupError, ProviderState};
 use crate::client::{Client, ClientAuthMethod};
@@ -152,10 +152,7 @@ pub(crate) async fn authenticate(
     let client = match state.find_client(&client_id, now).await {
         Ok(Some(client)) => client,
         Ok(None) | Err(ClientLookupError::MetadataDocument(_)) => return Err(refuse()),
-        Err(ClientLookupError::Store(error)) => {
-            tracing::error!(%error, "client lookup failed");
-            return Err(OAuthError::server_error());
-        }
+        Err(ClientLookupError::Store(error)) => return Err(store_error(&error)),
     };
     let accepted = match (&presented, client.auth_method) {
         (Presented::Public { .. }, ClientAuthMethod::None) => true,

@@ -12,7 +12,7 @@ use http::request::Parts;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::errors::{ErrorCode, OAuthError};
+use super::errors::{ErrorCode, OAuthError, store_error};
 use super::form;
 use super::state::ProviderState;
 use crate::audit::{self, AuditEvent};
@@ -206,10 +206,9 @@ pub(crate) async fn register(
     if let Err(e) = state.store().insert_client(client).await {
         if e.kind() == StoreErrorKind::Conflict {
             tracing::error!("a generated client id collided");
-        } else {
-            tracing::error!(error = %e, "could not store a registered client");
+            return Err(OAuthError::server_error());
         }
-        return Err(OAuthError::server_error());
+        return Err(store_error(&e));
     }
     audit::record(&AuditEvent::ClientRegistered {
         client_id: client_id.as_str(),

@@ -20,7 +20,7 @@ use self::queries::get;
 use crate::authn::{BoxFuture, LoginStateStore, StateStoreError};
 use crate::secret::SecretHash;
 use crate::store::codec::time;
-use crate::store::{StoreError, StoreErrorKind};
+use crate::store::{PostgresLimitStore, StoreError, StoreErrorKind};
 
 /// How a [`PostgresStore`] connects.
 ///
@@ -226,6 +226,16 @@ impl PostgresStore {
         }
         migrated?;
         Ok(store)
+    }
+
+    /// The lockout counters and rate-limit buckets in this store's database, on its pool
+    /// and schema, for replicas to share ([`PostgresLimitStore::new`] creates their tables).
+    ///
+    /// # Errors
+    ///
+    /// The database could not be reached or refused the tables.
+    pub async fn limit_store(&self) -> Result<PostgresLimitStore, StoreError> {
+        PostgresLimitStore::new(self.shared.pool.clone()).await
     }
 
     /// A pooled connection.
