@@ -257,6 +257,56 @@ async fn keys_are_loaded_not_regenerated_and_rotation_is_shared_through_the_stor
     assert_eq!(doc["keys"].as_array().unwrap().len(), 2);
 }
 
+/// Rotation falling due on two replicas of one PostgreSQL database at the same moment:
+/// both run maintenance at once, one rotates (the compare-and-swap on the key set's
+/// version), the other loads its key instead of making a second one, and both publish the
+/// same key set. The new key is published a day before it signs.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotation_due_on_two_postgres_replicas_at_once_makes_one_key() {
+    use oidc_core::store::ProviderStore as _;
+    const DAY: u64 = 24 * 3600;
+    let policy = |c: &mut oidc_core::provider::ProviderConfig| {
+        c.rotation = RotationPolicy::default()
+            .with_rotate_every(Duration::from_secs(2 * DAY))
+            .with_publish_ahead(Duration::from_secs(DAY));
+        // Real keys, as each replica makes them: the test pool would hand both the same one.
+        c.key_generator = Arc::new(oidc_core::keys::KeySize::Rsa2048);
+    };
+    for round in 0..5 {
+        let database = TestDatabase::postgres().await;
+        let clock = VirtualClock::at(T0);
+        let a = start_on(&database, clock.clone(), policy).await;
+        let b = start_on(&database, clock.clone(), policy).await;
+        let before = a.jwks().await;
+        assert_eq!(before, b.jwks().await, "round {round}");
+        clock.advance(DAY + 60);
+        let (ran_a, ran_b) =
+            tokio::join!(a.provider.run_maintenance(), b.provider.run_maintenance());
+        ran_a.unwrap();
+        ran_b.unwrap();
+        let stored = database.open().await.load_keys().await.unwrap();
+        assert_eq!(
+            stored.records.len(),
+            2,
+            "round {round}: one new key, not two"
+        );
+        // The loser of the race loaded the winner's key set.
+        let jwks = a.jwks().await;
+        assert_eq!(jwks, b.jwks().await, "round {round}");
+        let doc: Value = serde_json::from_str(&jwks).unwrap();
+        assert_eq!(doc["keys"].as_array().unwrap().len(), 2, "round {round}");
+        // Published, not yet signing: both still sign with the first key.
+        let first: Value = serde_json::from_str(&before).unwrap();
+        let first_kid = first["keys"][0]["kid"].as_str().unwrap();
+        for replica in [&a, &b] {
+            let tokens = replica.tokens().await;
+            let kid = jwt_part(&tokens.access_token, 0)["kid"].clone();
+            assert_eq!(kid, first_kid, "round {round}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn maintenance_purges_expired_rows() {
     let p = start().await;
