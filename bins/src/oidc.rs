@@ -11,20 +11,22 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Parser, Subcommand};
 use oidc_core::authn::{Authenticator, LoginStateStore};
+use oidc_core::login::LockoutStore;
 use oidc_core::login::{
     ClientSecret, LocalUser, PasswordHashString, Passwords, Upstream, UpstreamConfig, UpstreamError,
 };
 use oidc_core::outbound::{
     AddressPolicy, ClientMetadataDocuments, MetadataDocumentConfig, OutboundClient, OutboundConfig,
 };
+use oidc_core::provider::RateLimitStore;
 use oidc_core::provider::{
     CorsPolicy, Provider, ProviderConfig, RateLimits, ResourceScopes, ScopeDefinition, StaticClient,
 };
 use oidc_core::redirect::RedirectUri;
 use oidc_core::secret::SecretHash;
-use oidc_core::login::LockoutStore;
-use oidc_core::provider::RateLimitStore;
-use oidc_core::store::{PostgresLimitStore, PostgresOptions, PostgresStore, ProviderStore, SqliteStore};
+use oidc_core::store::{
+    PostgresLimitStore, PostgresOptions, PostgresStore, ProviderStore, SqliteStore,
+};
 use oidc_core::types::{ClientId, Issuer, ResourceIndicator, Scope};
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -579,7 +581,8 @@ impl OidcServer {
             tracing::info!(users = users.len(), file = %path.display(), "password login enabled");
             let mut passwords = Passwords::new(users, &issuer, Arc::clone(&login_store))?;
             if let Some(limits) = &shared_limits {
-                passwords = passwords.with_lockout_store(Arc::clone(limits) as Arc<dyn LockoutStore>);
+                passwords =
+                    passwords.with_lockout_store(Arc::clone(limits) as Arc<dyn LockoutStore>);
             }
             builder = builder.authenticator(Arc::new(passwords));
             methods += 1;

@@ -4,7 +4,7 @@
 //!
 //! | Test | What it shows |
 //! |---|---|
-//! | `end_to_end_suites_pass_through_the_load_balancer` | openid-client, the MCP Python SDK (Streamable HTTP and legacy SSE), the MCP TypeScript SDK, Chromium's login and revocation, unchanged, with every replica serving |
+//! | `end_to_end_suites_pass_through_the_load_balancer` | openid-client, jose, the MCP Python SDK (Streamable HTTP and legacy SSE), the MCP TypeScript SDK, Chromium's login and revocation, unchanged, with every replica serving |
 //! | `one_code_redeemed_by_20_racers_on_both_replicas_yields_one_token` | a code is redeemed once across replicas, and the replay revokes the grant |
 //! | `one_refresh_token_rotated_by_20_racers_on_both_replicas_has_one_winner` | refresh rotation is atomic across replicas, and reuse revokes the family |
 //! | `kill_9_of_a_replica_of_each_server_loses_no_acknowledged_write` | writes through a replica killed mid-load are all there exactly once; clients go on through the other one; the killed one rejoins |
@@ -52,9 +52,11 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn end_to_end_suites_pass_through_the_load_balancer() {
     let _one = one_at_a_time();
-    let cluster = Cluster::start();
+    let other_resource = format!("http://127.0.0.1:{}/other", common::free_port());
+    let cluster = Cluster::start_with(&[("OIDC_RESOURCES", &other_resource)]);
     let before = cluster.server_stats();
     suites::openid_client_relying_party(&cluster);
+    suites::jose_verifies_tokens_and_mcp_refuses_forgeries(&cluster, &other_resource);
     suites::python_mcp_sdk(&cluster);
     suites::typescript_mcp_sdk(&cluster);
     let shots = screenshot_dir().join("cluster");
@@ -443,7 +445,11 @@ async fn all_memory_texts(api: &str, token: &str) -> Vec<String> {
         assert_eq!(answer.status, 200, "{}", answer.body);
         let body = answer.json();
         let items = body["items"].as_array().unwrap();
-        texts.extend(items.iter().map(|m| m["content"].as_str().unwrap().to_owned()));
+        texts.extend(
+            items
+                .iter()
+                .map(|m| m["content"].as_str().unwrap().to_owned()),
+        );
         if items.len() < 100 {
             break;
         }

@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{LocalUser, Process, debian_program, is_root, peer_env, write_users_file};
+use oidc_core::store::{PostgresOptions, PostgresStore, ProviderStore as _};
+
 use crate::common::free_port;
 
 /// How long PostgreSQL may take to start or stop.
@@ -422,7 +424,7 @@ impl Cluster {
             oidc,
             mcp,
             stats_port,
-            haproxy: haproxy,
+            haproxy,
             postgres,
             dir,
         };
@@ -494,6 +496,25 @@ impl Cluster {
     /// The environment every peer script gets: the cluster's front URLs and the first user.
     pub(crate) fn peer_env(&self, command: &mut Command) {
         peer_env(command, &self.issuer, &self.mcp_url);
+    }
+
+    /// The provider's current signing key, read from PostgreSQL: `(kid, PKCS#8 PEM)`.
+    pub(crate) fn signing_key(&self) -> (String, String) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        let url = format!("{}?sslmode=disable", self.postgres.url("oidc"));
+        let keys = runtime.block_on(async {
+            let store = PostgresStore::connect(&url, PostgresOptions::new())
+                .await
+                .unwrap_or_else(|e| panic!("connecting to the cluster's database: {e}"));
+            store
+                .load_keys()
+                .await
+                .unwrap_or_else(|e| panic!("loading keys: {e}"))
+        });
+        super::active_signing_key(keys)
     }
 
     /// The cluster's temp dir.

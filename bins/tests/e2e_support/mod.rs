@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest::{SHA256, digest};
 use oidc_core::keys::{KeyRing, RotationPolicy};
-use oidc_core::store::{ProviderStore as _, SqliteStore};
+use oidc_core::store::{ProviderStore as _, SqliteStore, StoredKeys};
 use serde_json::Value;
 
 use crate::common::free_port;
@@ -671,25 +671,30 @@ impl Stack {
                 .await
                 .unwrap_or_else(|e| panic!("loading keys: {e}"))
         });
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let count = keys.records.len();
-        let ring = KeyRing::from_records(RotationPolicy::default(), keys.records)
-            .unwrap_or_else(|e| panic!("the stored keys do not form a key ring: {e}"));
-        let signer = ring
-            .signer(now)
-            .unwrap_or_else(|| panic!("no active signing key among {count} in the store"));
-        let pem = signer
-            .to_pkcs8_pem()
-            .unwrap_or_else(|e| panic!("encoding the signing key: {e}"));
-        (signer.kid().to_owned(), pem.as_str().to_owned())
+        active_signing_key(keys)
     }
 
     /// The servers' log tails, for failure messages.
     pub(crate) fn log_tails(&self) -> String {
         format!("{}\n{}", self.oidc.log_tail(40), self.mcp.log_tail(40))
     }
+}
+
+/// The key that signs now among the stored keys: `(kid, PKCS#8 PEM)`.
+pub(crate) fn active_signing_key(keys: StoredKeys) -> (String, String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let count = keys.records.len();
+    let ring = KeyRing::from_records(RotationPolicy::default(), keys.records)
+        .unwrap_or_else(|e| panic!("the stored keys do not form a key ring: {e}"));
+    let signer = ring
+        .signer(now)
+        .unwrap_or_else(|| panic!("no active signing key among {count} in the store"));
+    let pem = signer
+        .to_pkcs8_pem()
+        .unwrap_or_else(|e| panic!("encoding the signing key: {e}"));
+    (signer.kid().to_owned(), pem.as_str().to_owned())
 }
 
 /// The environment every peer script gets: the servers' URLs and the first local user.

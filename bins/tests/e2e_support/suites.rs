@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Cluster, Stack, chromium, node_peers, python_peers, run_peer};
 
@@ -15,6 +15,10 @@ pub(crate) trait Deployment {
     fn peer_env(&self, command: &mut Command);
     /// The servers' log tails, for failure messages.
     fn log_tails(&self) -> String;
+    /// The MCP endpoint (the access tokens' audience).
+    fn mcp_url(&self) -> &str;
+    /// The provider's current signing key from its store: `(kid, PKCS#8 PEM)`.
+    fn signing_key(&self) -> (String, String);
 }
 
 impl Deployment for Stack {
@@ -24,6 +28,12 @@ impl Deployment for Stack {
     fn log_tails(&self) -> String {
         Stack::log_tails(self)
     }
+    fn mcp_url(&self) -> &str {
+        &self.mcp_url
+    }
+    fn signing_key(&self) -> (String, String) {
+        Stack::signing_key(self)
+    }
 }
 
 impl Deployment for Cluster {
@@ -32,6 +42,12 @@ impl Deployment for Cluster {
     }
     fn log_tails(&self) -> String {
         Cluster::log_tails(self)
+    }
+    fn mcp_url(&self) -> &str {
+        &self.mcp_url
+    }
+    fn signing_key(&self) -> (String, String) {
+        Cluster::signing_key(self)
     }
 }
 
@@ -69,6 +85,64 @@ pub(crate) fn openid_client_relying_party(deployment: &dyn Deployment) {
     run.report("client_secret_post: introspection");
     run.report("a wrong client secret is refused with invalid_client");
     run.report("max_age: the ID token carries auth_time");
+}
+
+/// npm `jose`: it verifies our access and ID tokens against the JWKS, and mcp-server
+/// accepts the real token and refuses every forgery jose makes with `401 invalid_token`.
+/// `other_resource` must be a resource the provider issues tokens for.
+pub(crate) fn jose_verifies_tokens_and_mcp_refuses_forgeries(
+    deployment: &dyn Deployment,
+    other_resource: &str,
+) {
+    let node = node_peers();
+    let (kid, pem) = deployment.signing_key();
+    let mut command = node.command("jose-tokens.mjs");
+    deployment.peer_env(&mut command);
+    command
+        .env("E2E_OTHER_RESOURCE", other_resource)
+        .env("E2E_SIGNING_KID", &kid)
+        .env("E2E_SIGNING_KEY_PEM", &pem);
+    let run = run_peer("jose", command, &[&|| deployment.log_tails()]);
+
+    let access = run.report("jose verified an access token");
+    assert_eq!(access["kid"], kid.as_str());
+    assert_eq!(access["aud"], deployment.mcp_url());
+    run.report("jose verified an ID token");
+    run.report("the JWKS publishes the signing key");
+    run.report("mcp-server accepts the issued access token");
+    let refused: Vec<&Value> = run
+        .verified()
+        .filter(|r| {
+            r["verified"]
+                .as_str()
+                .unwrap()
+                .starts_with("mcp-server refused: ")
+        })
+        .collect();
+    for forgery in [
+        "alg none",
+        "HS256 keyed with our public key",
+        "a key not in the JWKS, with our kid",
+        "wrong aud",
+        "a real token for another resource",
+        "wrong iss",
+        "expired",
+        "an ID token used as an access token",
+        "unknown crit header",
+    ] {
+        let report = refused
+            .iter()
+            .find(|r| r["verified"].as_str().unwrap().contains(forgery))
+            .unwrap_or_else(|| panic!("no refusal reported for {forgery}"));
+        assert_eq!(report["status"], 401, "{forgery}");
+        assert!(
+            report["challenge"]
+                .as_str()
+                .unwrap()
+                .contains("error=\"invalid_token\""),
+            "{forgery}: {report}"
+        );
+    }
 }
 
 /// PyPI `mcp` (the official Python SDK): OAuth, then the tools over Streamable HTTP, with
