@@ -264,7 +264,6 @@ async fn keys_are_loaded_not_regenerated_and_rotation_is_shared_through_the_stor
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotation_due_on_two_postgres_replicas_at_once_makes_one_key() {
-    use oidc_core::store::ProviderStore as _;
     const DAY: u64 = 24 * 3600;
     let policy = |c: &mut oidc_core::provider::ProviderConfig| {
         c.rotation = RotationPolicy::default()

@@ -24,18 +24,18 @@
 #[cfg(any(all(feature = "sqlite", feature = "tower"), feature = "postgres"))]
 mod codec;
 mod error;
+mod postgres;
 #[cfg(feature = "postgres")]
 mod postgres_limits;
-mod postgres;
 mod records;
 #[cfg(all(feature = "sqlite", feature = "tower"))]
 mod sqlite;
 
 pub use crate::authn::GrantLogin;
 pub use error::{StoreError, StoreErrorKind};
+pub use postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "postgres")]
 pub use postgres_limits::PostgresLimitStore;
-pub use postgres::{PostgresOptions, PostgresStore};
 pub use records::{
     AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantRecord, LiveGrantLogin,
     NewRefreshToken, NewTokens, PendingAuthorization, PendingKey, PendingStatus, PurgeReport,

@@ -29,7 +29,6 @@ use self::connect::Target;
 use self::error::{PgResult, retry};
 use self::sync::IndexSync;
 use self::write::Quota;
-use crate::mcp::{PostgresSessions, PostgresSessionsError};
 use super::ids::IdGenerator;
 use super::limits::check_access;
 use super::search::{SearchEngine, SearchParams};
@@ -38,6 +37,7 @@ use super::{
     MemoryState, MemoryStore, NewMemory, Owner, Page, SearchHit, SearchQuery, Stats, StoreError,
     SystemClock, now_unix_ms,
 };
+use crate::mcp::{PostgresSessions, PostgresSessionsError};
 
 /// How a [`PostgresStore`] connects and behaves: limits, clock, pool, timeouts,
 /// search parameters, access-log retention, schema, extra root CA.
