@@ -8,7 +8,7 @@ use super::chart::{self, AppSeries};
 use super::form::Fields;
 use super::oauth::GrantedApp;
 use super::pages::{Answer, Current, Pages, redirect};
-use super::session::Session;
+use super::session::AppNames;
 use super::time::{self, DAY_MS};
 use super::views::{self, AppRow, Section};
 use crate::store::{MemoryStore, StoreError};
@@ -69,7 +69,7 @@ impl<S: MemoryStore> Pages<S> {
                 grant.scope.clone(),
             ));
         }
-        Self::remember_names(&current.session, &granted);
+        Self::remember_names(&current.session.apps, &granted);
         rows.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.name.cmp(&b.name)));
 
         let names: HashMap<&str, &str> = rows
@@ -130,7 +130,9 @@ impl<S: MemoryStore> Pages<S> {
                 );
                 if client_id == self.config.client_id {
                     // The page's own access: this session ends with it.
-                    self.sessions.end(&current.cookie);
+                    if self.sessions.end(&current.session).await.is_err() {
+                        return self.sessions_unavailable();
+                    }
                     let mut response = redirect("/app/login?signed_out=1");
                     self.set_cookie(&mut response, self.session_cookie, "", 0);
                     return response;
@@ -152,7 +154,8 @@ impl<S: MemoryStore> Pages<S> {
         let unknown = {
             let known = current
                 .session
-                .app_names
+                .apps
+                .names
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             apps.clone().any(|app| !known.contains_key(app))
@@ -163,20 +166,21 @@ impl<S: MemoryStore> Pages<S> {
                 .may_refresh_names(NAMES_REFRESH, self.clock.now())
             && let Ok(granted) = self.provider.granted_apps(&current.access_token).await
         {
-            Self::remember_names(&current.session, &granted);
+            Self::remember_names(&current.session.apps, &granted);
         }
         let known = current
             .session
-            .app_names
+            .apps
+            .names
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         apps.filter_map(|app| known.get(app).map(|name| (app.to_owned(), name.clone())))
             .collect()
     }
 
-    pub(super) fn remember_names(session: &Session, granted: &[GrantedApp]) {
-        let mut known = session
-            .app_names
+    pub(super) fn remember_names(apps: &AppNames, granted: &[GrantedApp]) {
+        let mut known = apps
+            .names
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for grant in granted {

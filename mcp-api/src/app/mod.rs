@@ -28,10 +28,17 @@
 //!
 //! The page talks to the provider through an [`HttpClient`] the embedding server supplies
 //! (mcp-server uses oidc-core's outbound client).
+//!
+//! Sessions and sign-ins in flight live in this process by default
+//! ([`SessionBackend::InProcess`]); several replicas behind a load balancer without sticky
+//! routing share them through PostgreSQL instead (feature `postgres`,
+//! `SessionBackend::Postgres`, see `PostgresPageSessions`), with their secrets sealed under
+//! a key derived from the page's client secret or [`AppConfig::with_session_key`].
 
 mod apps;
 mod assets;
 mod chart;
+mod directory;
 mod form;
 mod memories;
 mod oauth;
@@ -55,6 +62,9 @@ use jwks_verify::Verifier;
 use crate::http::{BoxError, ResponseBody};
 use crate::store::MemoryStore;
 
+pub use self::directory::SessionBackend;
+#[cfg(feature = "postgres")]
+pub use self::session::postgres::{PostgresPageSessions, PostgresPageSessionsError};
 pub use self::transfer::{EXPORT_FORMAT, EXPORT_VERSION};
 
 /// Where the page lives.
@@ -81,6 +91,9 @@ pub struct AppConfig {
     pub max_sessions: usize,
     /// Largest import file, in bytes (32 MiB by default).
     pub max_import_bytes: usize,
+    /// The secret the PostgreSQL session backend derives its sealing key from, if not the
+    /// client secret.
+    session_key: Option<Arc<[u8]>>,
 }
 
 impl AppConfig {
@@ -106,6 +119,7 @@ impl AppConfig {
             session_lifetime: Duration::from_secs(12 * 3600),
             max_sessions: 10_000,
             max_import_bytes: 32 * 1024 * 1024,
+            session_key: None,
         }
     }
 
@@ -114,6 +128,37 @@ impl AppConfig {
     pub fn with_client_secret(mut self, secret: impl Into<String>) -> Self {
         self.client_secret = Some(secret.into());
         self
+    }
+
+    /// Sets the secret the shared (PostgreSQL) session backend derives its sealing key
+    /// from: at least 32 random bytes, the same on every replica. Without it the key is
+    /// derived from the client secret; a public client (no client secret) must set one to
+    /// use [`SessionBackend::Postgres`](SessionBackend). Setting it also lets the client
+    /// secret change without ending everyone's session. The in-process backend ignores it.
+    ///
+    /// ```
+    /// use mcp_api::app::AppConfig;
+    ///
+    /// let config = AppConfig::new("https://memory.example", "https://auth.example", "memory-page")
+    ///     .with_session_key([7u8; 32]);
+    /// assert!(format!("{config:?}").contains("has_session_key: true"));
+    /// ```
+    #[must_use]
+    pub fn with_session_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.session_key = Some(Arc::from(key.as_ref()));
+        self
+    }
+
+    /// The sealing key of the shared session backend: from the session key, else the
+    /// client secret.
+    #[cfg(feature = "postgres")]
+    fn sealer(&self) -> Result<session::sealed::Sealer, AppError> {
+        let (secret, short) = match (&self.session_key, &self.client_secret) {
+            (Some(key), _) => (&key[..], AppError::ShortSessionKey),
+            (None, Some(secret)) => (secret.as_bytes(), AppError::ShortClientSecret),
+            (None, None) => return Err(AppError::MissingSessionKey),
+        };
+        session::sealed::Sealer::derive(secret).ok_or(short)
     }
 
     /// The page's redirect URI at the provider: `{base_url}/app/callback`.
@@ -149,6 +194,7 @@ impl fmt::Debug for AppConfig {
             .field("session_lifetime", &self.session_lifetime)
             .field("max_sessions", &self.max_sessions)
             .field("max_import_bytes", &self.max_import_bytes)
+            .field("has_session_key", &self.session_key.is_some())
             .finish()
     }
 }
@@ -168,6 +214,28 @@ pub trait HttpClient: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("request to the provider failed: {0}")]
 pub struct HttpClientError(pub String);
+
+/// Why the page could not be built with the session backend it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The shared session backend needs a key and the page has neither a client secret
+    /// nor a session key.
+    #[error(
+        "the shared session backend needs a key: the page has no client secret (a public \
+         client), so set a session key of at least 32 random bytes (AppConfig::with_session_key)"
+    )]
+    MissingSessionKey,
+    /// The session key is shorter than 32 bytes.
+    #[error("the session key is shorter than 32 bytes")]
+    ShortSessionKey,
+    /// The client secret, which the key would be derived from, is shorter than 32 bytes.
+    #[error(
+        "the client secret is shorter than 32 bytes, too short to derive the session \
+         key from; set a session key of at least 32 random bytes (AppConfig::with_session_key)"
+    )]
+    ShortClientSecret,
+}
 
 /// The memory page. Cheap to clone.
 pub struct App<S> {
@@ -197,9 +265,50 @@ impl<S: MemoryStore> App<S> {
         verifier: Verifier,
         http: Arc<dyn HttpClient>,
     ) -> Self {
+        let clock = verifier.clock();
+        let sessions = directory::SessionDirectory::InProcess(session::Sessions::new(
+            config.session_lifetime,
+            config.max_sessions,
+            clock,
+        ));
         App {
-            inner: Arc::new(pages::Pages::new(config, store, verifier, http)),
+            inner: Arc::new(pages::Pages::new(config, store, verifier, http, sessions)),
         }
+    }
+
+    /// The page as [`App::new`] makes it, with its sessions and sign-ins in `sessions`.
+    ///
+    /// ```
+    /// # fn page<S: mcp_api::MemoryStore>(
+    /// #     store: std::sync::Arc<S>,
+    /// #     verifier: jwks_verify::Verifier,
+    /// #     http: std::sync::Arc<dyn mcp_api::app::HttpClient>,
+    /// # ) -> Result<(), mcp_api::app::AppError> {
+    /// use mcp_api::app::{App, AppConfig, SessionBackend};
+    ///
+    /// let config = AppConfig::new("https://memory.example", "https://auth.example", "memory-page");
+    /// let app = App::with_sessions(config, store, verifier, http, SessionBackend::InProcess)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The shared backend needs a key: [`AppError::MissingSessionKey`] for a public client
+    /// without [`AppConfig::with_session_key`], [`AppError::ShortSessionKey`] or
+    /// [`AppError::ShortClientSecret`] for key material shorter than 32 bytes. The
+    /// in-process backend never fails.
+    pub fn with_sessions(
+        config: AppConfig,
+        store: Arc<S>,
+        verifier: Verifier,
+        http: Arc<dyn HttpClient>,
+        sessions: SessionBackend,
+    ) -> Result<Self, AppError> {
+        let sessions = directory::SessionDirectory::new(&config, sessions, verifier.clock())?;
+        Ok(App {
+            inner: Arc::new(pages::Pages::new(config, store, verifier, http, sessions)),
+        })
     }
 
     /// Answers a request under [`APP_PATH`].

@@ -9,9 +9,10 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use jwks_verify::{Clock, Verifier};
 use maud::Markup;
 
+use super::directory::SessionDirectory;
 use super::form::{self, Fields, Forgery, MAX_FORM_BYTES};
 use super::oauth::{OAuthError, Provider};
-use super::session::{Session, Sessions};
+use super::session::Session;
 use super::views::{self, Csp, Section, Viewer};
 use super::{APP_PATH, AppConfig, HttpClient, assets};
 use crate::http::{BoxError, ResponseBody, empty_response, read_body};
@@ -23,7 +24,7 @@ pub(super) struct Pages<S> {
     pub(super) store: Arc<S>,
     pub(super) verifier: Verifier,
     pub(super) provider: Provider,
-    pub(super) sessions: Sessions,
+    pub(super) sessions: SessionDirectory,
     /// The verifier's clock, the service's one clock.
     pub(super) clock: Arc<dyn Clock>,
     pub(super) origin: String,
@@ -37,8 +38,6 @@ pub(super) struct Pages<S> {
 pub(super) struct Current {
     pub(super) session: Arc<Session>,
     pub(super) access_token: String,
-    /// The session cookie's value, to end the session.
-    pub(super) cookie: String,
 }
 
 impl Current {
@@ -62,6 +61,7 @@ impl<S: MemoryStore> Pages<S> {
         store: Arc<S>,
         verifier: Verifier,
         http: Arc<dyn HttpClient>,
+        sessions: SessionDirectory,
     ) -> Self {
         let secure = !config.insecure_loopback();
         let (session_cookie, login_cookie) = if secure {
@@ -73,11 +73,7 @@ impl<S: MemoryStore> Pages<S> {
         Pages {
             origin: form::origin_of(&config.base_url),
             provider: Provider::new(&config, http),
-            sessions: Sessions::new(
-                config.session_lifetime,
-                config.max_sessions,
-                Arc::clone(&clock),
-            ),
+            sessions,
             clock,
             csp: Csp {
                 provider_origin: Some(form::origin_of(&config.issuer)),
@@ -133,9 +129,10 @@ impl<S: MemoryStore> Pages<S> {
             );
         }
         let current = match self.authenticate(request.headers()).await {
-            Some(current) => current,
-            None if method == Method::POST && rest == "/logout" => return redirect("/app/"),
-            None => {
+            Ok(Some(current)) => current,
+            Err(_) => return self.sessions_unavailable(),
+            Ok(None) if method == Method::POST && rest == "/logout" => return redirect("/app/"),
+            Ok(None) => {
                 let next = if method == Method::GET {
                     request
                         .uri()
@@ -205,7 +202,7 @@ impl<S: MemoryStore> Pages<S> {
             return self.forbidden(current, forgery);
         }
         let result = match rest {
-            "/logout" => return self.logout(current),
+            "/logout" => return self.logout(current).await,
             "/memories/bulk" => self.bulk(current, &fields).await,
             "/delete-all" => self.delete_all(current, &fields).await,
             "/apps/revoke" => return self.revoke(current, &fields).await,
@@ -341,6 +338,19 @@ impl<S: MemoryStore> Pages<S> {
             views::message(
                 "Sign-in server unavailable",
                 "The sign-in server could not be reached or refused the request. Try again in a moment.",
+                Some(("/app/", "Try again")),
+            ),
+            &self.csp,
+        )
+    }
+
+    /// The shared session tables could not be reached: nothing changed, try again.
+    pub(super) fn sessions_unavailable(&self) -> Answer {
+        views::respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            views::message(
+                "Try again",
+                "Your session could not be checked just now. Nothing was lost; try again in a moment.",
                 Some(("/app/", "Try again")),
             ),
             &self.csp,

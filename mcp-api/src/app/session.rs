@@ -3,6 +3,15 @@
 //! A cookie holds only a random 256-bit value; the server keeps its SHA-256, so a leaked
 //! session table names no usable cookie. Both tables are bounded: the oldest entries go
 //! first when one is full. Ages are measured on the service's [`Clock`].
+//!
+//! [`Sessions`] is the in-process table; `postgres` (feature `postgres`) keeps the same
+//! records in PostgreSQL, their secrets sealed by `sealed`, so that every replica serves
+//! them. `super::directory` chooses between the two.
+
+#[cfg(feature = "postgres")]
+pub(super) mod postgres;
+#[cfg(feature = "postgres")]
+pub(super) mod sealed;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,7 +29,7 @@ use crate::store::Owner;
 /// How long a sign-in may take, from the redirect to the provider to the callback.
 pub(super) const LOGIN_LIFETIME: Duration = Duration::from_secs(600);
 /// Most sign-ins in flight at once.
-const MAX_LOGINS: usize = 10_000;
+pub(super) const MAX_LOGINS: usize = 10_000;
 
 /// A random value for a cookie, `state`, nonce, PKCE verifier or CSRF token: 32 bytes,
 /// base64url.
@@ -76,18 +85,24 @@ pub(super) struct Tokens {
 
 /// A signed-in person.
 pub(super) struct Session {
+    /// SHA-256 of the session cookie's value: the session's key in its table.
+    pub(super) key: [u8; 32],
     pub(super) owner: Owner,
     /// A name to greet them with (ID token `name`, `email` or `preferred_username`).
     pub(super) display_name: String,
     pub(super) csrf: String,
-    /// Serialises renewals: two concurrent refreshes would present one refresh token
-    /// twice, which the provider treats as theft and answers by revoking the grant.
+    /// In process, one value shared by the session's requests: the lock serialises
+    /// renewals, since two concurrent refreshes would present one refresh token twice,
+    /// which the provider treats as theft and answers by revoking the grant. In
+    /// PostgreSQL, this request's copy; renewals are serialised across replicas by the
+    /// row's version (see `SessionDirectory::fresh_access_token`).
     pub(super) tokens: tokio::sync::Mutex<Tokens>,
-    /// Display names of apps (client ids), learnt from the provider's grant list.
-    pub(super) app_names: Mutex<HashMap<String, String>>,
-    /// When names were last asked for because an app was unknown.
-    names_asked: Mutex<Option<Instant>>,
-    /// When it started (the clock's monotonic time).
+    /// The version of the shared row the tokens were read at (0 in process).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(super) version: i64,
+    /// What this process learnt about the person's apps.
+    pub(super) apps: Arc<AppNames>,
+    /// When it started (the clock's monotonic time; in process only).
     created: Instant,
 }
 
@@ -95,10 +110,24 @@ impl Session {
     /// Whether names may be asked for again at `now` (at most once per `interval`);
     /// records the ask.
     pub(super) fn may_refresh_names(&self, interval: Duration, now: Instant) -> bool {
-        let mut asked = self
-            .names_asked
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        self.apps.may_refresh(interval, now)
+    }
+}
+
+/// Display names of apps (client ids), learnt from the provider's grant list. Kept in
+/// process memory only, also when the session itself is shared: a cache, not a secret.
+#[derive(Default)]
+pub(super) struct AppNames {
+    pub(super) names: Mutex<HashMap<String, String>>,
+    /// When names were last asked for because an app was unknown.
+    asked: Mutex<Option<Instant>>,
+}
+
+impl AppNames {
+    /// Whether names may be asked for again at `now` (at most once per `interval`);
+    /// records the ask.
+    pub(super) fn may_refresh(&self, interval: Duration, now: Instant) -> bool {
+        let mut asked = self.asked.lock().unwrap_or_else(PoisonError::into_inner);
         if asked.is_some_and(|at| now.saturating_duration_since(at) < interval) {
             return false;
         }
@@ -157,13 +186,15 @@ impl Sessions {
     pub(super) fn create(&self, owner: Owner, display_name: String, tokens: Tokens) -> String {
         let cookie = random_token();
         let now = self.clock.now();
+        let key = sha256(&cookie);
         let session = Arc::new(Session {
+            key,
             owner,
             display_name,
             csrf: random_token(),
             tokens: tokio::sync::Mutex::new(tokens),
-            app_names: Mutex::new(HashMap::new()),
-            names_asked: Mutex::new(None),
+            version: 0,
+            apps: Arc::default(),
             created: now,
         });
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
@@ -178,7 +209,7 @@ impl Sessions {
                 sessions.remove(&key);
             }
         }
-        sessions.insert(sha256(&cookie), session);
+        sessions.insert(key, session);
         cookie
     }
 
@@ -195,11 +226,17 @@ impl Sessions {
     }
 
     /// Ends the session named by a cookie value.
+    #[cfg(test)]
     pub(super) fn end(&self, cookie: &str) {
+        self.end_key(&sha256(cookie));
+    }
+
+    /// Ends the session whose cookie hashes to `key`.
+    pub(super) fn end_key(&self, key: &[u8; 32]) {
         self.sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&sha256(cookie));
+            .remove(key);
     }
 
     /// Records a sign-in in flight under its `state`.

@@ -6,10 +6,11 @@ use http::HeaderMap;
 use http::HeaderValue;
 use http::header::SET_COOKIE;
 
+use super::directory::Unavailable;
 use super::form::{self, Fields};
 use super::oauth::{IdClaims, TokenResponse};
 use super::pages::{Answer, Current, Pages, redirect};
-use super::session::{self, Login, Tokens};
+use super::session::{self, Login, Session, Tokens};
 use crate::auth::AccessClaims;
 use crate::store::{MemoryStore, Owner};
 
@@ -34,8 +35,10 @@ impl<S: MemoryStore> Pages<S> {
             Ok(url) => url,
             Err(error) => return self.provider_failed(&error),
         };
-        self.sessions
-            .start_login(&state, Login::new(binding.clone(), verifier, nonce, next));
+        let login = Login::new(binding.clone(), verifier, nonce, next);
+        if self.sessions.start_login(&state, login).await.is_err() {
+            return self.sessions_unavailable();
+        }
         let mut response = redirect(&url);
         self.set_cookie(
             &mut response,
@@ -50,9 +53,13 @@ impl<S: MemoryStore> Pages<S> {
     /// code, check the tokens, start a session.
     pub(super) async fn callback(&self, query: &str, headers: &HeaderMap) -> Answer {
         let query = Fields::parse(query.as_bytes());
-        let login = query
-            .get("state")
-            .and_then(|state| self.sessions.take_login(state));
+        let login = match query.get("state") {
+            Some(state) => match self.sessions.take_login(state).await {
+                Ok(login) => login,
+                Err(Unavailable) => return self.sessions_unavailable(),
+            },
+            None => None,
+        };
         let bound = session::cookie(headers, self.login_cookie);
         let Some(login) = login.filter(|login| {
             bound.is_some_and(|cookie| session::same_secret(cookie, &login.binding))
@@ -102,14 +109,18 @@ impl<S: MemoryStore> Pages<S> {
             .granted_apps(&tokens.access_token)
             .await
             .unwrap_or_default();
-        let cookie = self.sessions.create(
-            owner,
-            display_name,
-            tokens_of(tokens, expires_at, None, self.unix_now()),
-        );
-        if let Some(session) = self.sessions.get(&cookie) {
-            Self::remember_names(&session, &granted);
-        }
+        let created = self
+            .sessions
+            .create(
+                owner,
+                display_name,
+                tokens_of(tokens, expires_at, None, self.unix_now()),
+            )
+            .await;
+        let Ok((cookie, apps)) = created else {
+            return self.sessions_unavailable();
+        };
+        Self::remember_names(&apps, &granted);
         let mut response = redirect(&login.next);
         self.set_cookie(
             &mut response,
@@ -121,8 +132,10 @@ impl<S: MemoryStore> Pages<S> {
         response
     }
 
-    pub(super) fn logout(&self, current: &Current) -> Answer {
-        self.sessions.end(&current.cookie);
+    pub(super) async fn logout(&self, current: &Current) -> Answer {
+        if self.sessions.end(&current.session).await.is_err() {
+            return self.sessions_unavailable();
+        }
         let mut response = redirect("/app/login?signed_out=1");
         self.set_cookie(&mut response, self.session_cookie, "", 0);
         response
@@ -130,42 +143,49 @@ impl<S: MemoryStore> Pages<S> {
 
     /// The signed-in person, after renewing their access token if it is about to
     /// expire and checking it as the API does (signature, audience, expiry, revocation).
-    pub(super) async fn authenticate(&self, headers: &HeaderMap) -> Option<Current> {
-        let cookie = session::cookie(headers, self.session_cookie)?;
-        let session = self.sessions.get(cookie)?;
-        let access_token = {
-            let mut tokens = session.tokens.lock().await;
-            if tokens.access_expires_at <= self.unix_now() + RENEW_BEFORE_SECS {
-                let renewed = match &tokens.refresh_token {
-                    Some(refresh) => self.provider.refresh(refresh).await.ok(),
-                    None => None,
-                };
-                let Some(renewed) = renewed else {
-                    self.sessions.end(cookie);
-                    return None;
-                };
-                let (owner, expires_at) = self.check_access_token(&renewed.access_token).await?;
-                if owner != session.owner {
-                    self.sessions.end(cookie);
-                    return None;
-                }
-                let previous = tokens.refresh_token.take();
-                *tokens = tokens_of(renewed, expires_at, previous, self.unix_now());
-            }
-            tokens.access_token.clone()
+    /// `Ok(None)`: nobody is signed in (no cookie, or its session ended).
+    pub(super) async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<Current>, Unavailable> {
+        let Some(cookie) = session::cookie(headers, self.session_cookie) else {
+            return Ok(None);
+        };
+        let Some(session) = self.sessions.get(cookie).await? else {
+            return Ok(None);
+        };
+        let renew_by = self.unix_now() + RENEW_BEFORE_SECS;
+        let renewed = self
+            .sessions
+            .fresh_access_token(
+                &session,
+                |tokens| tokens.access_expires_at <= renew_by,
+                |refresh_token| self.renew(&session, refresh_token),
+            )
+            .await?;
+        let Some(access_token) = renewed else {
+            return Ok(None);
         };
         match self.check_access_token(&access_token).await {
-            Some((owner, _)) if owner == session.owner => Some(Current {
+            Some((owner, _)) if owner == session.owner => Ok(Some(Current {
                 session,
                 access_token,
-                cookie: cookie.to_owned(),
-            }),
+            })),
             _ => {
                 // Revoked (the person revoked this page's access) or no longer valid.
-                self.sessions.end(cookie);
-                None
+                self.sessions.end(&session).await?;
+                Ok(None)
             }
         }
+    }
+
+    /// New tokens for `session` from its refresh token, if the provider gives them and
+    /// they are still the same person's.
+    async fn renew(&self, session: &Session, refresh_token: String) -> Option<Tokens> {
+        let renewed = self.provider.refresh(&refresh_token).await.ok()?;
+        let (owner, expires_at) = self.check_access_token(&renewed.access_token).await?;
+        (owner == session.owner)
+            .then(|| tokens_of(renewed, expires_at, Some(refresh_token), self.unix_now()))
     }
 
     /// The owner and expiry of a valid access token.
