@@ -475,3 +475,40 @@ async fn losing_postgresql_is_unavailable_and_recovers_when_it_is_back() {
         .await
         .unwrap();
 }
+
+/// A search sees every write committed before it began, through any replica, without
+/// waiting for a notification or the timer: as an MCP client that adds a memory through
+/// one replica and searches at once through another (round-robin balancing) needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_sees_every_write_committed_before_it_without_a_notification() {
+    let db = Postgres::create().await;
+    let hour = Duration::from_secs(3600);
+    let a = replica(&db, &app_name(&db, "a"), hour, Limits::default()).await;
+    let b = replica(&db, &app_name(&db, "b"), hour, Limits::default()).await;
+    a.add(&bob(), vec![NewMemory::new("First note", "app")])
+        .await
+        .unwrap();
+    // Rows written without the store send no notification; the timer is an hour.
+    let raw = db.client().await;
+    for round in 0..5 {
+        let word = format!("zeppelin{round}");
+        raw.execute(
+            "INSERT INTO memories (id, owner_id, text, metadata, app, state, created_at, updated_at, text_key)
+             SELECT $1, id, $4, '{}', 'app', 'active', $2, $2, $5
+             FROM owners WHERE subject = $3",
+            &[
+                &uuid::Uuid::now_v7(),
+                &i64::try_from(T0).unwrap(),
+                &bob().as_str(),
+                &format!("Saw a {word} over the harbour"),
+                &i64::from(round + 2),
+            ],
+        )
+        .await
+        .unwrap();
+        for replica in [&a, &b] {
+            let hits = texts_of(replica, &bob(), &word).await;
+            assert!(has(&hits, &word), "round {round}: {hits:?}");
+        }
+    }
+}

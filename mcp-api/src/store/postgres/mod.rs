@@ -284,8 +284,11 @@ impl SchemaName {
 ///   with the rows changed since: right after each write through this replica
 ///   (so a replica reads its own writes), on each `NOTIFY` that every write
 ///   sends at commit (a dedicated `LISTEN` connection, reconnected with
-///   backoff), and at least every 250 ms. Another replica's write is found
-///   within a second.
+///   backoff), at least every 250 ms, and before each search: a search on any
+///   replica sees every write committed before it began, through any replica
+///   (a client that adds a memory and searches at once, each request landing on
+///   another replica, finds it). Concurrent searches share one catch-up, which
+///   costs a few round trips when nothing changed.
 /// - **Access log, written behind**: reads queue their entries; a background
 ///   task writes whatever is queued with one multi-row `INSERT`.
 ///   [`access_log`](MemoryStore::access_log), [`stats`](MemoryStore::stats)
@@ -427,6 +430,20 @@ impl PostgresStore {
             .target
             .named(&format!("{} sessions", self.shared.application_name));
         listen.start_sessions(self.shared.pool.clone()).await
+    }
+
+    /// Starts the memory page's shared sessions on this store's pool and schema, for
+    /// [`App::with_sessions`](crate::app::App::with_sessions): a person signed in through
+    /// one replica is signed in on every replica.
+    ///
+    /// # Errors
+    ///
+    /// The database could not be reached or refused the page's tables.
+    #[cfg(feature = "app")]
+    pub async fn start_page_sessions(
+        &self,
+    ) -> Result<crate::app::PostgresPageSessions, crate::app::PostgresPageSessionsError> {
+        crate::app::PostgresPageSessions::start(self.shared.pool.clone()).await
     }
 
     /// The limits this store enforces.
@@ -690,6 +707,10 @@ impl MemoryStore for PostgresStore {
         query: &SearchQuery,
     ) -> Result<Vec<SearchHit>, StoreError> {
         let query = self.shared.limits.check_search_query(query)?;
+        // Read-your-writes across replicas: every write committed before this search,
+        // through any replica, is in the index first (one catch-up, shared by the
+        // searches waiting for it).
+        self.shared.sync.catch_up().await?;
         let client = self.client().await?;
         let Some(owner_id) = self.owner_id(&client, owner).await? else {
             return Ok(Vec::new());
@@ -772,6 +793,7 @@ impl MemoryStore for PostgresStore {
         limit: u32,
     ) -> Result<Option<Vec<Memory>>, StoreError> {
         self.shared.limits.check_search_limit(limit)?;
+        self.shared.sync.catch_up().await?;
         let mut client = self.client().await?;
         let Some(owner_id) = self.owner_id(&client, owner).await? else {
             return Ok(None);

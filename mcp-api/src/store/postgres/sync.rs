@@ -2,9 +2,10 @@
 //!
 //! The index is built from the table at connect ([`IndexSync::load`]) and then
 //! caught up ([`IndexSync::catch_up`]) from the rows changed since: after each
-//! write through this replica (read-your-writes), on every `NOTIFY
-//! mcp_memories` (each write transaction sends one at commit), and on a timer,
-//! in case a notification was missed while the listening connection was down.
+//! write through this replica, before each search (read-your-writes across
+//! replicas), on every `NOTIFY mcp_memories` (each write transaction sends one
+//! at commit), and on a timer, in case a notification was missed while the
+//! listening connection was down.
 //!
 //! # Why `changed_xid >= xmin`, not `seq > last_seq`
 //!
