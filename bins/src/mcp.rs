@@ -12,7 +12,9 @@ use clap::Parser;
 use jwks_verify::Verifier;
 use jwks_verify::jwks::JwksCacheConfig;
 use jwks_verify::status_list::{FailureMode, StatusListConfig};
-use mcp_api::app::{App, AppConfig, HttpClient, HttpClientError, HttpFuture};
+use mcp_api::app::{
+    App, AppConfig, HttpClient, HttpClientError, HttpFuture, SessionBackend as PageSessions,
+};
 use mcp_api::mcp::{McpConfig, PostgresSessions, SessionBackend};
 use mcp_api::server::access_token_policy;
 use mcp_api::store::{MemoryStore, PostgresOptions, PostgresStore, SqliteOptions};
@@ -151,6 +153,12 @@ pub struct McpArgs {
     #[arg(long, env = "MCP_APP_CLIENT_SECRET", hide_env_values = true)]
     pub app_client_secret: Option<Secret>,
 
+    /// The key the memory page's sessions are sealed with in PostgreSQL (AES-256-GCM, at
+    /// least 32 bytes, the same on every replica). Unset: derived from
+    /// MCP_APP_CLIENT_SECRET; a page without a client secret needs it with MCP_DATABASE_URL.
+    #[arg(long, env = "MCP_APP_SESSION_KEY", hide_env_values = true)]
+    pub app_session_key: Option<Secret>,
+
     /// A TOML file with any of these settings (keys in snake_case, e.g. base_url).
     #[arg(long, env = "MCP_CONFIG")]
     pub config: Option<PathBuf>,
@@ -189,23 +197,32 @@ fn status_lists(args: &McpArgs) -> anyhow::Result<Option<StatusListConfig>> {
     }))
 }
 
-/// The memory page, when MCP_APP_CLIENT_ID is set.
+/// The memory page, when MCP_APP_CLIENT_ID is set, with its sessions in `sessions`.
 fn memory_page<S: MemoryStore>(
     args: &McpArgs,
     store: &Arc<S>,
     verifier: &Verifier,
-) -> Option<App<S>> {
-    let client_id = args.app_client_id.as_deref()?;
+    sessions: PageSessions,
+) -> anyhow::Result<Option<App<S>>> {
+    let Some(client_id) = args.app_client_id.as_deref() else {
+        return Ok(None);
+    };
     let mut config = AppConfig::new(&args.base_url, &args.issuer, client_id);
     if let Some(secret) = &args.app_client_secret {
         config = config.with_client_secret(secret.expose_secret());
     }
-    Some(App::new(
+    if let Some(key) = &args.app_session_key {
+        config = config.with_session_key(key.expose_secret());
+    }
+    let app = App::with_sessions(
         config,
         Arc::clone(store),
         verifier.clone(),
         Arc::new(IssuerClient::new(&args.issuer)),
-    ))
+        sessions,
+    )
+    .context("the memory page (MCP_APP_CLIENT_ID)")?;
+    Ok(Some(app))
 }
 
 /// How the memory page reaches the issuer: oidc-core's outbound client (rustls, one
@@ -284,6 +301,15 @@ async fn on_postgres(
         replica = sessions.replica_id(),
         "memories and sessions in PostgreSQL"
     );
+    let page_sessions = if args.app_client_id.is_some() {
+        let shared = store
+            .start_page_sessions()
+            .await
+            .context("MCP_DATABASE_URL: the memory page's session tables")?;
+        PageSessions::Postgres(shared)
+    } else {
+        PageSessions::InProcess
+    };
     let store = Arc::new(store);
     let server = assemble(
         args,
@@ -291,8 +317,8 @@ async fn on_postgres(
         verifier,
         resource,
         mcp,
-        SessionBackend::Postgres(sessions.clone()),
-    );
+        (SessionBackend::Postgres(sessions.clone()), page_sessions),
+    )?;
     Ok(Serving::Postgres(server, ready_check(store), sessions))
 }
 
@@ -350,8 +376,8 @@ impl McpServer {
                 verifier,
                 resource,
                 mcp,
-                SessionBackend::InProcess,
-            );
+                (SessionBackend::InProcess, PageSessions::InProcess),
+            )?;
             Serving::Sqlite(server, ready_check(store))
         };
         let listener = TcpListener::bind(args.listen)
@@ -405,9 +431,9 @@ fn assemble<S: MemoryStore>(
     verifier: Verifier,
     resource: ProtectedResource,
     mcp: McpConfig,
-    sessions: SessionBackend,
-) -> MemoryServer<S> {
-    let app = memory_page(args, &store, &verifier);
+    (sessions, page_sessions): (SessionBackend, PageSessions),
+) -> anyhow::Result<MemoryServer<S>> {
+    let app = memory_page(args, &store, &verifier, page_sessions)?;
     let mut server = MemoryServer::with_sessions(store, verifier, resource, mcp, sessions);
     if let Some(app) = app {
         server = server.with_app(app);
@@ -418,7 +444,7 @@ fn assemble<S: MemoryStore>(
     if args.rate_limit > 0 {
         server = server.with_rate_limit(RateLimit::new(args.rate_limit, args.rate_burst));
     }
-    server
+    Ok(server)
 }
 
 /// Ready while `store` answers a trivial query.

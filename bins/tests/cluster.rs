@@ -4,7 +4,7 @@
 //!
 //! | Test | What it shows |
 //! |---|---|
-//! | `end_to_end_suites_pass_through_the_load_balancer` | openid-client, jose, the MCP Python SDK (Streamable HTTP and legacy SSE), the MCP TypeScript SDK, Chromium's login and revocation, unchanged, with every replica serving |
+//! | `end_to_end_suites_pass_through_the_load_balancer` | openid-client, jose, the MCP Python SDK (Streamable HTTP and legacy SSE), the MCP TypeScript SDK, Chromium's login, revocation and the memory page in Chromium, unchanged, with every replica serving |
 //! | `one_code_redeemed_by_20_racers_on_both_replicas_yields_one_token` | a code is redeemed once across replicas, and the replay revokes the grant |
 //! | `one_refresh_token_rotated_by_20_racers_on_both_replicas_has_one_winner` | refresh rotation is atomic across replicas, and reuse revokes the family |
 //! | `kill_9_of_a_replica_of_each_server_loses_no_acknowledged_write` | writes through a replica killed mid-load are all there exactly once; clients go on through the other one; the killed one rejoins |
@@ -63,6 +63,7 @@ fn end_to_end_suites_pass_through_the_load_balancer() {
     std::fs::create_dir_all(&shots).unwrap();
     suites::chromium_signs_in_and_consents(&cluster, &shots);
     suites::revocation_reaches_mcp_server(&cluster);
+    suites::memory_page_in_chromium(&cluster, &screenshot_dir().join("cluster-memory-page"));
 
     // Round robin without stickiness: every replica answered a share of the flows.
     let after = cluster.server_stats();

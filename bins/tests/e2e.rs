@@ -35,10 +35,10 @@ use oidc_core::keys::SigningKey;
 use serde_json::json;
 
 use common::free_port;
-use e2e_support::suites::{self, REVOCATION_BOUND_MS};
+use e2e_support::suites;
 use e2e_support::{
-    OneCommandStack, Process, Stack, StackOptions, UpstreamLogin, chromium, node_peers,
-    python_peers, run_peer, run_peer_within, screenshot_dir, target_dir,
+    OneCommandStack, Process, Stack, StackOptions, UpstreamLogin, node_peers, python_peers,
+    run_peer, screenshot_dir, target_dir,
 };
 
 /// Users of the fake Google: one allowed, one verified but not on the allow-list, one on
@@ -181,10 +181,6 @@ fn chromium_signs_in_and_consents() {
     println!("screenshots in {}", shots.display());
 }
 
-/// How long the memory page's scenario may run: two viewports, each with a wait for a
-/// revocation to reach mcp-server (about 10 s, at most 30 s).
-const MEMORY_PAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
-
 /// The memory page (`/app/` on mcp-server) in a real browser, against the stack started as a
 /// person starts it (`stack`, which registers the page's client) with two local users; the
 /// scenario is in `tests/e2e/node/memory-page.mjs`. On a desktop and a phone viewport: Alice
@@ -198,79 +194,8 @@ const MEMORY_PAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// nothing. No console errors or CSP violations; axe-core finds nothing serious or critical.
 #[test]
 fn memory_page_in_chromium() {
-    let browser = chromium();
-    let node = node_peers();
     let stack = OneCommandStack::start();
-    let shots = screenshot_dir().join("memory-page");
-    let _ = std::fs::remove_dir_all(&shots);
-    let mut command = node.command("memory-page.mjs");
-    stack.peer_env(&mut command);
-    command
-        .env("E2E_CHROMIUM", &browser)
-        .env("E2E_SCREENSHOT_DIR", &shots);
-    let run = run_peer_within(
-        "memory page (chromium, MCP TypeScript SDK, axe-core)",
-        command,
-        &[&|| stack.log_tails()],
-        MEMORY_PAGE_TIMEOUT,
-    );
-
-    for device in ["desktop", "phone"] {
-        let signed_in = run.report(&format!("{device}: alice signed in"));
-        assert!(
-            signed_in["pages"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("Sign in")),
-            "{signed_in}"
-        );
-        let sdk = run.report(&format!("{device}: the MCP TypeScript SDK added"));
-        let sdk_client = sdk["client_id"].as_str().unwrap();
-        let marks = run.report(&format!("{device}: search marks"));
-        assert!(!marks["marks"].as_array().unwrap().is_empty(), "{marks}");
-        let log = run.report(&format!("{device}: the access log shows"));
-        assert!(log["row"].as_str().unwrap().contains("fetch"), "{log}");
-        for step in [
-            "edited and saved",
-            "deleted one memory",
-            "deleted two selected",
-            "exported",
-            "deleted everything",
-            "imported the export back",
-            "bob sees none of alice's memories",
-            "bob's actions on alice's ids change nothing",
-        ] {
-            run.report(&format!("{device}: {step}"));
-        }
-        let csrf = run.report(&format!("{device}: CSRF"));
-        let refusals = csrf["refusals"].as_array().unwrap();
-        assert!(refusals.len() >= 18, "{csrf}");
-        for refusal in refusals {
-            assert_eq!(refusal["status"], 403, "{refusal}");
-        }
-        let revoked = run.report(&format!("{device}: revoking the SDK's access"));
-        assert_eq!(revoked["client_id"], sdk_client, "{revoked}");
-        let latency = revoked["latency_ms"].as_u64().unwrap();
-        println!("{device}: the revocation reached mcp-server after {latency} ms");
-        assert!(latency <= REVOCATION_BOUND_MS, "{revoked}");
-        let axe = run.report(&format!("{device}: axe-core"));
-        for (page, counts) in axe["pages"].as_object().unwrap() {
-            println!("{device}: axe-core on {page}: {counts}");
-            assert_eq!(counts["serious"], 0, "{device} {page}: {axe}");
-            assert_eq!(counts["critical"], 0, "{device} {page}: {axe}");
-        }
-        let clean = run.report(&format!("{device}: no console errors"));
-        for shot in clean["screenshots"].as_array().unwrap() {
-            let path = shots.join(shot.as_str().unwrap());
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            assert!(
-                size > 1000,
-                "screenshot {} is missing or empty",
-                path.display()
-            );
-            println!("screenshot: {}", path.display());
-        }
-    }
+    suites::memory_page_in_chromium(&stack, &screenshot_dir().join("memory-page"));
 }
 
 /// Removes the files (not the folders) in `dir`.

@@ -15,9 +15,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{LocalUser, Process, debian_program, is_root, peer_env, write_users_file};
+use oidc_core::secret::SecretHash;
 use oidc_core::store::{PostgresOptions, PostgresStore, ProviderStore as _};
 
 use crate::common::free_port;
+
+/// The memory page's client at the provider, and its secret (the same on every replica;
+/// the page's sessions in PostgreSQL are sealed under a key derived from it).
+const PAGE_CLIENT: &str = "memory-page";
+const PAGE_SECRET: &str = "cluster-memory-page-secret-0123456789abcdef";
 
 /// How long PostgreSQL may take to start or stop.
 const POSTGRES_TIMEOUT: Duration = Duration::from_secs(60);
@@ -330,6 +336,18 @@ impl Cluster {
         let mcp_url = format!("{mcp_base}/mcp");
         let users = dir.path().join("users.toml");
         write_users_file(&users, &[LocalUser::FIRST, LocalUser::SECOND]);
+        // The memory page, registered at the provider as an operator registers it.
+        let clients = dir.path().join("clients.toml");
+        fs::write(
+            &clients,
+            format!(
+                "[[clients]]\nclient_id = \"{PAGE_CLIENT}\"\nname = \"Memory page\"\n\
+                 redirect_uris = [\"{mcp_base}/app/callback\"]\nsecret_sha256 = \"{}\"\n\
+                 account_access = true\n",
+                SecretHash::of(PAGE_SECRET).to_hex()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("writing {}: {e}", clients.display()));
 
         let oidc_replica = |n: u32| {
             let env = vec![
@@ -344,6 +362,10 @@ impl Cluster {
                 ),
                 ("OIDC_DEFAULT_AUDIENCE".to_owned(), mcp_url.clone()),
                 ("OIDC_USERS_FILE".to_owned(), path_str(&users).to_owned()),
+                (
+                    "OIDC_CLIENTS_FILE".to_owned(),
+                    path_str(&clients).to_owned(),
+                ),
                 ("OIDC_DATABASE_URL".to_owned(), postgres.url("oidc")),
                 ("OIDC_TRUSTED_PROXIES".to_owned(), "127.0.0.1".to_owned()),
                 ("RUST_LOG".to_owned(), "info".to_owned()),
@@ -369,6 +391,8 @@ impl Cluster {
                     format!("{}/mcp-{n}", path_str(dir.path())),
                 ),
                 ("MCP_DATABASE_URL".to_owned(), postgres.url("mcp")),
+                ("MCP_APP_CLIENT_ID".to_owned(), PAGE_CLIENT.to_owned()),
+                ("MCP_APP_CLIENT_SECRET".to_owned(), PAGE_SECRET.to_owned()),
                 ("RUST_LOG".to_owned(), "info".to_owned()),
             ];
             let env = with_settings(env, settings, "MCP_");
@@ -493,9 +517,14 @@ impl Cluster {
         text
     }
 
-    /// The environment every peer script gets: the cluster's front URLs and the first user.
+    /// The environment every peer script gets: the cluster's front URLs, the first user,
+    /// and the second as `E2E_OTHER_USERNAME`, `E2E_OTHER_PASSWORD`, `E2E_OTHER_EMAIL`.
     pub(crate) fn peer_env(&self, command: &mut Command) {
         peer_env(command, &self.issuer, &self.mcp_url);
+        command
+            .env("E2E_OTHER_USERNAME", super::OTHER_USERNAME)
+            .env("E2E_OTHER_PASSWORD", super::OTHER_PASSWORD)
+            .env("E2E_OTHER_EMAIL", super::OTHER_EMAIL);
     }
 
     /// The provider's current signing key, read from PostgreSQL: `(kid, PKCS#8 PEM)`.

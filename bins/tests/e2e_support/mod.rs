@@ -658,26 +658,30 @@ impl Stack {
 
     /// The provider's current signing key from its store: `(kid, PKCS#8 PEM)`.
     pub(crate) fn signing_key(&self) -> (String, String) {
-        let db = self.dir.path().join("oidc/oidc.db");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("runtime: {e}"));
-        let keys = runtime.block_on(async {
-            let store =
-                SqliteStore::open(&db).unwrap_or_else(|e| panic!("opening {}: {e}", db.display()));
-            store
-                .load_keys()
-                .await
-                .unwrap_or_else(|e| panic!("loading keys: {e}"))
-        });
-        active_signing_key(keys)
+        sqlite_signing_key(&self.dir.path().join("oidc/oidc.db"))
     }
 
     /// The servers' log tails, for failure messages.
     pub(crate) fn log_tails(&self) -> String {
         format!("{}\n{}", self.oidc.log_tail(40), self.mcp.log_tail(40))
     }
+}
+
+/// The current signing key in a provider's SQLite store: `(kid, PKCS#8 PEM)`.
+fn sqlite_signing_key(db: &Path) -> (String, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let keys = runtime.block_on(async {
+        let store =
+            SqliteStore::open(db).unwrap_or_else(|e| panic!("opening {}: {e}", db.display()));
+        store
+            .load_keys()
+            .await
+            .unwrap_or_else(|e| panic!("loading keys: {e}"))
+    });
+    active_signing_key(keys)
 }
 
 /// The key that signs now among the stored keys: `(kid, PKCS#8 PEM)`.
@@ -771,6 +775,11 @@ impl OneCommandStack {
     /// The stack's log tail (both servers log into it), for failure messages.
     pub(crate) fn log_tails(&self) -> String {
         self.process.log_tail(80)
+    }
+
+    /// The provider's current signing key from its store: `(kid, PKCS#8 PEM)`.
+    pub(crate) fn signing_key(&self) -> (String, String) {
+        sqlite_signing_key(&self._dir.path().join("data/oidc-server/oidc.db"))
     }
 }
 

@@ -7,7 +7,9 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use super::{Cluster, Stack, chromium, node_peers, python_peers, run_peer};
+use super::{
+    Cluster, OneCommandStack, Stack, chromium, node_peers, python_peers, run_peer, run_peer_within,
+};
 
 /// Where the peers find the servers.
 pub(crate) trait Deployment {
@@ -33,6 +35,21 @@ impl Deployment for Stack {
     }
     fn signing_key(&self) -> (String, String) {
         Stack::signing_key(self)
+    }
+}
+
+impl Deployment for OneCommandStack {
+    fn peer_env(&self, command: &mut Command) {
+        OneCommandStack::peer_env(self, command);
+    }
+    fn log_tails(&self) -> String {
+        OneCommandStack::log_tails(self)
+    }
+    fn mcp_url(&self) -> &str {
+        &self.mcp_url
+    }
+    fn signing_key(&self) -> (String, String) {
+        OneCommandStack::signing_key(self)
     }
 }
 
@@ -249,4 +266,88 @@ pub(crate) fn revocation_reaches_mcp_server(deployment: &dyn Deployment) {
         );
     }
     run.report("a grant that was not revoked keeps working");
+}
+
+/// How long the memory page's scenario may run: two viewports, each with a wait for a
+/// revocation to reach mcp-server (about 10 s, at most 30 s).
+const MEMORY_PAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The memory page (`/app/`) in Debian's Chromium with the MCP TypeScript SDK and axe-core,
+/// on a desktop and a phone viewport (`tests/e2e/node/memory-page.mjs`): Alice signs in,
+/// the SDK adds memories and reads one, she searches, edits, deletes, exports, imports and
+/// revokes the SDK's access (refused within [`REVOCATION_BOUND_MS`]); Bob sees and changes
+/// none of it; forged posts are refused; axe-core finds nothing serious. The deployment
+/// must serve the page and know both users.
+pub(crate) fn memory_page_in_chromium(deployment: &dyn Deployment, shots: &Path) {
+    let browser = chromium();
+    let node = node_peers();
+    let _ = std::fs::remove_dir_all(shots);
+    let mut command = node.command("memory-page.mjs");
+    deployment.peer_env(&mut command);
+    command
+        .env("E2E_CHROMIUM", &browser)
+        .env("E2E_SCREENSHOT_DIR", shots);
+    let run = run_peer_within(
+        "memory page (chromium, MCP TypeScript SDK, axe-core)",
+        command,
+        &[&|| deployment.log_tails()],
+        MEMORY_PAGE_TIMEOUT,
+    );
+
+    for device in ["desktop", "phone"] {
+        let signed_in = run.report(&format!("{device}: alice signed in"));
+        assert!(
+            signed_in["pages"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("Sign in")),
+            "{signed_in}"
+        );
+        let sdk = run.report(&format!("{device}: the MCP TypeScript SDK added"));
+        let sdk_client = sdk["client_id"].as_str().unwrap();
+        let marks = run.report(&format!("{device}: search marks"));
+        assert!(!marks["marks"].as_array().unwrap().is_empty(), "{marks}");
+        let log = run.report(&format!("{device}: the access log shows"));
+        assert!(log["row"].as_str().unwrap().contains("fetch"), "{log}");
+        for step in [
+            "edited and saved",
+            "deleted one memory",
+            "deleted two selected",
+            "exported",
+            "deleted everything",
+            "imported the export back",
+            "bob sees none of alice's memories",
+            "bob's actions on alice's ids change nothing",
+        ] {
+            run.report(&format!("{device}: {step}"));
+        }
+        let csrf = run.report(&format!("{device}: CSRF"));
+        let refusals = csrf["refusals"].as_array().unwrap();
+        assert!(refusals.len() >= 18, "{csrf}");
+        for refusal in refusals {
+            assert_eq!(refusal["status"], 403, "{refusal}");
+        }
+        let revoked = run.report(&format!("{device}: revoking the SDK's access"));
+        assert_eq!(revoked["client_id"], sdk_client, "{revoked}");
+        let latency = revoked["latency_ms"].as_u64().unwrap();
+        println!("{device}: the revocation reached mcp-server after {latency} ms");
+        assert!(latency <= REVOCATION_BOUND_MS, "{revoked}");
+        let axe = run.report(&format!("{device}: axe-core"));
+        for (page, counts) in axe["pages"].as_object().unwrap() {
+            println!("{device}: axe-core on {page}: {counts}");
+            assert_eq!(counts["serious"], 0, "{device} {page}: {axe}");
+            assert_eq!(counts["critical"], 0, "{device} {page}: {axe}");
+        }
+        let clean = run.report(&format!("{device}: no console errors"));
+        for shot in clean["screenshots"].as_array().unwrap() {
+            let path = shots.join(shot.as_str().unwrap());
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            assert!(
+                size > 1000,
+                "screenshot {} is missing or empty",
+                path.display()
+            );
+            println!("screenshot: {}", path.display());
+        }
+    }
 }
