@@ -1,5 +1,7 @@
 //! `mcp-server`: the memory service ([`mcp_api::MemoryServer`]) over hyper, with a SQLite
-//! store in the data directory and access tokens checked against the issuer's JWKS.
+//! store in the data directory (or, with `MCP_DATABASE_URL`, PostgreSQL shared by every
+//! replica, MCP and memory-page sessions included) and access tokens checked against the
+//! issuer's JWKS.
 
 use std::future::Future;
 use std::net::SocketAddr;

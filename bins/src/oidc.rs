@@ -1,6 +1,7 @@
 //! `oidc-server`: the OpenID provider ([`oidc_core::provider::Provider`]) over hyper, with
-//! a SQLite store in the data directory, login at Google or any OpenID provider, and
-//! optionally local password users.
+//! a SQLite store in the data directory (or, with `OIDC_DATABASE_URL`, PostgreSQL shared by
+//! every replica, lockout counters and rate limits included), login at Google or any OpenID
+//! provider, and optionally local password users.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
