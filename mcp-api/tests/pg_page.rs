@@ -11,6 +11,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod mcp_common;
+#[path = "common/pg_schema.rs"]
+mod pg_schema;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,108 +21,25 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use deadpool_postgres::{Manager, Pool};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use mcp_api::SqliteStore;
 use mcp_api::app::{
     App, AppConfig, AppError, HttpClient, HttpClientError, HttpFuture, PostgresPageSessions,
     SessionBackend,
 };
-use mcp_api::{Limits, SqliteStore};
 use mcp_common::{BASE_URL, ISSUER, READ_WRITE, token};
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use tokio::sync::Notify;
-use tokio_postgres::{Client, Config, NoTls};
 
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+use self::pg_schema::Database;
+use tokio::sync::Notify;
+
 const CLIENT_ID: &str = "memory-page";
 const CLIENT_SECRET: &str = "the page's client secret, shared by every replica";
 const SESSION_COOKIE: &str = "__Host-memory_session";
 const LOGIN_COOKIE: &str = "__Host-memory_login";
 
-/// A fresh schema on the test database, and an admin connection to look into it.
-struct Database {
-    admin: Client,
-    scoped: Config,
-    schema: String,
-    url: String,
-    _store_dir: TempDir,
-    store: Arc<SqliteStore>,
-    dropped: bool,
-}
-
-impl Drop for Database {
-    /// A test that failed before [`Database::drop_schema`] still leaves no schema behind.
-    fn drop(&mut self) {
-        if self.dropped {
-            return;
-        }
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let config: Config = url.parse().unwrap();
-                let (client, connection) = config.connect(NoTls).await.unwrap();
-                tokio::spawn(connection);
-                let _ = client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .await;
-            });
-        })
-        .join();
-    }
-}
-
 impl Database {
-    async fn new() -> Self {
-        let url = std::env::var("MCP_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.into());
-        let config: Config = url.parse().unwrap_or_else(|error| {
-            panic!("MCP_TEST_DATABASE_URL={url:?} is not a PostgreSQL URL: {error}")
-        });
-        let (admin, connection) = config.connect(NoTls).await.unwrap_or_else(|error| {
-            panic!(
-                "PostgreSQL is unreachable at MCP_TEST_DATABASE_URL={url:?}: {error} \
-                 (start it, e.g. `service postgresql start`, or point MCP_TEST_DATABASE_URL \
-                 at a server)"
-            )
-        });
-        tokio::spawn(connection);
-        let schema = format!("mcp_page_{}", uuid::Uuid::now_v7().simple());
-        admin
-            .batch_execute(&format!(
-                "CREATE SCHEMA {schema}; SET search_path = {schema}"
-            ))
-            .await
-            .unwrap();
-        let mut scoped = config.clone();
-        scoped.options(format!("-c search_path={schema}"));
-        let store_dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            SqliteStore::open(store_dir.path().join("memories.db"), Limits::default()).unwrap(),
-        );
-        Database {
-            admin,
-            scoped,
-            schema,
-            url,
-            _store_dir: store_dir,
-            store,
-            dropped: false,
-        }
-    }
-
-    /// A new pool on the schema, as each replica has its own.
-    fn pool(&self) -> Pool {
-        Pool::builder(Manager::new(self.scoped.clone(), NoTls))
-            .max_size(4)
-            .build()
-            .unwrap()
-    }
-
     /// The shared session backend of one replica (its own pool).
     async fn backend(&self) -> SessionBackend {
         SessionBackend::Postgres(PostgresPageSessions::start(self.pool()).await.unwrap())
@@ -482,7 +401,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[tokio::test]
 async fn a_session_started_on_one_replica_is_served_by_the_other() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_page").await;
     let provider = FakeProvider::new();
     let a = db.replica(&provider).await;
     let b = db.replica(&provider).await;
@@ -503,7 +422,7 @@ async fn a_session_started_on_one_replica_is_served_by_the_other() {
 
 #[tokio::test]
 async fn a_sign_in_started_on_one_replica_completes_on_the_other() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_page").await;
     let provider = FakeProvider::new();
     let a = db.replica(&provider).await;
     let b = db.replica(&provider).await;
@@ -528,7 +447,7 @@ async fn a_sign_in_started_on_one_replica_completes_on_the_other() {
 
 #[tokio::test]
 async fn signing_out_on_one_replica_ends_the_session_on_the_other() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_page").await;
     let provider = FakeProvider::new();
     let a = db.replica(&provider).await;
     let b = db.replica(&provider).await;
@@ -547,7 +466,7 @@ async fn signing_out_on_one_replica_ends_the_session_on_the_other() {
 
 #[tokio::test]
 async fn revoking_the_pages_own_access_ends_the_session_everywhere() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_page").await;
     let provider = FakeProvider::new();
     let a = db.replica(&provider).await;
     let b = db.replica(&provider).await;
@@ -568,7 +487,7 @@ async fn revoking_the_pages_own_access_ends_the_session_everywhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sign_in_state_is_taken_once_under_20_concurrent_takes() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_page").await;
     let provider = FakeProvider::new();
     let a = db.replica(&provider).await;
     let b = db.replica(&provider).await;
@@ -599,7 +518,7 @@ async fn a_sign_in_state_is_taken_once_under_20_concurrent_takes() {
 
 #[tokio::test]
 async fn attack_a_database_backup_reveals_no_page_token() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_page").await;
     let provider = FakeProvider::new();
     let a = db.replica(&provider).await;
 
@@ -655,7 +574,7 @@ async fn attack_a_database_backup_reveals_no_page_token() {
 
 #[tokio::test]
 async fn attack_a_ciphertext_moved_to_another_session_is_refused() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_page").await;
     let provider = FakeProvider::new();
     let a = db.replica(&provider).await;
 
@@ -703,7 +622,7 @@ async fn attack_a_ciphertext_moved_to_another_session_is_refused() {
 
 #[tokio::test]
 async fn a_replica_with_another_key_treats_the_session_as_unknown() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_page").await;
     let provider = FakeProvider::new();
     let a = db.replica(&provider).await;
     let other = db
@@ -730,7 +649,7 @@ async fn a_replica_with_another_key_treats_the_session_as_unknown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_renewals_on_two_replicas_use_the_refresh_token_once() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_page").await;
     // The first access token lasts one second: the next page request renews it.
     let provider = FakeProvider::expiring_in(1);
     let a = db.replica(&provider).await;
@@ -796,7 +715,7 @@ async fn concurrent_renewals_on_two_replicas_use_the_refresh_token_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn simultaneous_renewals_of_many_sessions_each_use_their_refresh_token_once() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_page").await;
     let provider = FakeProvider::expiring_in(1);
     let a = db.replica(&provider).await;
     let b = db.replica(&provider).await;
@@ -832,7 +751,7 @@ async fn simultaneous_renewals_of_many_sessions_each_use_their_refresh_token_onc
 
 #[tokio::test]
 async fn the_shared_tables_are_bounded_for_all_replicas_and_expired_rows_go() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_page").await;
     let provider = FakeProvider::new();
     let mut config = page_config();
     config.max_sessions = 2;
@@ -868,7 +787,7 @@ async fn the_shared_tables_are_bounded_for_all_replicas_and_expired_rows_go() {
 
 #[tokio::test]
 async fn the_shared_backend_needs_a_key() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_page").await;
     let provider = FakeProvider::new();
     let build = |config: AppConfig, backend: SessionBackend| {
         App::with_sessions(

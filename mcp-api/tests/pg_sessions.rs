@@ -9,104 +9,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod mcp_common;
+#[path = "common/pg_schema.rs"]
+mod pg_schema;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, Pool};
 use http::Request;
 use http_body_util::Full;
 use mcp_api::mcp::{McpConfig, PostgresSessions, PostgresSessionsBuilder, SessionBackend};
-use mcp_api::{Limits, SqliteStore};
 use mcp_common::*;
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use tokio_postgres::{Client, Config, NoTls};
 
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A fresh schema on the test database, and an admin connection to look into it.
-struct Database {
-    admin: Client,
-    /// The test server's configuration with `search_path` set to the schema.
-    scoped: Config,
-    schema: String,
-    url: String,
-    _store_dir: TempDir,
-    store: Arc<SqliteStore>,
-    dropped: bool,
-}
-
-impl Drop for Database {
-    /// A test that failed before [`Database::drop_schema`] still leaves no schema behind.
-    fn drop(&mut self) {
-        if self.dropped {
-            return;
-        }
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let config: Config = url.parse().unwrap();
-                let (client, connection) = config.connect(NoTls).await.unwrap();
-                tokio::spawn(connection);
-                let _ = client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .await;
-            });
-        })
-        .join();
-    }
-}
+use self::pg_schema::Database;
 
 impl Database {
-    async fn new() -> Self {
-        let url = std::env::var("MCP_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.into());
-        let config: Config = url.parse().unwrap_or_else(|error| {
-            panic!("MCP_TEST_DATABASE_URL={url:?} is not a PostgreSQL URL: {error}")
-        });
-        let (admin, connection) = config.connect(NoTls).await.unwrap_or_else(|error| {
-            panic!(
-                "PostgreSQL is unreachable at MCP_TEST_DATABASE_URL={url:?}: {error} \
-                 (start it, e.g. `service postgresql start`, or point MCP_TEST_DATABASE_URL \
-                 at a server)"
-            )
-        });
-        tokio::spawn(connection);
-        let schema = format!("mcp_sessions_{}", uuid::Uuid::now_v7().simple());
-        admin
-            .batch_execute(&format!(
-                "CREATE SCHEMA {schema}; SET search_path = {schema}"
-            ))
-            .await
-            .unwrap();
-        let mut scoped = config.clone();
-        scoped.options(format!("-c search_path={schema}"));
-        let store_dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            SqliteStore::open(store_dir.path().join("memories.db"), Limits::default()).unwrap(),
-        );
-        Database {
-            admin,
-            scoped,
-            schema,
-            url,
-            _store_dir: store_dir,
-            store,
-            dropped: false,
-        }
-    }
-
-    fn pool(&self) -> Pool {
-        Pool::builder(Manager::new(self.scoped.clone(), NoTls))
-            .max_size(4)
-            .build()
-            .unwrap()
-    }
-
     /// A replica with its own pool and LISTEN connection; `tune` adjusts its builder.
     async fn replica(
         &self,
@@ -184,7 +101,7 @@ async fn tools_list_as(harness: &Harness, sub: &str, session: &str) -> (u16, Val
 
 #[tokio::test]
 async fn a_session_minted_on_one_replica_is_served_by_the_other() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_sessions").await;
     let (a, sessions_a) = db.replica(McpConfig::default(), |b| b).await;
     let (b, sessions_b) = db.replica(McpConfig::default(), |b| b).await;
 
@@ -224,7 +141,7 @@ async fn a_session_minted_on_one_replica_is_served_by_the_other() {
 #[tokio::test]
 async fn attack_another_subject_presenting_the_session_on_the_other_replica_gets_the_unknown_answer()
  {
-    let db = Database::new().await;
+    let db = Database::new("mcp_sessions").await;
     let (a, sessions_a) = db.replica(McpConfig::default(), |b| b).await;
     let (b, sessions_b) = db.replica(McpConfig::default(), |b| b).await;
     let mut alice = a.client("alice", READ_WRITE);
@@ -250,7 +167,7 @@ async fn attack_another_subject_presenting_the_session_on_the_other_replica_gets
 
 #[tokio::test]
 async fn delete_on_one_replica_ends_the_session_on_every_replica() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_sessions").await;
     // A trusts its cache for ten minutes: only the notification can end the session there.
     let (a, sessions_a) = db
         .replica(McpConfig::default(), |b| {
@@ -295,7 +212,7 @@ async fn delete_on_one_replica_ends_the_session_on_every_replica() {
 
 #[tokio::test]
 async fn only_the_hash_of_a_session_id_is_stored_and_touches_are_rate_limited() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_sessions").await;
     let (a, sessions_a) = db.replica(McpConfig::default(), |b| b).await;
     let (b, sessions_b) = db.replica(McpConfig::default(), |b| b).await;
     let mut alice = a.client("alice", READ_WRITE);
@@ -327,7 +244,7 @@ async fn only_the_hash_of_a_session_id_is_stored_and_touches_are_rate_limited() 
 
 #[tokio::test]
 async fn an_expired_session_is_unknown_on_every_replica() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_sessions").await;
     let (a, sessions_a) = db.replica(McpConfig::default(), |b| b).await;
     // B checks the shared record on every request.
     let (b, sessions_b) = db
@@ -351,7 +268,7 @@ async fn an_expired_session_is_unknown_on_every_replica() {
 
 #[tokio::test]
 async fn per_subject_and_total_bounds_hold_across_replicas() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_sessions").await;
     let mut config = McpConfig::default();
     config.max_sessions_per_subject = 2;
     config.max_sessions = 3;
@@ -417,7 +334,7 @@ async fn post_to(
 
 #[tokio::test]
 async fn a_legacy_post_on_another_replica_is_answered_on_the_stream() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_sessions").await;
     // Keep-alives let A notice when the client goes away (a write fails).
     let mut config = McpConfig::default();
     config.sse_keep_alive = Some(Duration::from_millis(20));
@@ -487,7 +404,7 @@ async fn a_legacy_post_on_another_replica_is_answered_on_the_stream() {
 
 #[tokio::test]
 async fn attack_a_legacy_post_with_another_subjects_token_gets_the_unknown_answer() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_sessions").await;
     let (a, sessions_a) = db.replica(no_keep_alive(), |b| b).await;
     let (b, sessions_b) = db.replica(no_keep_alive(), |b| b).await;
     let addr_a = serve_on_loopback(a.app.clone()).await;
@@ -511,7 +428,7 @@ async fn attack_a_legacy_post_with_another_subjects_token_gets_the_unknown_answe
 
 #[tokio::test]
 async fn a_stream_whose_replica_stopped_heartbeating_is_unknown() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_sessions").await;
     // A heartbeats rarely, so the test can make it look dead.
     let (a, sessions_a) = db
         .replica(no_keep_alive(), |b| {
@@ -547,7 +464,7 @@ async fn a_stream_whose_replica_stopped_heartbeating_is_unknown() {
 
 #[tokio::test]
 async fn stream_limits_hold_across_replicas() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_sessions").await;
     let mut config = no_keep_alive();
     config.max_sse_streams_per_subject = 1;
     let (a, sessions_a) = db.replica(config.clone(), |b| b).await;
@@ -564,7 +481,7 @@ async fn stream_limits_hold_across_replicas() {
 
 #[tokio::test]
 async fn the_outbox_is_bounded_per_stream_and_swept() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_sessions").await;
     let (b, sessions_b) = db
         .replica(no_keep_alive(), |b| {
             b.replica_timeout(Duration::from_secs(1))
@@ -615,7 +532,7 @@ async fn the_outbox_is_bounded_per_stream_and_swept() {
 
 #[tokio::test]
 async fn shutdown_removes_the_replica_and_its_streams() {
-    let db = Database::new().await;
+    let db = Database::new("mcp_sessions").await;
     let (a, sessions_a) = db.replica(no_keep_alive(), |b| b).await;
     let (b, sessions_b) = db.replica(no_keep_alive(), |b| b).await;
     let addr_a = serve_on_loopback(a.app.clone()).await;
