@@ -62,6 +62,9 @@ impl Target {
         let mut settings = config.get_options().unwrap_or_default().to_owned();
         let statement_ms = options.statement_timeout.as_millis();
         settings.push_str(&format!(" -c statement_timeout={statement_ms}"));
+        // Short queries only: JIT compiling one (it triggers on estimated cost, and some
+        // estimates are far off) costs a hundred times what running it does.
+        settings.push_str(" -c jit=off");
         if let Some(schema) = &options.schema {
             settings.push_str(&format!(" -c search_path={}", schema.as_str()));
         }

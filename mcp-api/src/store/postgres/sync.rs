@@ -46,15 +46,17 @@ pub(super) const CHANNEL: &str = "mcp_memories";
 /// Rows applied to the index at a time (and per progress line when loading).
 const BATCH: usize = 10_000;
 
-/// A memory row as the index needs it; `$1` is the xid to read from.
+/// A memory row as the index needs it; `$1` is the xid to read from. No `ORDER BY`: the
+/// planner cannot estimate an `xid8` range and, asked for row-id order, walks the whole
+/// table in that order (half a second at a million rows) instead of reading the few
+/// changed rows through `memories_by_changed_xid`. The index takes rows in any order.
 const CHANGED_ROWS: &str = "
     SELECT m.seq, m.owner_id, m.text, m.app, m.state::text, m.created_at,
            m.changed_xid::text,
            ARRAY(SELECT c.category FROM memory_categories c
                  WHERE c.memory_seq = m.seq AND c.owner_id = m.owner_id)
     FROM memories m
-    WHERE m.changed_xid >= $1::text::xid8
-    ORDER BY m.seq";
+    WHERE m.changed_xid >= $1::text::xid8";
 
 /// Every memory that is not deleted, for the initial build.
 const LIVE_ROWS: &str = "
