@@ -25,8 +25,9 @@
 mod codec;
 mod error;
 #[cfg(feature = "postgres")]
-mod postgres_limits;
 mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_limits;
 mod records;
 #[cfg(all(feature = "sqlite", feature = "tower"))]
 mod sqlite;
@@ -34,8 +35,9 @@ mod sqlite;
 pub use crate::authn::GrantLogin;
 pub use error::{StoreError, StoreErrorKind};
 #[cfg(feature = "postgres")]
-pub use postgres_limits::PostgresLimitStore;
 pub use postgres::{PostgresOptions, PostgresStore};
+#[cfg(feature = "postgres")]
+pub use postgres_limits::PostgresLimitStore;
 pub use records::{
     AccessTokenRecord, AuthorizationCodeRecord, GrantId, GrantRecord, LiveGrantLogin,
     NewRefreshToken, NewTokens, PendingAuthorization, PendingKey, PendingStatus, PurgeReport,
