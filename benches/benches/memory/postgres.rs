@@ -18,9 +18,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::task::AbortHandle;
+
 use benches::latency::Latencies;
 use benches::postgres::Schema;
-use benches::server::{loopback, serve};
+use benches::server::{loopback, serve_stoppable};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -100,9 +102,13 @@ pub(crate) async fn at_scale(world: &World, corpus: &Arc<Corpus>, scale: Scale, 
         format!("{:.1} s", joined.as_secs_f64()),
         None,
     );
-    let server = memory_server(world, Arc::clone(&store)).await;
+    let (server, stop) = memory_server(world, Arc::clone(&store)).await;
     mcp_search_latency(world, server, "PostgreSQL", corpus, scale, table).await;
     store.flush().await.expect("flush");
+    // Stop the replica (its server, then its index follower with the last clone of the
+    // store), so it takes no CPU from the measurements after it.
+    stop.abort();
+    drop(store);
     schema.finish().await;
 }
 
@@ -134,9 +140,9 @@ pub(crate) async fn replicas(world: &World, corpus: &Arc<Corpus>, scale: Scale, 
         started.elapsed()
     );
 
-    let sqlite_server = memory_server(world, Arc::clone(&sqlite)).await;
-    let first_server = memory_server(world, Arc::clone(&first)).await;
-    let second_server = memory_server(world, Arc::clone(&second)).await;
+    let (sqlite_server, stop_sqlite) = memory_server(world, Arc::clone(&sqlite)).await;
+    let (first_server, stop_first) = memory_server(world, Arc::clone(&first)).await;
+    let (second_server, stop_second) = memory_server(world, Arc::clone(&second)).await;
     let deployments: [(&str, Vec<SocketAddr>); 3] = [
         ("SQLite, one node", vec![sqlite_server]),
         ("PostgreSQL, one replica", vec![first_server]),
@@ -263,6 +269,10 @@ pub(crate) async fn replicas(world: &World, corpus: &Arc<Corpus>, scale: Scale, 
     for store in [&first, &second] {
         store.flush().await.expect("flush");
     }
+    for stop in [stop_sqlite, stop_first, stop_second] {
+        stop.abort();
+    }
+    drop((first, second));
     schema.finish().await;
 }
 
@@ -284,9 +294,13 @@ fn limits() -> Limits {
     limits
 }
 
-/// `MemoryServer` on `store` with the world's verifier, served on a loopback port.
-async fn memory_server<S: MemoryStore + 'static>(world: &World, store: Arc<S>) -> SocketAddr {
-    serve(
+/// `MemoryServer` on `store` with the world's verifier, served on a loopback port until
+/// the handle is aborted.
+async fn memory_server<S: MemoryStore + 'static>(
+    world: &World,
+    store: Arc<S>,
+) -> (SocketAddr, AbortHandle) {
+    serve_stoppable(
         loopback().await,
         MemoryServer::new(
             store,
