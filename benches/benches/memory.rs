@@ -13,9 +13,17 @@
 //!   queried in alternation with the engine in the same run (the ratio engine / FTS5 of
 //!   the p50s, and the engine's slowest queries), and against itself without related-term
 //!   expansion;
-//! - authenticated requests per second against the same routes without the auth layer.
+//! - authenticated requests per second against the same routes without the auth layer;
+//! - with `--features postgres`, on PostgreSQL at `BENCH_DATABASE_URL` (default
+//!   `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`): the same million memories
+//!   in `PostgresStore`, how long a replica takes to connect (its search index rebuilt from
+//!   the table) and the same MCP latencies; and requests per second of SQLite on one node
+//!   against PostgreSQL with one and two replicas at the small user's size, with how soon a
+//!   replica finds another's write (`memory/postgres.rs`). The million is loaded once and
+//!   kept in the schema `bench_1m_v1` for later runs (`BENCH_PG_FRESH=1` loads it again);
+//!   everything else runs in fresh schemas that are dropped.
 //!
-//! Run with: `cargo bench -p benches --bench memory`
+//! Run with: `cargo bench -p benches --bench memory [--features postgres]`
 //!
 //! Under `cargo test -p benches --benches` it runs once at a small scale, to prove it still
 //! works. Memory texts and queries come from the LoCoMo conversations in `../shared/data`
@@ -57,6 +65,9 @@ use mcp_api::{
 mod auth_overhead;
 #[path = "memory/fts5.rs"]
 mod fts5;
+#[cfg(feature = "postgres")]
+#[path = "memory/postgres.rs"]
+mod postgres;
 #[path = "memory/table.rs"]
 mod table;
 
@@ -100,8 +111,13 @@ fn main() {
     let mut table = Table::default();
     runtime.block_on(async {
         let world = World::load(Arc::clone(&corpus), scale).await;
-        mcp_search_latency(&world, &corpus, scale, &mut table).await;
+        mcp_search_latency(&world, world.server, "SQLite", &corpus, scale, &mut table).await;
         throughput(&world, &corpus, scale, &mut table).await;
+        #[cfg(feature = "postgres")]
+        {
+            postgres::at_scale(&world, &corpus, scale, &mut table).await;
+            postgres::replicas(&world, &corpus, scale, &mut table).await;
+        }
         engine_against_fts5(&world, &corpus, scale, &mut table).await;
         auth_overhead(&world, scale).await;
     });
@@ -283,48 +299,8 @@ impl World {
             let owner = Owner::new(format!("other-{other:03}")).expect("owner");
             owners.push((owner, scale.others.1));
         }
-        let total: usize = owners.iter().map(|(_, count)| count).sum();
-        println!(
-            "\n== loading {total} memories of {} owners through MemoryStore::add \
-             ({LOAD_BATCH} per call, {LOADERS} calls in flight) ==",
-            owners.len()
-        );
-        let started = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut loaded = 0;
-        let mut next_report = scale.progress;
-        for (owner_index, start) in load_order(&owners) {
-            let (owner, count) = owners[owner_index].clone();
-            let batch: Vec<NewMemory> = (start..count.min(start + LOAD_BATCH))
-                .map(|n| NewMemory::new(corpus.memory_text(owner_index, n), "bench"))
-                .collect();
-            let store = Arc::clone(&store);
-            tasks.spawn(async move {
-                let added = store.add(&owner, batch).await.expect("add");
-                added.len()
-            });
-            while tasks.len() >= LOADERS {
-                loaded += tasks.join_next().await.expect("task").expect("load task");
-            }
-            if loaded >= next_report {
-                next_report += scale.progress;
-                println!(
-                    "  {loaded:>9} memories in {:>6.1?} ({:.0}/s)",
-                    started.elapsed(),
-                    loaded as f64 / started.elapsed().as_secs_f64()
-                );
-            }
-        }
-        while let Some(added) = tasks.join_next().await {
-            loaded += added.expect("load task");
-        }
+        load(&store, &corpus, &owners, scale.progress, "SqliteStore").await;
         store.flush().await.expect("flush");
-        let elapsed = started.elapsed();
-        println!(
-            "  {loaded:>9} memories in {elapsed:>6.1?} ({:.0}/s)",
-            loaded as f64 / elapsed.as_secs_f64()
-        );
-        assert_eq!(loaded, total, "every memory was stored");
 
         let fixture = Fixture::new();
         let resource = ProtectedResource::new(BASE_URL, ISSUER);
@@ -358,6 +334,60 @@ impl World {
     fn bearer(&self, owner: usize) -> String {
         format!("Bearer {}", self.fixture.tokens[owner])
     }
+}
+
+/// Loads every owner's memories into `store` through `MemoryStore::add` ([`LOAD_BATCH`] per
+/// call, [`LOADERS`] calls in flight), printing progress every `progress` memories;
+/// returns how long it took.
+async fn load<S: MemoryStore + 'static>(
+    store: &Arc<S>,
+    corpus: &Arc<Corpus>,
+    owners: &[(Owner, usize)],
+    progress: usize,
+    through: &str,
+) -> Duration {
+    let total: usize = owners.iter().map(|(_, count)| count).sum();
+    println!(
+        "\n== loading {total} memories of {} owners through {through} \
+         ({LOAD_BATCH} per call, {LOADERS} calls in flight) ==",
+        owners.len()
+    );
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut loaded = 0;
+    let mut next_report = progress;
+    for (owner_index, start) in load_order(owners) {
+        let (owner, count) = owners[owner_index].clone();
+        let batch: Vec<NewMemory> = (start..count.min(start + LOAD_BATCH))
+            .map(|n| NewMemory::new(corpus.memory_text(owner_index, n), "bench"))
+            .collect();
+        let store = Arc::clone(store);
+        tasks.spawn(async move {
+            let added = store.add(&owner, batch).await.expect("add");
+            added.len()
+        });
+        while tasks.len() >= LOADERS {
+            loaded += tasks.join_next().await.expect("task").expect("load task");
+        }
+        if loaded >= next_report {
+            next_report += progress;
+            println!(
+                "  {loaded:>9} memories in {:>6.1?} ({:.0}/s)",
+                started.elapsed(),
+                loaded as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    while let Some(added) = tasks.join_next().await {
+        loaded += added.expect("load task");
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "  {loaded:>9} memories in {elapsed:>6.1?} ({:.0}/s)",
+        loaded as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(loaded, total, "every memory was stored");
+    elapsed
 }
 
 /// (owner, first memory number) of every batch, owners interleaved batch by batch as
@@ -420,9 +450,20 @@ fn search_results(status: StatusCode, body: &[u8]) -> usize {
         .map_or(0, Vec::len)
 }
 
-/// `search_memory` over MCP, one client, one call after another.
-async fn mcp_search_latency(world: &World, corpus: &Corpus, scale: Scale, table: &mut Table) {
-    println!("\n== search_memory over MCP on loopback (MemoryServer, bearer token, 1 client) ==");
+/// `search_memory` over MCP to the `MemoryServer` at `server` on `backend`'s store of the
+/// world's memories, one client, one call after another.
+async fn mcp_search_latency(
+    world: &World,
+    server: SocketAddr,
+    backend: &str,
+    corpus: &Corpus,
+    scale: Scale,
+    table: &mut Table,
+) {
+    println!(
+        "\n== search_memory over MCP on loopback (MemoryServer on {backend}, bearer token, \
+         1 client) =="
+    );
     println!(
         "{:<34} {:>9} {:>9} {:>9} {:>9}  {:>6}",
         "user", "p50", "p95", "p99", "max", "hits"
@@ -432,12 +473,8 @@ async fn mcp_search_latency(world: &World, corpus: &Corpus, scale: Scale, table:
         let bearer = world.bearer(user);
         // Warm up the connection and the owner's index pages.
         for query in corpus.queries(20) {
-            let (status, body) = send(
-                &world.client,
-                world.server,
-                search_memory_request(&bearer, query),
-            )
-            .await;
+            let (status, body) =
+                send(&world.client, server, search_memory_request(&bearer, query)).await;
             search_results(status, &body);
         }
         let mut samples = Vec::with_capacity(scale.queries * scale.rounds);
@@ -446,7 +483,7 @@ async fn mcp_search_latency(world: &World, corpus: &Corpus, scale: Scale, table:
             for query in corpus.queries(scale.queries) {
                 let request = search_memory_request(&bearer, query);
                 let started = Instant::now();
-                let (status, body) = send(&world.client, world.server, request).await;
+                let (status, body) = send(&world.client, server, request).await;
                 samples.push(started.elapsed());
                 hits += search_results(status, &body);
             }
@@ -469,7 +506,7 @@ async fn mcp_search_latency(world: &World, corpus: &Corpus, scale: Scale, table:
             met &= p99 < 20.0;
         }
         table.row(
-            format!("MCP search_memory latency, user with {label}"),
+            format!("MCP search_memory latency, {backend}, user with {label}"),
             format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
             Some((targets, met)),
         );
@@ -639,13 +676,25 @@ async fn rate(
     expect: StatusCode,
     window: Duration,
 ) -> (f64, u64) {
+    rate_across(&[addr], clients, make, expect, window).await
+}
+
+/// [`rate`] against several replicas: client `i` sends to `addrs[i % addrs.len()]`.
+async fn rate_across(
+    addrs: &[SocketAddr],
+    clients: usize,
+    make: MakeRequest,
+    expect: StatusCode,
+    window: Duration,
+) -> (f64, u64) {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let counter = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + window;
     let tasks: Vec<_> = (0..clients)
-        .map(|_| {
+        .map(|index| {
             let (client, make, counter) = (client.clone(), Arc::clone(&make), Arc::clone(&counter));
+            let addr = addrs[index % addrs.len()];
             tokio::spawn(async move {
                 let mut done = 0u64;
                 while Instant::now() < deadline {

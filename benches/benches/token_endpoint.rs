@@ -1,10 +1,19 @@
 //! The token endpoint over loopback: the provider configured as `oidc-server` configures it
-//! by default (its SQLite store, password login, the memory server's scopes; rate limits
-//! off), built from `oidc-core` and served with hyper here, serving refresh-token grants
-//! (each rotates the refresh token in one durable transaction and signs a new access token)
-//! to 4 concurrent clients, against raw RSA signing in the same run.
+//! by default (password login, the memory server's scopes; rate limits off), built from
+//! `oidc-core` and served with hyper here, serving refresh-token grants (each rotates the
+//! refresh token in one durable transaction and signs a new access token) to 4 concurrent
+//! clients, against raw RSA signing in the same run.
 //!
-//! Run with: `cargo bench -p benches --bench token_endpoint`
+//! Three deployments are measured side by side in the same run: its SQLite store on one node
+//! (`oidc-server`'s default), and with `--features postgres` one replica on `PostgresStore`
+//! and two replicas, each with its own pool on the same schema and its own loopback port,
+//! each client's grants alternating between them (so every refresh token rotated on one
+//! replica is next presented to the other). Each deployment runs in two half windows, the
+//! second round in reverse order, so drift hits all alike. PostgreSQL is found at
+//! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`);
+//! each deployment gets a fresh schema, dropped afterwards.
+//!
+//! Run with: `cargo bench -p benches --bench token_endpoint [--features postgres]`
 
 // A benchmark harness: any failure should stop the run loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
@@ -22,7 +31,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use oidc_core::authn::LoginStateStore;
 use oidc_core::login::{LocalUser, PasswordHashString, Passwords};
-use oidc_core::provider::{Provider, ProviderConfig, RateLimits, ResourceScopes, ScopeDefinition};
+use oidc_core::provider::{
+    Provider, ProviderBuilder, ProviderConfig, RateLimits, ResourceScopes, ScopeDefinition,
+};
 use oidc_core::store::{ProviderStore, SqliteStore};
 use oidc_core::types::{Issuer, ResourceIndicator, Scope};
 use serde_json::Value;
@@ -42,6 +53,8 @@ const MEMORY_SCOPES: [(&str, &str); 2] = [
     ("memories:read", "Read your memories"),
     ("memories:write", "Add, change and delete your memories"),
 ];
+/// Concurrent clients, each with its own refresh token.
+const CLIENTS: usize = 4;
 
 fn main() {
     let quick = !benches::report::measuring();
@@ -58,16 +71,18 @@ fn main() {
 }
 
 async fn run(window: Duration) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let listener = loopback().await;
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    serve(listener, provider(&base, dir.path()).await);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-
-    let client_id = register(&client, &base).await;
-    let mut refresh_tokens = Vec::new();
-    for _ in 0..4 {
-        refresh_tokens.push(login(&client, &base, &client_id).await);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Without the `postgres` feature the vector never grows.
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::useless_vec))]
+    let mut deployments = vec![Deployment::sqlite(&client, dir.path()).await];
+    #[cfg(feature = "postgres")]
+    let mut schemas = Vec::new();
+    #[cfg(feature = "postgres")]
+    for replicas in [1, 2] {
+        let schema = benches::postgres::Schema::fresh(&format!("bench_token_{replicas}r")).await;
+        deployments.push(Deployment::postgres(&client, schema.name(), replicas).await);
+        schemas.push(schema);
     }
 
     // Baseline: one raw RSA-2048 signature with a pre-parsed key (the floor of every grant).
@@ -82,51 +97,184 @@ async fn run(window: Duration) {
     #[allow(clippy::cast_precision_loss)]
     let sign_rate = signatures as f64 / started.elapsed().as_secs_f64();
 
-    let started = Instant::now();
-    let deadline = started + window;
-    let tasks: Vec<_> = refresh_tokens
-        .into_iter()
-        .map(|mut refresh_token| {
-            let (client, base, client_id) = (client.clone(), base.clone(), client_id.clone());
-            tokio::spawn(async move {
-                let mut grants = 0u64;
-                while Instant::now() < deadline {
-                    let body = form(&[
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", &refresh_token),
-                        ("client_id", &client_id),
-                    ]);
-                    let (status, json) = post_form(&client, &format!("{base}/token"), body).await;
-                    assert_eq!(status, 200, "{json}");
-                    refresh_token = json["refresh_token"]
-                        .as_str()
-                        .expect("rotated refresh token")
-                        .to_owned();
-                    grants += 1;
-                }
-                grants
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for task in tasks {
-        total += task.await.expect("task");
+    // Two rounds of half windows, the second in reverse order.
+    let mut rates = vec![0.0; deployments.len()];
+    for round in 0..2 {
+        let order: Vec<usize> = if round == 0 {
+            (0..deployments.len()).collect()
+        } else {
+            (0..deployments.len()).rev().collect()
+        };
+        for index in order {
+            rates[index] += deployments[index].grants(&client, window / 2).await / 2.0;
+        }
     }
-    #[allow(clippy::cast_precision_loss)]
-    let rate = total as f64 / started.elapsed().as_secs_f64();
-    println!("\n== token endpoint over loopback (SQLite, synchronous=FULL; 4 clients, 2 cores) ==");
-    println!("refresh_token grants (rotate + sign)   {rate:>8.0}/s");
-    println!("raw RSA-2048 signatures, one thread    {sign_rate:>8.0}/s");
+
     println!(
-        "grants / single-thread signatures      {:>8.2}x",
-        rate / sign_rate
+        "\n== token endpoint over loopback: refresh_token grants (rotate + sign), \
+         {CLIENTS} clients, 2 cores =="
     );
+    println!(
+        "{:<58} {:>9} {:>10} {:>12}",
+        "deployment", "grants/s", "vs SQLite", "vs signing"
+    );
+    for (deployment, rate) in deployments.iter().zip(&rates) {
+        println!(
+            "{:<58} {rate:>9.0} {:>9.2}x {:>11.2}x",
+            deployment.label,
+            rate / rates[0],
+            rate / sign_rate
+        );
+    }
+    println!(
+        "{:<58} {sign_rate:>9.0}",
+        "raw RSA-2048 signatures, one thread (baseline)"
+    );
+    #[cfg(feature = "postgres")]
+    for schema in schemas {
+        schema.finish().await;
+    }
 }
 
-/// The provider with `oidc-server`'s default settings and a SQLite store in `dir`, one
-/// password user, and per-address rate limits off (the endpoint is measured, not the
-/// limiter in front of it).
-async fn provider(base: &str, dir: &Path) -> Provider {
+/// Providers serving one issuer, a registered client and a refresh token per client.
+struct Deployment {
+    label: &'static str,
+    /// Each replica's base URL; the first is the issuer.
+    bases: Vec<String>,
+    client_id: String,
+    refresh_tokens: Vec<String>,
+}
+
+impl Deployment {
+    /// One provider on its SQLite store in `dir`, as `oidc-server` runs by default.
+    async fn sqlite(client: &HttpClient, dir: &Path) -> Deployment {
+        let listener = loopback().await;
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let store = Arc::new(SqliteStore::open(dir.join("oidc.db")).expect("store"));
+        let login_store: Arc<dyn LoginStateStore> = store.clone();
+        let (builder, passwords) = builder(&base, store, login_store);
+        let provider = builder
+            .authenticator(Arc::new(passwords))
+            .build()
+            .await
+            .expect("provider");
+        serve(listener, provider);
+        Deployment::start(client, "SQLite, one node (synchronous=FULL)", vec![base]).await
+    }
+
+    /// `replicas` providers, each on its own `PostgresStore` pool (8 connections, as
+    /// `oidc-server`'s default `OIDC_DATABASE_POOL`) on `schema`, with the lockout and
+    /// rate-limit tables shared as `oidc-server` shares them, each on its own port.
+    #[cfg(feature = "postgres")]
+    async fn postgres(client: &HttpClient, schema: &str, replicas: usize) -> Deployment {
+        use oidc_core::login::LockoutStore;
+        use oidc_core::provider::RateLimitStore;
+        use oidc_core::store::{PostgresOptions, PostgresStore};
+
+        let listeners = [loopback().await, loopback().await];
+        let bases: Vec<String> = listeners
+            .iter()
+            .take(replicas)
+            .map(|l| format!("http://{}", l.local_addr().expect("addr")))
+            .collect();
+        for listener in listeners.into_iter().take(replicas) {
+            let options = PostgresOptions::new()
+                .with_max_connections(8)
+                .with_schema(schema);
+            let store = PostgresStore::connect(&benches::postgres::url(), options)
+                .await
+                .expect("PostgreSQL at BENCH_DATABASE_URL");
+            let limits = Arc::new(store.limit_store().await.expect("limit tables"));
+            let store = Arc::new(store);
+            let login_store: Arc<dyn LoginStateStore> = store.clone();
+            // Every replica has the first one's issuer, as behind a load balancer.
+            let (builder, passwords) = builder(&bases[0], store, login_store);
+            let passwords =
+                passwords.with_lockout_store(Arc::clone(&limits) as Arc<dyn LockoutStore>);
+            let provider = builder
+                .rate_limit_store(limits as Arc<dyn RateLimitStore>)
+                .authenticator(Arc::new(passwords))
+                .build()
+                .await
+                .expect("provider");
+            serve(listener, provider);
+        }
+        let label = if replicas == 1 {
+            "PostgreSQL, one replica (pool 8)"
+        } else {
+            "PostgreSQL, two replicas (pool 8 each, grants alternate)"
+        };
+        Deployment::start(client, label, bases).await
+    }
+
+    /// Registers a client and signs in once per concurrent client, on the first replica.
+    async fn start(client: &HttpClient, label: &'static str, bases: Vec<String>) -> Deployment {
+        let client_id = register(client, &bases[0]).await;
+        let mut refresh_tokens = Vec::new();
+        for _ in 0..CLIENTS {
+            refresh_tokens.push(login(client, &bases[0], &client_id).await);
+        }
+        Deployment {
+            label,
+            bases,
+            client_id,
+            refresh_tokens,
+        }
+    }
+
+    /// Refresh-token grants per second for `window`, one task per refresh token, each
+    /// client's grants going to the replicas in turn; keeps the rotated tokens.
+    async fn grants(&mut self, client: &HttpClient, window: Duration) -> f64 {
+        let started = Instant::now();
+        let deadline = started + window;
+        let tasks: Vec<_> = std::mem::take(&mut self.refresh_tokens)
+            .into_iter()
+            .enumerate()
+            .map(|(index, mut refresh_token)| {
+                let (client, bases) = (client.clone(), self.bases.clone());
+                let client_id = self.client_id.clone();
+                tokio::spawn(async move {
+                    let mut grants = 0usize;
+                    while Instant::now() < deadline {
+                        let body = form(&[
+                            ("grant_type", "refresh_token"),
+                            ("refresh_token", &refresh_token),
+                            ("client_id", &client_id),
+                        ]);
+                        let base = &bases[(index + grants) % bases.len()];
+                        let (status, json) =
+                            post_form(&client, &format!("{base}/token"), body).await;
+                        assert_eq!(status, 200, "{json}");
+                        refresh_token = json["refresh_token"]
+                            .as_str()
+                            .expect("rotated refresh token")
+                            .to_owned();
+                        grants += 1;
+                    }
+                    (grants, refresh_token)
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for task in tasks {
+            let (grants, refresh_token) = task.await.expect("task");
+            total += grants;
+            self.refresh_tokens.push(refresh_token);
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let rate = total as f64 / started.elapsed().as_secs_f64();
+        rate
+    }
+}
+
+/// The provider with `oidc-server`'s default settings at `base` on `store`, one password
+/// user, and per-address rate limits off (the endpoint is measured, not the limiter in front
+/// of it); the password login still to be added, for the caller to give it a lockout store.
+fn builder<S: ProviderStore + 'static>(
+    base: &str,
+    store: Arc<S>,
+    login_store: Arc<dyn LoginStateStore>,
+) -> (ProviderBuilder, Passwords) {
     let issuer = Issuer::parse(base).expect("issuer");
     let audience = ResourceIndicator::parse(AUDIENCE).expect("audience");
     let mut config = ProviderConfig::new(issuer.clone(), audience.clone());
@@ -136,16 +284,13 @@ async fn provider(base: &str, dir: &Path) -> Provider {
     let memories = Scope::from_tokens(MEMORY_SCOPES.iter().map(|(name, _)| *name)).expect("scope");
     config = config.with_resource_scopes(ResourceScopes::new(audience, Some(memories)));
     config.rate_limits = RateLimits::unlimited();
-    let store = Arc::new(SqliteStore::open(dir.join("oidc.db")).expect("store"));
     let hash = oidc_core::login::hash_password(PASSWORD).expect("hash");
     let user = LocalUser::new("bench", PasswordHashString::parse(&hash).expect("hash"));
-    let login_store: Arc<dyn LoginStateStore> = store.clone();
     let passwords = Passwords::new(vec![user], &issuer, login_store).expect("passwords");
-    Provider::builder(config, store as Arc<dyn ProviderStore>)
-        .authenticator(Arc::new(passwords))
-        .build()
-        .await
-        .expect("provider")
+    (
+        Provider::builder(config, store as Arc<dyn ProviderStore>),
+        passwords,
+    )
 }
 
 async fn register(client: &HttpClient, base: &str) -> String {

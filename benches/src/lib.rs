@@ -8,5 +8,7 @@
 pub mod fixture;
 pub mod latency;
 pub mod paired;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod report;
 pub mod server;

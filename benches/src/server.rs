@@ -11,6 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::task::{AbortHandle, JoinSet};
 use tower::{Service, ServiceExt as _};
 
 /// A listener on a free loopback port.
@@ -40,9 +41,31 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve_stoppable(listener, service).0
+}
+
+/// [`serve`], and a handle that stops it: aborting it closes the listener and every
+/// connection, and drops every clone of `service` (so a store it holds can stop its
+/// background work).
+///
+/// # Panics
+///
+/// If the listener has no local address (a bound one always has).
+pub fn serve_stoppable<S, B>(listener: TcpListener, service: S) -> (SocketAddr, AbortHandle)
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     #[allow(clippy::expect_used)] // documented under Panics
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
+        // Owned by this task: aborting it aborts every connection.
+        let mut connections = JoinSet::new();
         while let Ok((stream, peer)) = listener.accept().await {
             let service = service
                 .clone()
@@ -50,12 +73,14 @@ where
                     request.extensions_mut().insert(peer);
                     request
                 });
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                     .await;
             });
+            // Forget the connections already closed.
+            while connections.try_join_next().is_some() {}
         }
     });
-    addr
+    (addr, server.abort_handle())
 }

@@ -33,7 +33,7 @@ impl Table {
         }
         for (label, value, target) in &self.rows {
             let target = if measuring { target.as_str() } else { "" };
-            println!("{label:<66} {value:<44} {target}");
+            println!("{label:<78} {value:<44} {target}");
         }
     }
 }

@@ -24,6 +24,7 @@
 #[cfg(any(all(feature = "sqlite", feature = "tower"), feature = "postgres"))]
 mod codec;
 mod error;
+#[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]
 mod postgres_limits;
@@ -33,6 +34,7 @@ mod sqlite;
 
 pub use crate::authn::GrantLogin;
 pub use error::{StoreError, StoreErrorKind};
+#[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "postgres")]
 pub use postgres_limits::PostgresLimitStore;
