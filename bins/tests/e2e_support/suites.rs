@@ -265,6 +265,10 @@ pub(crate) fn revocation_reaches_mcp_server(deployment: &dyn Deployment) {
             "{way}: {challenge}"
         );
     }
+    // Reuse revokes the whole family: its first access token is refused within the bound too.
+    let reuse = run.report("refresh-token reuse");
+    let first = reuse["first_token_latency_ms"].as_u64().unwrap();
+    assert!(first <= REVOCATION_BOUND_MS, "{reuse}");
     run.report("a grant that was not revoked keeps working");
 }
 

@@ -65,9 +65,11 @@ await main(async () => {
   since = Date.now();
   await assert.rejects(oidc.refreshTokenGrant(config, reused.tokens.refresh_token), 'reusing the old refresh token fails');
   const second = await refusedWithin(rotated.access_token, since, 'refresh token reuse');
-  const earlier = await list(reused.tokens.access_token);
-  assert.equal(earlier.status, 401, 'the first access token of the reused family is refused too');
-  verified('refresh-token reuse: mcp-server refuses every access token of the family', second);
+  // Within the same bound, not at the same instant: behind a load balancer this request may
+  // reach another mcp-server replica, whose status-list cache refreshes on its own schedule.
+  const earlier = await refusedWithin(reused.tokens.access_token, since, 'the first access token of the reused family');
+  verified('refresh-token reuse: mcp-server refuses every access token of the family',
+    { ...second, first_token_latency_ms: earlier.latency_ms });
 
   const access = await signIn('access token revocation');
   since = Date.now();
