@@ -93,6 +93,13 @@ impl IndexSync {
     pub(super) async fn load(pool: Pool, engine: Arc<SearchEngine>) -> Result<Self, StoreError> {
         let mut client = pool.get().await.pg()?;
         let transaction = snapshot(&mut client).await?;
+        // Streaming every row is one long statement by design: a million memories take
+        // tens of seconds, more on a busy machine. The pool's statement timeout is for the
+        // short queries of requests.
+        transaction
+            .batch_execute("SET LOCAL statement_timeout = 0")
+            .await
+            .pg()?;
         let xmin = xmin(&transaction).await?;
         let total: i64 = transaction
             .query_one(
